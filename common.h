@@ -1,0 +1,65 @@
+// common.h: what every dynq module shares: status codes (which are also the
+// process exit codes), an error value that carries a one-line message, and a
+// few overflow-safe size helpers. Library code returns a status; only main.c
+// prints and exits.
+#ifndef DYNQ_COMMON_H
+#define DYNQ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DYNQ_VERSION "0.1.0"
+
+// Status codes double as exit codes (documented in README and --help).
+enum {
+    DQ_OK = 0,
+    DQ_EUSAGE = 1,   // bad command line
+    DQ_EFILE = 2,    // unreadable or invalid model / input file
+    DQ_ECTX = 3,     // context overflow
+    DQ_ENOMEM = 4,   // out of memory
+    DQ_EGATE = 5,    // perplexity quality gate not met
+};
+
+// An error: status code plus a one-line message naming the file and the problem.
+// `where` records the source line that raised it (for debugging, not printed by default).
+typedef struct dq_err {
+    int code;
+    int line;
+    const char *src;
+    char msg[512];
+} dq_err;
+
+// Sets *e (if non-NULL) and returns code, so callers can `return DQ_ERR(e, DQ_EFILE, "...")`.
+int dq_seterr_(dq_err *e, int code, const char *src, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define DQ_ERR(e, code, ...) dq_seterr_((e), (code), __FILE__, __LINE__, __VA_ARGS__)
+
+// Internal invariant: prints expression, file and line, then aborts. Not for input errors.
+#define DQ_ASSERT(x)                                                                  \
+    do {                                                                              \
+        if (!(x)) dq_assert_fail_(#x, __FILE__, __LINE__);                            \
+    } while (0)
+void dq_assert_fail_(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+// Overflow-safe arithmetic: return 0 on success, 1 on overflow.
+static inline int dq_mul_size(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+static inline int dq_add_size(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
+// Is [off, off+len) inside a buffer of `size` bytes? Overflow-safe.
+static inline int dq_range_ok(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
+
+// 64-byte aligned allocation (zeroed); NULL on failure. Free with dq_free.
+void *dq_alloc(size_t bytes);
+void dq_free(void *p);
+
+// Monotonic time in seconds.
+double dq_now(void);
+
+// Whole-file read (malloc'd, NUL-terminated beyond size). Returns status.
+int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e);
+
+
+
+// SHA-256 of a byte range, and of a whole file (hex, 65 bytes with NUL), for provenance.
+void dq_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]);
+#endif

@@ -1,0 +1,87 @@
+// ggml_like/ops.h: the one interface between the model and the compute kernels.
+// Every weight matmul of the forward pass goes through dq_matmul_f32 or dq_matmul_q8;
+// which ISA runs underneath is chosen once at start-up (CPUID / HWCAP, DYNQ_ISA).
+// Letter code: m = tokens (rows of x), k = input features, n = output features.
+#ifndef DYNQ_OPS_H
+#define DYNQ_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common.h"
+
+// ---------------------------------------------------------------- thread pool
+// Persistent pthread workers; the calling thread is worker 0. Work is split by
+// the task itself from (ith, nth); results must not depend on nth.
+typedef struct dq_pool dq_pool;
+typedef void (*dq_task_fn)(void *ctx, int ith, int nth);
+int dq_pool_create(dq_pool **pool, int n_threads, dq_err *e);  // n_threads >= 1
+void dq_pool_free(dq_pool *pool);
+int dq_pool_nthreads(const dq_pool *pool);
+void dq_pool_run(dq_pool *pool, dq_task_fn fn, void *ctx);  // returns when every worker is done
+int dq_physical_cores(void);                                // default for -t
+
+// ---------------------------------------------------------------- CPU and dispatch
+typedef enum { DQ_ISA_SCALAR = 0, DQ_ISA_AVX2, DQ_ISA_AVX512VNNI, DQ_ISA_AMX, DQ_ISA_NEON } dq_isa;
+// Probes the CPU once (thread-safe) and honours DYNQ_ISA; error if a forced ISA is missing
+// or unknown. Must be called before any kernel.
+int dq_kernels_init(dq_err *e);
+dq_isa dq_isa_chosen(void);
+const char *dq_isa_name(dq_isa isa);
+void dq_cpu_describe(char *buf, size_t cap);  // multi-line text for `dynq info --cpu`
+
+// ---------------------------------------------------------------- activations
+// How activations are quantized at run time (per call, from the values themselves).
+typedef enum {
+    DQ_ACT_SYM = 0,     // per token, symmetric int8: s = max|x|/127
+    DQ_ACT_ASYM = 1,    // per token, asymmetric u8 with zero point: s = (max-min)/255
+    DQ_ACT_GROUP = 2,   // per token and per group of 64 inputs, symmetric (quality study)
+    DQ_ACT_TENSOR = 3,  // one symmetric scale for the whole m x k matrix (quality study)
+} dq_act_scheme;
+
+// ---------------------------------------------------------------- weights
+// An INT8 weight matrix quantized per output row, symmetric: w_real[i][j] ~ scale[i] * w[i][j].
+// w, scale, rowsum point into the read-only mapped model file. packed is an ISA-specific
+// copy made once at load by dq_qweight_prepare (owned; NULL if the ISA uses w in place).
+typedef struct dq_qweight {
+    int n, k;               // n rows (outputs), k columns (inputs)
+    const int8_t *w;        // (n, k) row-major
+    const float *scale;     // (n)
+    const int32_t *rowsum;  // (n) sum_j w[i][j], for u8 / offset activations
+    void *packed;
+    size_t packed_bytes;
+} dq_qweight;
+int dq_qweight_prepare(dq_qweight *w, dq_err *e);
+void dq_qweight_release(dq_qweight *w);
+
+// y (m, n) = x (m, k) @ w^T with w (n, k) FP32.
+void dq_matmul_f32(dq_pool *pool, float *y, const float *x, int m, const float *w, int n, int k);
+// y (m, n) = dequant( quant(x) (m, k) @ w^T ): activations quantized per `scheme`,
+// int32 accumulation, y[t][i] = scale_w[i] * scale_x[t] * acc (minus zero-point term).
+void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweight *w, dq_act_scheme scheme);
+
+// ---------------------------------------------------------------- additions (kernels owner)
+// Scratch memory owned by the pool (64-byte aligned, grows on demand, never shrinks).
+// Valid until the next dq_pool_scratch call on the same pool; call from the main thread only.
+// Separate from the buffer that holds quantized activations (dq_qact below).
+void *dq_pool_scratch(dq_pool *pool, size_t bytes);
+
+// Quantized activations, ready for dq_matmul_q8_pre. Quantize once, multiply by several
+// matrices that share the input (q/k/v, gate/up). Codes live in the pool's scratch: valid
+// until the next dq_quantize_act or dq_matmul_q8 on the same pool.
+// Real value of code c in token t: x ~ scale[t(,g)] * (c - off[t]); codes are in [-127, 127]
+// (stored +128 as u8 by the ISAs whose dot instruction wants unsigned activations).
+typedef struct dq_qact {
+    int m, k, kp;          // tokens, inputs, row stride of q (k rounded up to 64)
+    dq_act_scheme scheme;
+    int ngroup;            // scales per token: k/64 rounded up for DQ_ACT_GROUP, else 1
+    int8_t *q;             // (m rounded up to 16, kp) codes, zero padded
+    float *scale;          // (m, ngroup)
+    int32_t *off;          // (m) zero offset (DQ_ACT_ASYM), else 0
+    uint8_t bias;          // 0, or 128 if codes are stored as c + 128 (u8)
+} dq_qact;
+void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme);
+// y (qa->m, w->n) from pre-quantized activations; qa->k must equal w->k.
+void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
+
+#endif

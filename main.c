@@ -1,0 +1,599 @@
+// main.c: the dynq command line. Parses flags (llama.cpp's names where one exists), calls
+// the library, prints results to stdout and diagnostics to stderr, and maps status codes
+// to exit codes. The only file that prints errors and exits.
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "convert.h"
+#include "ggml_like/ops.h"
+#include "model.h"
+#include "quant.h"
+#include "sample.h"
+#include "tokenizer/tokenizer.h"
+
+static const char *g_prog = "dynq";
+static int g_quiet = 0;
+
+// ---------------------------------------------------------------- output and errors
+
+static int fail(const dq_err *e) {
+    fprintf(stderr, "%s: %s\n", g_prog, e->msg);
+    return e->code ? e->code : 1;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) {
+    fprintf(stderr, "%s %s: ", g_prog, cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see '%s %s --help')\n", g_prog, cmd);
+    return DQ_EUSAGE;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...) {
+    if (g_quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+// Writes to stdout; a closed pipe ends the program quietly with status 0.
+static void out_write(const void *p, size_t n) {
+    if (n == 0) return;
+    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) {
+        if (errno == EPIPE) exit(0);
+        fprintf(stderr, "%s: write error on stdout: %s\n", g_prog, strerror(errno));
+        exit(DQ_EFILE);
+    }
+}
+
+// ---------------------------------------------------------------- flag parsing
+
+typedef struct args {
+    int argc, i;
+    char **argv;
+    const char *cmd;
+    int bad;
+} args;
+
+// Value of flag argv[i] (either "--flag value" or "--flag=value").
+static const char *arg_value(args *a, const char *flag) {
+    const char *s = a->argv[a->i];
+    size_t fl = strlen(flag);
+    if (strncmp(s, flag, fl) == 0 && s[fl] == '=') return s + fl + 1;
+    if (a->i + 1 >= a->argc) {
+        usage_error(a->cmd, "%s needs a value", flag);
+        a->bad = 1;
+        return NULL;
+    }
+    return a->argv[++a->i];
+}
+
+static int is_flag(const args *a, const char *f1, const char *f2) {
+    const char *s = a->argv[a->i];
+    for (int k = 0; k < 2; k++) {
+        const char *f = k ? f2 : f1;
+        if (!f) continue;
+        size_t fl = strlen(f);
+        if (strcmp(s, f) == 0 || (strncmp(s, f, fl) == 0 && s[fl] == '=' && f[1] == '-')) return 1;
+    }
+    return 0;
+}
+
+static int parse_int(args *a, const char *flag, long lo, long hi, int *out) {
+    const char *v = arg_value(a, flag);
+    if (!v) return -1;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        usage_error(a->cmd, "invalid value for %s", flag);
+        a->bad = 1;
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_float(args *a, const char *flag, float *out) {
+    const char *v = arg_value(a, flag);
+    if (!v) return -1;
+    char *end;
+    float x = strtof(v, &end);
+    if (*end || end == v || x != x) {
+        usage_error(a->cmd, "invalid value for %s", flag);
+        a->bad = 1;
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+// Reads all of stdin (malloc'd).
+static int read_stdin(char **buf, size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) return DQ_ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb) {
+                free(b);
+                return DQ_ENOMEM;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return DQ_OK;
+}
+
+// Common model/session options.
+typedef struct session_opts {
+    const char *model;
+    int ctx, threads;
+    int act;
+} session_opts;
+
+static int session_flag(args *a, session_opts *so) {
+    if (is_flag(a, "-m", "--model")) {
+        so->model = arg_value(a, "-m");
+        return 1;
+    }
+    if (is_flag(a, "-c", "--ctx") || is_flag(a, "--ctx-size", NULL)) {
+        parse_int(a, "--ctx", 1, 1 << 22, &so->ctx);
+        return 1;
+    }
+    if (is_flag(a, "-t", "--threads")) {
+        parse_int(a, "-t", 1, 1024, &so->threads);
+        return 1;
+    }
+    if (is_flag(a, "--act", NULL)) {
+        const char *v = arg_value(a, "--act");
+        if (v && (so->act = dq_act_parse(v)) < 0) {
+            usage_error(a->cmd, "unknown --act '%s' (sym, asym, group, tensor)", v);
+            a->bad = 1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void session_defaults(session_opts *so) {
+    memset(so, 0, sizeof *so);
+    so->model = getenv("DYNQ_MODEL");
+    so->act = DQ_ACT_SYM;
+}
+
+static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
+    if (!so->model) return DQ_ERR(e, DQ_EUSAGE, "%s: no model given (-m FILE or DYNQ_MODEL)", cmd);
+    int rc = dq_kernels_init(e);
+    if (rc) return rc;
+    if ((rc = dq_model_load(m, so->model, e))) return rc;
+    int ctx = so->ctx ? so->ctx : (int)m->c.ctx_len;
+    if ((rc = dq_state_alloc(s, m, ctx, max_batch, so->threads ? so->threads : dq_physical_cores(),
+                             (dq_act_scheme)so->act, e))) {
+        dq_model_free(m);
+        return rc;
+    }
+    return DQ_OK;
+}
+
+// ---------------------------------------------------------------- convert
+
+static const char *g_tmp_path;  // removed on SIGINT/SIGTERM so no partial file is left
+static void on_fatal_signal(int sig) {
+    if (g_tmp_path) unlink(g_tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int cmd_convert(int argc, char **argv) {
+    args a = {argc, 1, argv, "convert", 0};
+    dq_convert_opts o = {0};
+    o.wtype = DQ_WTYPE_INT8;
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (is_flag(&a, "-h", "--help")) {
+            printf("usage: %s convert INPUT [--tokenizer FILE] [--type int8|f32] -o OUT.dynq\n"
+                   "  INPUT is a llama2.c checkpoint (.bin, needs --tokenizer) or a Hugging Face Llama directory.\n"
+                   "examples:\n"
+                   "  %s convert stories260K.bin --tokenizer tok512.bin -o stories.dynq\n"
+                   "  %s convert ./kjv-hf --type f32 -o kjv-f32.dynq\n", g_prog, g_prog, g_prog);
+            return 0;
+        } else if (is_flag(&a, "-o", "--output")) {
+            o.out = arg_value(&a, "-o");
+        } else if (is_flag(&a, "--tokenizer", NULL)) {
+            o.tokenizer = arg_value(&a, "--tokenizer");
+        } else if (is_flag(&a, "--type", NULL)) {
+            const char *v = arg_value(&a, "--type");
+            if (v && strcmp(v, "int8") == 0) o.wtype = DQ_WTYPE_INT8;
+            else if (v && strcmp(v, "f32") == 0) o.wtype = DQ_WTYPE_F32;
+            else if (v) return usage_error("convert", "unknown --type '%s' (int8, f32)", v);
+        } else if (argv[a.i][0] == '-' && argv[a.i][1]) {
+            return usage_error("convert", "unknown option %s", argv[a.i]);
+        } else if (!o.input) {
+            o.input = argv[a.i];
+        } else {
+            return usage_error("convert", "unexpected argument %s", argv[a.i]);
+        }
+    }
+    if (a.bad) return DQ_EUSAGE;
+    if (!o.input) return usage_error("convert", "%s", "no input given");
+    if (!o.out) return usage_error("convert", "%s", "no output given (-o OUT.dynq)");
+    size_t tl = strlen(o.out) + 32;
+    char *tmp = malloc(tl);
+    if (!tmp) return DQ_ENOMEM;
+    snprintf(tmp, tl, "%s.tmp.%ld", o.out, (long)getpid());
+    o.tmp = tmp;
+    o.progress = isatty(2) && !g_quiet;
+    g_tmp_path = tmp;
+    signal(SIGINT, on_fatal_signal);
+    signal(SIGTERM, on_fatal_signal);
+    dq_err e = {0};
+    double t0 = dq_now();
+    int rc = dq_convert(&o, &e);
+    g_tmp_path = NULL;
+    free(tmp);
+    if (rc) return fail(&e);
+    note("%s: wrote %s (%s) in %.2f s\n", g_prog, o.out, o.wtype == DQ_WTYPE_INT8 ? "int8" : "f32", dq_now() - t0);
+    return 0;
+}
+
+// ---------------------------------------------------------------- info
+
+static const char *dtype_name(uint32_t d) { return d == DQ_DT_F32 ? "f32" : d == DQ_DT_I8 ? "i8" : "i32"; }
+
+static int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    int cpu = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--cpu")) cpu = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: %s info [MODEL.dynq] [--cpu]\n  prints hyperparameters, tensors, provenance and the kernel path.\n"
+                   "example:\n  %s info kjv.dynq\n  %s info --cpu\n", g_prog, g_prog, g_prog);
+            return 0;
+        } else if (!strcmp(argv[i], "-m") && i + 1 < argc) path = argv[++i];
+        else if (argv[i][0] == '-') return usage_error("info", "unknown option %s", argv[i]);
+        else path = argv[i];
+    }
+    dq_err e = {0};
+    int rc = dq_kernels_init(&e);
+    if (rc) return fail(&e);
+    char buf[4096];
+    if (cpu || !path) {
+        dq_cpu_describe(buf, sizeof buf);
+        printf("%s", buf);
+        if (!path) return cpu ? 0 : usage_error("info", "%s", "no model given");
+        printf("\n");
+    }
+    dq_model m;
+    if ((rc = dq_model_load(&m, path, &e))) return fail(&e);
+    const dq_config *c = &m.c;
+    printf("model:        %s\n", path);
+    printf("architecture: llama\nweights:      %s\n", c->wtype == DQ_WTYPE_INT8 ? "int8 per output row" : "f32");
+    printf("dim %u, layers %u, heads %u, kv-heads %u, head dim %u, ffn %u, vocab %u, context %u\n", c->dim, c->n_layers,
+           c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab, c->ctx_len);
+    printf("rope: %s, theta %g; norm eps %g; classifier %s\n",
+           c->rope_style == DQ_ROPE_INTERLEAVED ? "interleaved pairs" : "rotate-half", (double)c->rope_theta,
+           (double)c->norm_eps, c->tied ? "tied to the embedding" : "separate");
+    printf("tokenizer: %d tokens, bos %d, eos %d\n", dq_tok_n_vocab(m.tok), dq_tok_bos(m.tok), dq_tok_eos(m.tok));
+    printf("kernels: %s\n", dq_isa_name(dq_isa_chosen()));
+    printf("load: %.1f ms (repacking %.1f ms)\n", m.load_seconds * 1e3, m.repack_seconds * 1e3);
+    printf("provenance:\n");
+    for (const char *p = m.meta; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        printf("  %.*s\n", (int)n, p);
+        p += n + (nl != NULL);
+    }
+    printf("tensors (%u):\n", m.n_tensors);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < m.n_tensors; i++) {
+        const dq_tensor_info *t = &m.tensors[i];
+        char shape[64];
+        if (t->ndim == 2) snprintf(shape, sizeof shape, "[%llu, %llu]", (unsigned long long)t->dims[0], (unsigned long long)t->dims[1]);
+        else snprintf(shape, sizeof shape, "[%llu]", (unsigned long long)t->dims[0]);
+        printf("  %-28s %-4s %-14s %12llu bytes @ %llu\n", t->name, dtype_name(t->dtype), shape,
+               (unsigned long long)t->nbytes, (unsigned long long)t->offset);
+        total += t->nbytes;
+    }
+    printf("total: %llu tensor bytes, file %zu bytes\n", (unsigned long long)total, m.size);
+    dq_model_free(&m);
+    return 0;
+}
+
+// ---------------------------------------------------------------- run
+
+static int cmd_run(int argc, char **argv) {
+    args a = {argc, 1, argv, "run", 0};
+    session_opts so;
+    session_defaults(&so);
+    const char *prompt = NULL;
+    int n_gen = 256, echo = 0, seed_set = 0, seed = 0;
+    dq_sampler_params sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f,
+                            .repeat_last_n = 64};
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (session_flag(&a, &so)) continue;
+        if (is_flag(&a, "-h", "--help")) {
+            printf("usage: %s run -m MODEL [-p PROMPT] [-n N] [options]\n"
+                   "  Without -p the prompt is all of stdin. stdout carries only the generated text.\n"
+                   "  -n N               tokens to generate (default 256)\n"
+                   "  -c, --ctx N        context size (default: the model's)\n"
+                   "  -t N               threads (default: physical cores)\n"
+                   "  --temp T           temperature, 0 = greedy (default 0.8)\n"
+                   "  --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
+                   "  --act sym|asym|group|tensor  activation quantization (INT8 models)\n"
+                   "  --echo             print the prompt first;  --quiet  no statistics on stderr\n"
+                   "exit status: 0 ok, 1 usage, 2 bad model/input file, 3 context overflow, 4 out of memory\n"
+                   "examples:\n  %s run -m kjv.dynq -p \"In the beginning\" -n 64\n"
+                   "  echo \"And the LORD said\" | %s run -m kjv.dynq -n 64 --temp 0\n", g_prog, g_prog, g_prog);
+            return 0;
+        } else if (is_flag(&a, "-p", "--prompt")) {
+            prompt = arg_value(&a, "-p");
+        } else if (is_flag(&a, "-n", "--n-predict")) {
+            parse_int(&a, "-n", 0, 1 << 22, &n_gen);
+        } else if (is_flag(&a, "--temp", NULL)) {
+            parse_float(&a, "--temp", &sp.temp);
+        } else if (is_flag(&a, "--top-k", NULL)) {
+            parse_int(&a, "--top-k", 0, 1 << 24, &sp.top_k);
+        } else if (is_flag(&a, "--top-p", NULL)) {
+            parse_float(&a, "--top-p", &sp.top_p);
+        } else if (is_flag(&a, "--min-p", NULL)) {
+            parse_float(&a, "--min-p", &sp.min_p);
+        } else if (is_flag(&a, "--repeat-penalty", NULL)) {
+            parse_float(&a, "--repeat-penalty", &sp.repeat_penalty);
+        } else if (is_flag(&a, "--repeat-last-n", NULL)) {
+            parse_int(&a, "--repeat-last-n", 0, 1 << 22, &sp.repeat_last_n);
+        } else if (is_flag(&a, "-s", "--seed")) {
+            parse_int(&a, "--seed", 0, 0x7fffffff, &seed);
+            seed_set = 1;
+        } else if (is_flag(&a, "--echo", NULL)) {
+            echo = 1;
+        } else if (is_flag(&a, "--quiet", "-q")) {
+            g_quiet = 1;
+        } else {
+            return usage_error("run", "unknown argument %s", argv[a.i]);
+        }
+    }
+    if (a.bad) return DQ_EUSAGE;
+    if (sp.temp < 0 || sp.repeat_penalty <= 0) return usage_error("run", "%s", "--temp must be >= 0 and --repeat-penalty > 0");
+    sp.seed = seed_set ? (uint64_t)seed + 1 : (uint64_t)dq_now() * 1000003u ^ (uint64_t)getpid();
+    char *text = NULL;
+    size_t tlen = 0;
+    if (!prompt) {
+        if (isatty(0)) return usage_error("run", "%s", "no prompt: give -p TEXT or pipe text on stdin");
+        if (read_stdin(&text, &tlen)) return DQ_ENOMEM;
+        if (tlen == 0) {
+            free(text);
+            return usage_error("run", "%s", "empty prompt on stdin");
+        }
+        // A single trailing newline from `echo` is not part of the prompt.
+        if (tlen && text[tlen - 1] == '\n') text[--tlen] = 0;
+    } else {
+        tlen = strlen(prompt);
+    }
+    const char *ptext = prompt ? prompt : text;
+    dq_err e = {0};
+    dq_model m;
+    dq_state s;
+    int rc = dq_kernels_init(&e);
+    if (rc) return fail(&e);
+    if (!so.model) return usage_error("run", "%s", "no model given (-m FILE or DYNQ_MODEL)");
+    if ((rc = dq_model_load(&m, so.model, &e))) {
+        free(text);
+        return fail(&e);
+    }
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if ((rc = dq_tok_encode(m.tok, ptext, tlen, DQ_TOK_ADD_BOS, &ids, &n_ids, &e))) goto out_model;
+    int ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
+    if ((size_t)n_gen + n_ids > (size_t)ctx) {
+        rc = DQ_ERR(&e, DQ_ECTX, "prompt of %zu tokens plus -n %d exceeds the context of %d (use -c or a smaller -n)", n_ids,
+                    n_gen, ctx);
+        goto out_ids;
+    }
+    int batch = n_ids < 512 ? (int)n_ids : 512;
+    if ((rc = dq_state_alloc(&s, &m, ctx, batch, so.threads ? so.threads : dq_physical_cores(), (dq_act_scheme)so.act,
+                             &e)))
+        goto out_ids;
+    dq_sampler smp;
+    if (dq_sampler_init(&smp, (int)m.c.vocab, &sp)) {
+        rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
+        goto out_state;
+    }
+    int32_t *hist = malloc(sizeof *hist * ((size_t)n_ids + (size_t)n_gen + 1));
+    if (!hist) {
+        rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
+        goto out_sampler;
+    }
+    memcpy(hist, ids, n_ids * sizeof *ids);
+    int n_hist = (int)n_ids;
+    signal(SIGPIPE, SIG_IGN);
+    if (echo) out_write(ptext, tlen);
+    double t0 = dq_now();
+    if ((rc = dq_forward(&m, &s, ids, (int)n_ids, 0, DQ_LOGITS_LAST, &e))) goto out_hist;
+    double t1 = dq_now();
+    dq_detok dt;
+    dq_detok_init(&dt, m.tok);
+    char piece[512];
+    int produced = 0;
+    for (int i = 0; i < n_gen; i++) {
+        int next = dq_sample(&smp, s.logits, hist, n_hist);
+        if (dq_tok_is_eog(m.tok, next)) break;
+        hist[n_hist++] = next;
+        produced++;
+        out_write(piece, dq_detok_push(&dt, next, piece, sizeof piece));
+        if (i + 1 == n_gen) break;
+        if ((rc = dq_forward(&m, &s, &hist[n_hist - 1], 1, n_hist - 1, DQ_LOGITS_LAST, &e))) goto out_hist;
+    }
+    out_write(piece, dq_detok_flush(&dt, piece, sizeof piece));
+    out_write("\n", 1);
+    double t2 = dq_now();
+    note("\n%s: load %.1f ms | prompt %zu tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %s, %d threads, act %s\n",
+         g_prog, m.load_seconds * 1e3, n_ids, n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9), produced,
+         produced > 1 ? (produced - 1) / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0, dq_isa_name(dq_isa_chosen()), s.n_threads,
+         dq_act_name(s.act));
+out_hist:
+    free(hist);
+out_sampler:
+    dq_sampler_free(&smp);
+out_state:
+    dq_state_free(&s);
+out_ids:
+    free(ids);
+out_model:
+    dq_model_free(&m);
+    free(text);
+    return rc ? fail(&e) : 0;
+}
+
+// ---------------------------------------------------------------- logits (for tests)
+
+static int cmd_logits(int argc, char **argv) {
+    args a = {argc, 1, argv, "logits", 0};
+    session_opts so;
+    session_defaults(&so);
+    const char *ids_arg = NULL, *prompt = NULL, *out = NULL;
+    int one_by_one = 0;
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (session_flag(&a, &so)) continue;
+        if (is_flag(&a, "-h", "--help")) {
+            printf("usage: %s logits -m MODEL (--ids \"1 2 3\" | -p TEXT) [--one-by-one] [--act S] -o OUT.f32\n"
+                   "  writes float32 logits (T, vocab) for every position: for tests and comparisons.\n", g_prog);
+            return 0;
+        } else if (is_flag(&a, "--ids", NULL)) ids_arg = arg_value(&a, "--ids");
+        else if (is_flag(&a, "-p", "--prompt")) prompt = arg_value(&a, "-p");
+        else if (is_flag(&a, "-o", "--output")) out = arg_value(&a, "-o");
+        else if (is_flag(&a, "--one-by-one", NULL)) one_by_one = 1;
+        else return usage_error("logits", "unknown argument %s", argv[a.i]);
+    }
+    if (a.bad) return DQ_EUSAGE;
+    if (!out || (!ids_arg == !prompt)) return usage_error("logits", "%s", "need -o OUT and exactly one of --ids / -p");
+    dq_err e = {0};
+    dq_model m;
+    dq_state s;
+    int rc = dq_kernels_init(&e);
+    if (rc) return fail(&e);
+    if (!so.model) return usage_error("logits", "%s", "no model given");
+    if ((rc = dq_model_load(&m, so.model, &e))) return fail(&e);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (prompt) {
+        rc = dq_tok_encode(m.tok, prompt, strlen(prompt), DQ_TOK_ADD_BOS, &ids, &n, &e);
+    } else {
+        size_t cap = strlen(ids_arg) / 2 + 2;
+        ids = malloc(cap * sizeof *ids);
+        const char *p = ids_arg;
+        char *end;
+        while (ids && *p) {
+            while (*p == ' ' || *p == ',' || *p == '\n') p++;
+            if (!*p) break;
+            long v = strtol(p, &end, 10);
+            if (end == p || n >= cap) {
+                rc = DQ_ERR(&e, DQ_EUSAGE, "logits: invalid --ids list");
+                break;
+            }
+            ids[n++] = (int32_t)v;
+            p = end;
+        }
+        if (!ids) rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
+    }
+    int ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
+    if (!rc && (n == 0 || n > (size_t)ctx)) rc = DQ_ERR(&e, DQ_ECTX, "logits: %zu tokens do not fit a context of %d", n, ctx);
+    if (!rc) rc = dq_state_alloc(&s, &m, ctx, one_by_one ? 1 : (int)n, so.threads ? so.threads : dq_physical_cores(),
+                                 (dq_act_scheme)so.act, &e);
+    if (rc) {
+        free(ids);
+        dq_model_free(&m);
+        return fail(&e);
+    }
+    size_t V = m.c.vocab;
+    float *all = malloc(n * V * sizeof(float));
+    if (!all) rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
+    if (!rc && one_by_one) {
+        for (size_t t = 0; t < n && !rc; t++) {
+            rc = dq_forward(&m, &s, &ids[t], 1, (int)t, DQ_LOGITS_LAST, &e);
+            memcpy(all + t * V, s.logits, V * sizeof(float));
+        }
+    } else if (!rc) {
+        rc = dq_forward(&m, &s, ids, (int)n, 0, DQ_LOGITS_ALL, &e);
+        if (!rc) memcpy(all, s.logits, n * V * sizeof(float));
+    }
+    if (!rc) {
+        FILE *f = fopen(out, "wb");
+        if (!f || fwrite(all, sizeof(float), n * V, f) != n * V) rc = DQ_ERR(&e, DQ_EFILE, "%s: cannot write", out);
+        if (f && fclose(f) != 0 && !rc) rc = DQ_ERR(&e, DQ_EFILE, "%s: cannot write", out);
+        if (rc) unlink(out);
+    }
+    free(all);
+    free(ids);
+    dq_state_free(&s);
+    dq_model_free(&m);
+    return rc ? fail(&e) : 0;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run, "generate text from a prompt (-p or stdin)"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint or Hugging Face directory to .dynq"},
+    {"info", cmd_info, "show a model's hyperparameters, tensors and provenance; --cpu: kernels"},
+    {"logits", cmd_logits, "dump the logits of every position (for tests)"},
+};
+
+static void print_usage(FILE *f) {
+    fprintf(f, "dynq %s: INT8 transformer inference with dynamic per-token activation quantization\n"
+               "usage: dynq COMMAND [options]   (dynq help COMMAND, dynq COMMAND --help)\n\ncommands:\n", DYNQ_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 success, 1 usage, 2 unreadable or invalid model/input file, 3 context overflow,\n"
+               "             4 out of memory, 5 perplexity quality gate not met\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return DQ_EUSAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-v")) {
+        printf("dynq %s\n", DYNQ_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "help")) {
+        if (argc < 3) {
+            print_usage(stdout);
+            return 0;
+        }
+        char *hargv[3] = {argv[2], "--help", NULL};
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            if (!strcmp(commands[i].name, argv[2])) return commands[i].fn(2, hargv);
+        fprintf(stderr, "%s: unknown command '%s'\n", g_prog, argv[2]);
+        return DQ_EUSAGE;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(commands[i].name, cmd)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (see 'dynq --help')\n", g_prog, cmd);
+    return DQ_EUSAGE;
+}

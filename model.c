@@ -1,0 +1,780 @@
+// model.c: the .dynq model file (load and write; layout in docs/FORMAT.md), the run
+// state (activations + KV cache) and the forward pass of a Llama-family transformer.
+//
+// Letter code used in shapes: B = tokens in a batch, C = model width (dim),
+// hd = head dim, H = query heads, KV = key/value heads, F = FFN width, V = vocab,
+// L = layers, T = cache length (ctx).
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "dynq files are little-endian; so is every host we build for");
+
+// ---------------------------------------------------------------- little helpers
+
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static float rdf(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static void wrf(uint8_t *p, float v) { memcpy(p, &v, 4); }
+static uint64_t align_up(uint64_t x) { return (x + DQ_ALIGN - 1) & ~(uint64_t)(DQ_ALIGN - 1); }
+
+// FNV-1a 64 over several byte ranges: the header/directory/tokenizer/metadata checksum.
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ULL
+
+static size_t dtype_size(uint32_t dt) { return dt == DQ_DT_I8 ? 1 : 4; }
+
+// ---------------------------------------------------------------- header layout
+// Byte offsets inside the fixed 256-byte header (docs/FORMAT.md).
+enum {
+    H_MAGIC = 0, H_VERSION = 4, H_HSIZE = 8, H_NTENS = 12,
+    H_ARCH = 16, H_DIM = 20, H_NLAYERS = 24, H_NHEADS = 28, H_NKV = 32, H_HEADDIM = 36, H_FFN = 40,
+    H_VOCAB = 44, H_CTX = 48, H_ROPESTYLE = 52, H_THETA = 56, H_EPS = 60, H_TIED = 64, H_WTYPE = 68,
+    H_DIROFF = 72, H_TOKOFF = 80, H_TOKSIZE = 88, H_METAOFF = 96, H_METASIZE = 104,
+    H_DATAOFF = 112, H_FILESIZE = 120, H_CHECKSUM = 128,
+};
+// Directory entry: name[48], dtype u32, ndim u32, dims u64[3], offset u64, nbytes u64.
+enum { D_NAME = 0, D_DTYPE = 48, D_NDIM = 52, D_DIMS = 56, D_OFFSET = 80, D_NBYTES = 88 };
+
+static void header_put_config(uint8_t *h, const dq_config *c) {
+    wr32(h + H_ARCH, c->arch);
+    wr32(h + H_DIM, c->dim);
+    wr32(h + H_NLAYERS, c->n_layers);
+    wr32(h + H_NHEADS, c->n_heads);
+    wr32(h + H_NKV, c->n_kv_heads);
+    wr32(h + H_HEADDIM, c->head_dim);
+    wr32(h + H_FFN, c->ffn_dim);
+    wr32(h + H_VOCAB, c->vocab);
+    wr32(h + H_CTX, c->ctx_len);
+    wr32(h + H_ROPESTYLE, c->rope_style);
+    wrf(h + H_THETA, c->rope_theta);
+    wrf(h + H_EPS, c->norm_eps);
+    wr32(h + H_TIED, c->tied);
+    wr32(h + H_WTYPE, c->wtype);
+}
+
+static void header_get_config(const uint8_t *h, dq_config *c) {
+    c->arch = rd32(h + H_ARCH);
+    c->dim = rd32(h + H_DIM);
+    c->n_layers = rd32(h + H_NLAYERS);
+    c->n_heads = rd32(h + H_NHEADS);
+    c->n_kv_heads = rd32(h + H_NKV);
+    c->head_dim = rd32(h + H_HEADDIM);
+    c->ffn_dim = rd32(h + H_FFN);
+    c->vocab = rd32(h + H_VOCAB);
+    c->ctx_len = rd32(h + H_CTX);
+    c->rope_style = rd32(h + H_ROPESTYLE);
+    c->rope_theta = rdf(h + H_THETA);
+    c->norm_eps = rdf(h + H_EPS);
+    c->tied = rd32(h + H_TIED);
+    c->wtype = rd32(h + H_WTYPE);
+}
+
+// Checks hyperparameters for sanity; shared by the loader and the converter.
+int dq_config_check(const dq_config *c, const char *path, dq_err *e) {
+    if (c->arch != DQ_ARCH_LLAMA) return DQ_ERR(e, DQ_EFILE, "%s: unknown architecture %u", path, c->arch);
+    if (c->dim == 0 || c->dim > 65536) return DQ_ERR(e, DQ_EFILE, "%s: invalid model width %u", path, c->dim);
+    if (c->n_layers == 0 || c->n_layers > 1024) return DQ_ERR(e, DQ_EFILE, "%s: invalid layer count %u", path, c->n_layers);
+    if (c->n_heads == 0 || c->n_heads > 4096) return DQ_ERR(e, DQ_EFILE, "%s: invalid head count %u", path, c->n_heads);
+    if (c->n_kv_heads == 0 || c->n_heads % c->n_kv_heads != 0)
+        return DQ_ERR(e, DQ_EFILE, "%s: %u KV heads do not divide %u query heads", path, c->n_kv_heads, c->n_heads);
+    if (c->head_dim == 0 || c->head_dim % 2 != 0 || c->head_dim > 4096)
+        return DQ_ERR(e, DQ_EFILE, "%s: invalid head dimension %u", path, c->head_dim);
+    if ((uint64_t)c->head_dim * c->n_heads > 1u << 20) return DQ_ERR(e, DQ_EFILE, "%s: attention width too large", path);
+    if (c->ffn_dim == 0 || c->ffn_dim > (1u << 20)) return DQ_ERR(e, DQ_EFILE, "%s: invalid FFN width %u", path, c->ffn_dim);
+    if (c->vocab == 0 || c->vocab > (1u << 24)) return DQ_ERR(e, DQ_EFILE, "%s: invalid vocabulary size %u", path, c->vocab);
+    if (c->ctx_len == 0 || c->ctx_len > (1u << 22)) return DQ_ERR(e, DQ_EFILE, "%s: invalid context length %u", path, c->ctx_len);
+    if (c->rope_style > DQ_ROPE_HALF) return DQ_ERR(e, DQ_EFILE, "%s: unknown RoPE style %u", path, c->rope_style);
+    if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta)) return DQ_ERR(e, DQ_EFILE, "%s: invalid RoPE theta", path);
+    if (!(c->norm_eps > 0.0f) || !isfinite(c->norm_eps) || c->norm_eps > 1.0f)
+        return DQ_ERR(e, DQ_EFILE, "%s: invalid norm epsilon", path);
+    if (c->tied > 1 || c->wtype > DQ_WTYPE_INT8) return DQ_ERR(e, DQ_EFILE, "%s: invalid flags", path);
+    return DQ_OK;
+}
+
+// ---------------------------------------------------------------- the tensor list
+// The one place that names every tensor of a model; loader and writer both walk it.
+typedef struct tensor_spec {
+    char name[48];
+    int matrix;        // 1: a weight matrix (FP32, or INT8 + .scale + .rowsum)
+    uint64_t n, k;     // matrix (n, k), or vector of n when !matrix
+    const float **dst_vec;  // where the loader puts a vector
+    dq_mat *dst_mat;        // where the loader puts a matrix
+    const float *src;       // writer: source FP32 data
+} tensor_spec;
+
+// Fills specs (capacity: 2 + 1 + 9 L); returns the count. m may be NULL (writer), src may be NULL (loader).
+static int tensor_specs(tensor_spec *sp, const dq_config *c, dq_model *m, const dq_source *src) {
+    int n = 0;
+    uint64_t C = c->dim, F = c->ffn_dim, V = c->vocab, QD = (uint64_t)c->n_heads * c->head_dim,
+             KD = (uint64_t)c->n_kv_heads * c->head_dim;
+#define MAT(nm, nn, kk, dstm, s)                                                   \
+    do {                                                                           \
+        tensor_spec *t = &sp[n++];                                                 \
+        memset(t, 0, sizeof *t);                                                   \
+        snprintf(t->name, sizeof t->name, "%s", nm);                               \
+        t->matrix = 1; t->n = nn; t->k = kk; t->dst_mat = dstm; t->src = s;        \
+    } while (0)
+#define VEC(nm, nn, dstv, s)                                                       \
+    do {                                                                           \
+        tensor_spec *t = &sp[n++];                                                 \
+        memset(t, 0, sizeof *t);                                                   \
+        snprintf(t->name, sizeof t->name, "%s", nm);                               \
+        t->n = nn; t->k = 1; t->dst_vec = dstv; t->src = s;                        \
+    } while (0)
+    MAT("tok_embeddings", V, C, m ? &m->tok_emb : NULL, src ? src->tok_emb : NULL);
+    VEC("norm", C, m ? &m->rms_final : NULL, src ? src->rms_final : NULL);
+    if (!c->tied) MAT("output", V, C, m ? &m->cls : NULL, src ? src->wcls : NULL);
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        dq_layer *L = m ? &m->layers[l] : NULL;
+        const dq_src_layer *S = src ? &src->layers[l] : NULL;
+        char nm[48];
+#define LNAME(s) (snprintf(nm, sizeof nm, "blk.%u.%s", l, s), nm)
+        VEC(LNAME("attn_norm"), C, L ? &L->rms_att : NULL, S ? S->rms_att : NULL);
+        MAT(LNAME("wq"), QD, C, L ? &L->wq : NULL, S ? S->wq : NULL);
+        MAT(LNAME("wk"), KD, C, L ? &L->wk : NULL, S ? S->wk : NULL);
+        MAT(LNAME("wv"), KD, C, L ? &L->wv : NULL, S ? S->wv : NULL);
+        MAT(LNAME("wo"), C, QD, L ? &L->wo : NULL, S ? S->wo : NULL);
+        VEC(LNAME("ffn_norm"), C, L ? &L->rms_ffn : NULL, S ? S->rms_ffn : NULL);
+        MAT(LNAME("w1"), F, C, L ? &L->w1 : NULL, S ? S->w1 : NULL);
+        MAT(LNAME("w3"), F, C, L ? &L->w3 : NULL, S ? S->w3 : NULL);
+        MAT(LNAME("w2"), C, F, L ? &L->w2 : NULL, S ? S->w2 : NULL);
+#undef LNAME
+    }
+#undef MAT
+#undef VEC
+    return n;
+}
+
+// ---------------------------------------------------------------- loading
+
+static const dq_tensor_info *find_tensor(const dq_model *m, const char *name) {
+    for (uint32_t i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    return NULL;
+}
+
+static int get_tensor(const dq_model *m, const char *name, uint32_t dtype, uint64_t d0, uint64_t d1,
+                      const void **out, dq_err *e) {
+    const dq_tensor_info *t = find_tensor(m, name);
+    if (!t) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is missing", m->path, name);
+    uint64_t want_nd = d1 > 1 ? 2 : 1;
+    if (t->dtype != dtype || t->ndim != want_nd || t->dims[0] != d0 || (want_nd == 2 && t->dims[1] != d1))
+        return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has the wrong type or shape", m->path, name);
+    *out = m->map + t->offset;
+    return DQ_OK;
+}
+
+static int load_directory(dq_model *m, uint64_t dir_off, dq_err *e) {
+    const char *path = m->path;
+    uint64_t dir_bytes = (uint64_t)m->n_tensors * DQ_DIRENT_SIZE;
+    if (!dq_range_ok(dir_off, dir_bytes, m->size))
+        return DQ_ERR(e, DQ_EFILE, "%s: tensor directory extends past the end of the file", path);
+    m->tensors = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *m->tensors);
+    if (!m->tensors) return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+    for (uint32_t i = 0; i < m->n_tensors; i++) {
+        const uint8_t *d = m->map + dir_off + (uint64_t)i * DQ_DIRENT_SIZE;
+        dq_tensor_info *t = &m->tensors[i];
+        memcpy(t->name, d + D_NAME, sizeof t->name);
+        if (memchr(t->name, 0, sizeof t->name) == NULL)
+            return DQ_ERR(e, DQ_EFILE, "%s: tensor %u has an unterminated name", path, i);
+        t->dtype = rd32(d + D_DTYPE);
+        t->ndim = rd32(d + D_NDIM);
+        for (int j = 0; j < 3; j++) t->dims[j] = rd64(d + D_DIMS + 8 * j);
+        t->offset = rd64(d + D_OFFSET);
+        t->nbytes = rd64(d + D_NBYTES);
+        if (t->dtype > DQ_DT_I32) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has unknown dtype %u", path, t->name, t->dtype);
+        if (t->ndim < 1 || t->ndim > 3) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has %u dimensions", path, t->name, t->ndim);
+        uint64_t count = 1;
+        for (uint32_t j = 0; j < t->ndim; j++) {
+            if (t->dims[j] == 0) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has a zero dimension", path, t->name);
+            if (__builtin_mul_overflow(count, t->dims[j], &count))
+                return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' shape overflows", path, t->name);
+        }
+        uint64_t bytes;
+        if (__builtin_mul_overflow(count, (uint64_t)dtype_size(t->dtype), &bytes) || bytes != t->nbytes)
+            return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' byte size does not match its shape", path, t->name);
+        if (t->offset % DQ_ALIGN != 0) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is not 64-byte aligned", path, t->name);
+        if (!dq_range_ok(t->offset, t->nbytes, m->size))
+            return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' extends past the end of the file", path, t->name);
+    }
+    // No two tensors may overlap (the directory is written in offset order).
+    for (uint32_t i = 1; i < m->n_tensors; i++) {
+        const dq_tensor_info *a = &m->tensors[i - 1], *b = &m->tensors[i];
+        if (b->offset < a->offset + a->nbytes)
+            return DQ_ERR(e, DQ_EFILE, "%s: tensors '%s' and '%s' overlap or are out of order", path, a->name, b->name);
+    }
+    return DQ_OK;
+}
+
+static int bind_matrix(dq_model *m, const tensor_spec *t, dq_err *e) {
+    dq_mat *M = t->dst_mat;
+    M->n = (int)t->n;
+    M->k = (int)t->k;
+    int rc;
+    if (m->c.wtype == DQ_WTYPE_F32)
+        return get_tensor(m, t->name, DQ_DT_F32, t->n, t->k, (const void **)&M->f, e);
+    char nm[64];
+    if ((rc = get_tensor(m, t->name, DQ_DT_I8, t->n, t->k, (const void **)&M->q.w, e))) return rc;
+    snprintf(nm, sizeof nm, "%s.scale", t->name);
+    if ((rc = get_tensor(m, nm, DQ_DT_F32, t->n, 1, (const void **)&M->q.scale, e))) return rc;
+    snprintf(nm, sizeof nm, "%s.rowsum", t->name);
+    if ((rc = get_tensor(m, nm, DQ_DT_I32, t->n, 1, (const void **)&M->q.rowsum, e))) return rc;
+    for (uint64_t i = 0; i < t->n; i++) {
+        float s = M->q.scale[i];
+        if (!isfinite(s) || s < 0.0f)
+            return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has an invalid scale at row %llu", m->path, t->name,
+                          (unsigned long long)i);
+    }
+    M->q.n = (int)t->n;
+    M->q.k = (int)t->k;
+    double t0 = dq_now();
+    rc = dq_qweight_prepare(&M->q, e);
+    m->repack_seconds += dq_now() - t0;
+    return rc;
+}
+
+int dq_model_load(dq_model *m, const char *path, dq_err *e) {
+    memset(m, 0, sizeof *m);
+    double t0 = dq_now();
+    m->path = path;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return DQ_ERR(e, DQ_EFILE, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size < DQ_HEADER_SIZE) {
+        close(fd);
+        return DQ_ERR(e, DQ_EFILE, "%s: too short to be a .dynq model (%lld bytes)", path, (long long)st.st_size);
+    }
+    m->size = (size_t)st.st_size;
+    void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return DQ_ERR(e, DQ_EFILE, "%s: cannot map: %s", path, strerror(errno));
+    m->map = p;
+    const uint8_t *h = m->map;
+    int rc;
+    if (memcmp(h + H_MAGIC, DQ_MAGIC, 4) != 0) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: not a .dynq model (bad magic)", path);
+        goto fail;
+    }
+    if (rd32(h + H_VERSION) != DQ_FORMAT_VERSION) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: unsupported .dynq version %u (this dynq reads %d)", path, rd32(h + H_VERSION),
+                    DQ_FORMAT_VERSION);
+        goto fail;
+    }
+    if (rd32(h + H_HSIZE) != DQ_HEADER_SIZE || rd64(h + H_FILESIZE) != m->size) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: header size or file size mismatch (truncated file?)", path);
+        goto fail;
+    }
+    header_get_config(h, &m->c);
+    if ((rc = dq_config_check(&m->c, path, e))) goto fail;
+    m->n_tensors = rd32(h + H_NTENS);
+    if (m->n_tensors > 100000) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: implausible tensor count %u", path, m->n_tensors);
+        goto fail;
+    }
+    uint64_t dir_off = rd64(h + H_DIROFF), tok_off = rd64(h + H_TOKOFF), tok_size = rd64(h + H_TOKSIZE),
+             meta_off = rd64(h + H_METAOFF), meta_size = rd64(h + H_METASIZE);
+    if (!dq_range_ok(tok_off, tok_size, m->size) || !dq_range_ok(meta_off, meta_size, m->size)) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: tokenizer or metadata section extends past the end of the file", path);
+        goto fail;
+    }
+    if ((rc = load_directory(m, dir_off, e))) goto fail;
+    // Checksum: header with its checksum field zeroed, directory, tokenizer, metadata.
+    uint8_t hcopy[DQ_HEADER_SIZE];
+    memcpy(hcopy, h, DQ_HEADER_SIZE);
+    wr64(hcopy + H_CHECKSUM, 0);
+    uint64_t sum = fnv1a(FNV_INIT, hcopy, DQ_HEADER_SIZE);
+    sum = fnv1a(sum, m->map + dir_off, (size_t)m->n_tensors * DQ_DIRENT_SIZE);
+    sum = fnv1a(sum, m->map + tok_off, tok_size);
+    sum = fnv1a(sum, m->map + meta_off, meta_size);
+    if (sum != rd64(h + H_CHECKSUM)) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: header checksum mismatch (file damaged)", path);
+        goto fail;
+    }
+    m->meta = malloc(meta_size + 1);
+    m->layers = calloc(m->c.n_layers, sizeof *m->layers);
+    if (!m->meta || !m->layers) {
+        rc = DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    memcpy(m->meta, m->map + meta_off, meta_size);
+    m->meta[meta_size] = 0;
+    if ((rc = dq_tok_deserialize(&m->tok, m->map + tok_off, tok_size, path, e))) goto fail;
+    if ((uint32_t)dq_tok_n_vocab(m->tok) != m->c.vocab) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: tokenizer has %d tokens but the model's vocabulary is %u", path,
+                    dq_tok_n_vocab(m->tok), m->c.vocab);
+        goto fail;
+    }
+    tensor_spec *specs = malloc(sizeof *specs * (3 + 9 * (size_t)m->c.n_layers));
+    if (!specs) {
+        rc = DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    int ns = tensor_specs(specs, &m->c, m, NULL);
+    for (int i = 0; i < ns && rc == DQ_OK; i++) {
+        const tensor_spec *t = &specs[i];
+        if (t->matrix) {
+            rc = bind_matrix(m, t, e);
+        } else {
+            rc = get_tensor(m, t->name, DQ_DT_F32, t->n, 1, (const void **)t->dst_vec, e);
+        }
+    }
+    free(specs);
+    if (rc) goto fail;
+    if (m->c.tied) m->cls = m->tok_emb;
+    m->load_seconds = dq_now() - t0;
+    return DQ_OK;
+fail:
+    dq_model_free(m);
+    return rc;
+}
+
+static void release_mat(dq_mat *M) {
+    if (M->q.w) dq_qweight_release(&M->q);
+}
+
+void dq_model_free(dq_model *m) {
+    if (m->layers) {
+        for (uint32_t l = 0; l < m->c.n_layers; l++) {
+            dq_layer *L = &m->layers[l];
+            release_mat(&L->wq), release_mat(&L->wk), release_mat(&L->wv), release_mat(&L->wo);
+            release_mat(&L->w1), release_mat(&L->w2), release_mat(&L->w3);
+        }
+    }
+    release_mat(&m->tok_emb);
+    if (!m->c.tied) release_mat(&m->cls);
+    free(m->layers);
+    free(m->tensors);
+    free(m->meta);
+    if (m->tok) dq_tok_free(m->tok);
+    if (m->map) munmap((void *)m->map, m->size);
+    memset(m, 0, sizeof *m);
+}
+
+size_t dq_model_weight_bytes(const dq_model *m) {
+    // Everything a decode step streams: the matrices (and their scales), not the embedding row.
+    size_t total = 0;
+    for (uint32_t i = 0; i < m->n_tensors; i++) {
+        const dq_tensor_info *t = &m->tensors[i];
+        if (strncmp(t->name, "tok_embeddings", 14) == 0 && !m->c.tied) continue;
+        total += t->nbytes;
+    }
+    return total;
+}
+
+// ---------------------------------------------------------------- run state
+
+int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n_threads, dq_act_scheme act,
+                   dq_err *e) {
+    memset(s, 0, sizeof *s);
+    const dq_config *c = &m->c;
+    if (ctx <= 0) ctx = (int)c->ctx_len;
+    if (max_batch <= 0) max_batch = 1;
+    if (max_batch > ctx) max_batch = ctx;
+    s->ctx = ctx;
+    s->max_batch = max_batch;
+    s->act = act;
+    size_t B = (size_t)max_batch, C = c->dim, QD = (size_t)c->n_heads * c->head_dim,
+           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim, V = c->vocab, L = c->n_layers, T = (size_t)ctx;
+    size_t kv_elems;
+    if (dq_mul_size(L * T, KD, &kv_elems) || kv_elems > ((size_t)1 << 40))
+        return DQ_ERR(e, DQ_ENOMEM, "a KV cache of %d positions is too large", ctx);
+    int rc = dq_pool_create(&s->pool, n_threads, e);
+    if (rc) return rc;
+    s->n_threads = dq_pool_nthreads(s->pool);
+    size_t big = QD > C ? QD : C;
+    s->x = dq_alloc(B * C * sizeof(float));
+    s->xb = dq_alloc(B * big * sizeof(float));
+    s->xb2 = dq_alloc(B * big * sizeof(float));
+    s->q = dq_alloc(B * QD * sizeof(float));
+    s->k = dq_alloc(B * KD * sizeof(float));
+    s->v = dq_alloc(B * KD * sizeof(float));
+    s->hb = dq_alloc(B * F * sizeof(float));
+    s->hb2 = dq_alloc(B * F * sizeof(float));
+    s->att = dq_alloc((size_t)s->n_threads * T * sizeof(float));
+    s->logits = dq_alloc(B * V * sizeof(float));
+    s->key_cache = dq_alloc(kv_elems * sizeof(float));
+    s->value_cache = dq_alloc(kv_elems * sizeof(float));
+    s->rope_cos = dq_alloc(T * (c->head_dim / 2) * sizeof(float));
+    s->rope_sin = dq_alloc(T * (c->head_dim / 2) * sizeof(float));
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->att || !s->logits ||
+        !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin) {
+        dq_state_free(s);
+        return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens (KV cache %.1f MiB)", ctx,
+                      2.0 * (double)kv_elems * 4 / 1048576.0);
+    }
+    // RoPE tables: angle = pos * theta^(-2i/hd), computed in double then rounded once.
+    int half = (int)c->head_dim / 2;
+    for (int p = 0; p < ctx; p++) {
+        for (int i = 0; i < half; i++) {
+            double freq = pow((double)c->rope_theta, -2.0 * i / (double)c->head_dim);
+            double a = p * freq;
+            s->rope_cos[(size_t)p * half + i] = (float)cos(a);
+            s->rope_sin[(size_t)p * half + i] = (float)sin(a);
+        }
+    }
+    return DQ_OK;
+}
+
+void dq_state_free(dq_state *s) {
+    dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
+    dq_free(s->hb), dq_free(s->hb2), dq_free(s->att), dq_free(s->logits);
+    dq_free(s->key_cache), dq_free(s->value_cache), dq_free(s->rope_cos), dq_free(s->rope_sin);
+    if (s->pool) dq_pool_free(s->pool);
+    memset(s, 0, sizeof *s);
+}
+
+// ---------------------------------------------------------------- forward pass
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    ss = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+}
+
+static void matmul(dq_state *s, float *y, const float *x, int B, const dq_mat *w) {
+    if (w->f)
+        dq_matmul_f32(s->pool, y, x, B, w->f, w->n, w->k);
+    else
+        dq_matmul_q8(s->pool, y, x, B, &w->q, s->act);
+}
+
+// Rotates n_h heads of one token at position pos, in place.
+static void rope(float *v, int n_h, int hd, int style, const float *cs, const float *sn) {
+    int half = hd / 2;
+    for (int h = 0; h < n_h; h++) {
+        float *x = v + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            int a = style == DQ_ROPE_INTERLEAVED ? 2 * i : i;
+            int b = style == DQ_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * cs[i] - x1 * sn[i];
+            x[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+// Attention for a batch: one work item per (token, head); items are independent, so the
+// split across threads cannot change any result.
+typedef struct attn_task {
+    const dq_config *c;
+    dq_state *s;
+    int layer, B, pos;
+    float *out;  // (B, H*hd)
+} attn_task;
+
+static void attn_worker(void *ctx, int ith, int nth) {
+    attn_task *a = ctx;
+    const dq_config *c = a->c;
+    dq_state *s = a->s;
+    int H = (int)c->n_heads, hd = (int)c->head_dim, KD = (int)(c->n_kv_heads * c->head_dim);
+    int grp = (int)(c->n_heads / c->n_kv_heads);
+    float scale = 1.0f / sqrtf((float)hd);
+    float *att = s->att + (size_t)ith * s->ctx;
+    const float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD;
+    const float *vc = s->value_cache + (size_t)a->layer * s->ctx * KD;
+    int items = a->B * H;
+    for (int it = ith; it < items; it += nth) {
+        int t = it / H, h = it % H, kvh = h / grp;
+        int last = a->pos + t;  // attends to positions 0..last
+        const float *q = s->q + (size_t)t * H * hd + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int p = 0; p <= last; p++) {
+            const float *k = kc + (size_t)p * KD + (size_t)kvh * hd;
+            float d = 0.0f;
+            for (int i = 0; i < hd; i++) d += q[i] * k[i];
+            d *= scale;
+            att[p] = d;
+            if (d > mx) mx = d;
+        }
+        float sum = 0.0f;
+        for (int p = 0; p <= last; p++) {
+            att[p] = expf(att[p] - mx);
+            sum += att[p];
+        }
+        float inv = 1.0f / sum;
+        float *o = a->out + (size_t)t * H * hd + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p <= last; p++) {
+            const float *v = vc + (size_t)p * KD + (size_t)kvh * hd;
+            float w = att[p] * inv;
+            for (int i = 0; i < hd; i++) o[i] += w * v[i];
+        }
+    }
+}
+
+static void embed(float *x, const dq_mat *E, int tok, int C) {
+    if (E->f) {
+        memcpy(x, E->f + (size_t)tok * C, (size_t)C * sizeof(float));
+    } else {
+        const int8_t *r = E->q.w + (size_t)tok * C;
+        float sc = E->q.scale[tok];
+        for (int j = 0; j < C; j++) x[j] = sc * (float)r[j];
+    }
+}
+
+// One batch of B <= max_batch tokens at positions pos..pos+B-1.
+static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens, int B, int pos, int logits_mode) {
+    const dq_config *c = &m->c;
+    int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
+    int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd, half = hd / 2;
+    float eps = c->norm_eps;
+    for (int t = 0; t < B; t++) embed(s->x + (size_t)t * C, &m->tok_emb, tokens[t], C);
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        const dq_layer *L = &m->layers[l];
+        for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_att, C, eps);
+        matmul(s, s->q, s->xb, B, &L->wq);
+        matmul(s, s->k, s->xb, B, &L->wk);
+        matmul(s, s->v, s->xb, B, &L->wv);
+        float *kc = s->key_cache + (size_t)l * s->ctx * KD, *vc = s->value_cache + (size_t)l * s->ctx * KD;
+        for (int t = 0; t < B; t++) {
+            const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
+            rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
+            rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
+            memcpy(kc + (size_t)(pos + t) * KD, s->k + (size_t)t * KD, (size_t)KD * sizeof(float));
+            memcpy(vc + (size_t)(pos + t) * KD, s->v + (size_t)t * KD, (size_t)KD * sizeof(float));
+        }
+        attn_task at = {c, s, (int)l, B, pos, s->xb};
+        dq_pool_run(s->pool, attn_worker, &at);
+        matmul(s, s->xb2, s->xb, B, &L->wo);
+        for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
+        for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_ffn, C, eps);
+        matmul(s, s->hb, s->xb, B, &L->w1);
+        matmul(s, s->hb2, s->xb, B, &L->w3);
+        for (size_t i = 0; i < (size_t)B * F; i++) {
+            float g = s->hb[i];
+            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];  // SwiGLU: silu(gate) * up
+        }
+        matmul(s, s->xb2, s->hb, B, &L->w2);
+        for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
+        if (s->capture) memcpy(s->capture + (size_t)l * B * C, s->x, (size_t)B * C * sizeof(float));
+    }
+    if (logits_mode == DQ_LOGITS_NONE) return;
+    int first = logits_mode == DQ_LOGITS_LAST ? B - 1 : 0, nrow = B - first;
+    for (int t = first; t < B; t++)
+        rmsnorm(s->xb + (size_t)(t - first) * C, s->x + (size_t)t * C, m->rms_final, C, eps);
+    matmul(s, s->logits, s->xb, nrow, &m->cls);
+}
+
+int dq_forward(const dq_model *m, dq_state *s, const int32_t *tokens, int n, int pos, int logits_mode, dq_err *e) {
+    if (n <= 0) return DQ_OK;
+    if (pos < 0 || n > s->ctx - pos)
+        return DQ_ERR(e, DQ_ECTX, "context overflow: %d tokens at position %d exceed the context of %d", n, pos, s->ctx);
+    if (logits_mode == DQ_LOGITS_ALL && n > s->max_batch)
+        return DQ_ERR(e, DQ_EUSAGE, "internal: all-position logits for %d tokens exceed the batch of %d", n, s->max_batch);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->c.vocab)
+            return DQ_ERR(e, DQ_EUSAGE, "token id %d is outside the vocabulary of %u", tokens[i], m->c.vocab);
+    for (int done = 0; done < n;) {
+        int b = n - done < s->max_batch ? n - done : s->max_batch;
+        int last = done + b == n;
+        forward_batch(m, s, tokens + done, b, pos + done, last ? logits_mode : DQ_LOGITS_NONE);
+        done += b;
+    }
+    return DQ_OK;
+}
+
+// ---------------------------------------------------------------- writing
+
+#include "quant.h"
+
+typedef struct out_tensor {
+    char name[48];
+    uint32_t dtype, ndim;
+    uint64_t dims[2], offset, nbytes;
+    const tensor_spec *spec;
+    int part;  // 0 = data (FP32 or int8), 1 = .scale, 2 = .rowsum, -1 = vector
+} out_tensor;
+
+static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
+
+static int write_pad(FILE *f, uint64_t *pos, uint64_t to) {
+    static const uint8_t zeros[DQ_ALIGN];
+    while (*pos < to) {
+        size_t n = to - *pos > DQ_ALIGN ? DQ_ALIGN : (size_t)(to - *pos);
+        if (write_all(f, zeros, n)) return -1;
+        *pos += n;
+    }
+    return 0;
+}
+
+int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_path, int progress, dq_err *e) {
+    const dq_config *c = &src->c;
+    int rc = dq_config_check(c, out_path, e);
+    if (rc) return rc;
+    int q8 = c->wtype == DQ_WTYPE_INT8;
+    tensor_spec *specs = malloc(sizeof *specs * (3 + 9 * (size_t)c->n_layers));
+    out_tensor *outs = malloc(sizeof *outs * 3 * (3 + 9 * (size_t)c->n_layers));
+    uint8_t *tok = NULL, *dirbuf = NULL;
+    size_t tok_size = 0;
+    int8_t *qbuf = NULL;
+    float *sbuf = NULL;
+    int32_t *rbuf = NULL;
+    FILE *f = NULL;
+    if (!specs || !outs) {
+        rc = DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", out_path);
+        goto done;
+    }
+    if ((rc = dq_tok_serialize(src->tok, &tok, &tok_size, e))) goto done;
+    int ns = tensor_specs(specs, c, NULL, src), no = 0;
+    size_t max_mat = 0, max_rows = 0;
+    for (int i = 0; i < ns; i++) {
+        const tensor_spec *t = &specs[i];
+        int parts = t->matrix ? (q8 ? 3 : 1) : 1;
+        if (t->matrix && t->n * t->k > max_mat) max_mat = t->n * t->k;
+        if (t->matrix && t->n > max_rows) max_rows = t->n;
+        for (int p = 0; p < parts; p++) {
+            out_tensor *o = &outs[no++];
+            memset(o, 0, sizeof *o);
+            o->spec = t;
+            o->part = t->matrix ? p : -1;
+            snprintf(o->name, sizeof o->name, "%s%s", t->name, p == 1 ? ".scale" : p == 2 ? ".rowsum" : "");
+            if (t->matrix && p == 0) {
+                o->dtype = q8 ? DQ_DT_I8 : DQ_DT_F32;
+                o->ndim = 2;
+                o->dims[0] = t->n;
+                o->dims[1] = t->k;
+            } else {
+                o->dtype = p == 2 ? DQ_DT_I32 : DQ_DT_F32;
+                o->ndim = 1;
+                o->dims[0] = t->n;
+                o->dims[1] = 0;
+            }
+            o->nbytes = o->dims[0] * (o->ndim == 2 ? o->dims[1] : 1) * dtype_size(o->dtype);
+        }
+    }
+    size_t meta_size = src->meta ? strlen(src->meta) : 0;
+    uint64_t dir_off = DQ_HEADER_SIZE, tok_off = align_up(dir_off + (uint64_t)no * DQ_DIRENT_SIZE),
+             meta_off = align_up(tok_off + tok_size), data_off = align_up(meta_off + meta_size), pos = data_off;
+    for (int i = 0; i < no; i++) {
+        outs[i].offset = pos;
+        pos = align_up(pos + outs[i].nbytes);
+    }
+    uint64_t file_size = outs[no - 1].offset + outs[no - 1].nbytes;
+    // Header and directory.
+    uint8_t hdr[DQ_HEADER_SIZE] = {0};
+    memcpy(hdr + H_MAGIC, DQ_MAGIC, 4);
+    wr32(hdr + H_VERSION, DQ_FORMAT_VERSION);
+    wr32(hdr + H_HSIZE, DQ_HEADER_SIZE);
+    wr32(hdr + H_NTENS, (uint32_t)no);
+    header_put_config(hdr, c);
+    wr64(hdr + H_DIROFF, dir_off);
+    wr64(hdr + H_TOKOFF, tok_off);
+    wr64(hdr + H_TOKSIZE, tok_size);
+    wr64(hdr + H_METAOFF, meta_off);
+    wr64(hdr + H_METASIZE, meta_size);
+    wr64(hdr + H_DATAOFF, data_off);
+    wr64(hdr + H_FILESIZE, file_size);
+    dirbuf = calloc((size_t)no, DQ_DIRENT_SIZE);
+    if (!dirbuf) {
+        rc = DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", out_path);
+        goto done;
+    }
+    for (int i = 0; i < no; i++) {
+        uint8_t *d = dirbuf + (size_t)i * DQ_DIRENT_SIZE;
+        memcpy(d + D_NAME, outs[i].name, sizeof outs[i].name);
+        wr32(d + D_DTYPE, outs[i].dtype);
+        wr32(d + D_NDIM, outs[i].ndim);
+        wr64(d + D_DIMS, outs[i].dims[0]);
+        wr64(d + D_DIMS + 8, outs[i].dims[1]);
+        wr64(d + D_OFFSET, outs[i].offset);
+        wr64(d + D_NBYTES, outs[i].nbytes);
+    }
+    uint64_t sum = fnv1a(FNV_INIT, hdr, DQ_HEADER_SIZE);
+    sum = fnv1a(sum, dirbuf, (size_t)no * DQ_DIRENT_SIZE);
+    sum = fnv1a(sum, tok, tok_size);
+    sum = fnv1a(sum, (const uint8_t *)src->meta, meta_size);
+    wr64(hdr + H_CHECKSUM, sum);
+
+    f = fopen(tmp_path, "wb");
+    if (!f) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: cannot create: %s", tmp_path, strerror(errno));
+        goto done;
+    }
+    if (q8) {
+        qbuf = malloc(max_mat ? max_mat : 1);
+        sbuf = malloc(sizeof(float) * max_rows);
+        rbuf = malloc(sizeof(int32_t) * max_rows);
+        if (!qbuf || !sbuf || !rbuf) {
+            rc = DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", out_path);
+            goto done;
+        }
+    }
+    pos = 0;
+    if (write_all(f, hdr, DQ_HEADER_SIZE) || write_all(f, dirbuf, (size_t)no * DQ_DIRENT_SIZE)) goto ioerr;
+    pos = DQ_HEADER_SIZE + (uint64_t)no * DQ_DIRENT_SIZE;
+    if (write_pad(f, &pos, tok_off) || write_all(f, tok, tok_size)) goto ioerr;
+    pos += tok_size;
+    if (write_pad(f, &pos, meta_off) || write_all(f, src->meta ? src->meta : "", meta_size)) goto ioerr;
+    pos += meta_size;
+    for (int i = 0; i < no; i++) {
+        const out_tensor *o = &outs[i];
+        const tensor_spec *t = o->spec;
+        if (write_pad(f, &pos, o->offset)) goto ioerr;
+        const void *data = t->src;
+        if (q8 && o->part >= 0) {
+            if (o->part == 0) {
+                long bad = dq_quantize_rows(qbuf, sbuf, rbuf, t->src, (int)t->n, (int)t->k);
+                if (bad) {
+                    rc = DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' holds %ld non-finite values", out_path, t->name, bad);
+                    goto done;
+                }
+                data = qbuf;
+            } else {
+                data = o->part == 1 ? (const void *)sbuf : (const void *)rbuf;
+            }
+        } else {
+            // FP32 tensors must be finite too: a NaN weight silently poisons every logit.
+            const float *fp = t->src;
+            for (uint64_t j = 0; j < o->nbytes / 4; j++)
+                if (!isfinite(fp[j])) {
+                    rc = DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' holds non-finite values", out_path, t->name);
+                    goto done;
+                }
+        }
+        if (write_all(f, data, o->nbytes)) goto ioerr;
+        pos += o->nbytes;
+        if (progress) fprintf(stderr, "\rconverting: %d/%d tensors", i + 1, no);
+    }
+    if (progress) fprintf(stderr, "\n");
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) goto ioerr;
+    if (fclose(f) != 0) {
+        f = NULL;
+        goto ioerr;
+    }
+    f = NULL;
+    if (rename(tmp_path, out_path) != 0) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: cannot rename into place: %s", out_path, strerror(errno));
+        goto done;
+    }
+    rc = DQ_OK;
+    goto done;
+ioerr:
+    rc = DQ_ERR(e, DQ_EFILE, "%s: write failed: %s", tmp_path, strerror(errno));
+done:
+    if (f) fclose(f);
+    if (rc) unlink(tmp_path);
+    free(specs), free(outs), free(tok), free(dirbuf), free(qbuf), free(sbuf), free(rbuf);
+    return rc;
+}
