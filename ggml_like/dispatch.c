@@ -1,0 +1,374 @@
+// ggml_like/dispatch.c: chooses the kernel table once (CPU probe + DYNQ_ISA), packs weights at
+// load, and drives the kernels: activation quantization and matmuls split into (rows x tokens)
+// tiles that the pool's threads take one at a time (atomic counter), so results never depend
+// on the thread count or on who computes which tile.
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+// ---------------------------------------------------------------- tables and choice
+static const char *const isa_names[] = {"scalar", "avx2", "avx512vnni", "amx", "neon"};
+const char *dq_isa_name(dq_isa isa) { return (unsigned)isa < 5 ? isa_names[isa] : "?"; }
+
+static const dq_kernels *built_table(dq_isa isa) {
+    switch (isa) {
+    case DQ_ISA_SCALAR: return dq_kernels_scalar();
+// ggml_like.mk defines DQ_WITH_<ISA> for the kernel files it builds on this architecture.
+#ifdef DQ_WITH_AVX2
+    case DQ_ISA_AVX2: return dq_kernels_avx2();
+#endif
+#ifdef DQ_WITH_AVX512VNNI
+    case DQ_ISA_AVX512VNNI: return dq_kernels_avx512vnni();
+#endif
+#ifdef DQ_WITH_AMX
+    case DQ_ISA_AMX: return dq_kernels_amx();
+#endif
+#ifdef DQ_WITH_NEON
+    case DQ_ISA_NEON: return dq_kernels_neon();
+#endif
+    default: return NULL;
+    }
+}
+
+static struct {
+    pthread_once_t once;
+    dq_cpu cpu;
+    int status;
+    char msg[256];
+    dq_isa chosen;
+    const dq_kernels *K;
+} g = {.once = PTHREAD_ONCE_INIT};
+
+static void init_once(void) {
+    dq_cpu_probe(&g.cpu);
+    if (dq_isa_supported(&g.cpu, DQ_ISA_AMX) && built_table(DQ_ISA_AMX)) g.cpu.amx_perm = dq_cpu_request_amx();
+    const char *force = getenv("DYNQ_ISA");
+    if (force && *force) {
+        int found = -1;
+        for (int i = 0; i < 5; i++)
+            if (strcmp(force, isa_names[i]) == 0) found = i;
+        if (found < 0) {
+            g.status = DQ_EUSAGE;
+            snprintf(g.msg, sizeof g.msg, "DYNQ_ISA=%s: unknown ISA (use scalar, avx2, avx512vnni, amx or neon)",
+                     force);
+            return;
+        }
+        dq_isa isa = (dq_isa)found;
+        if (!built_table(isa) || !dq_isa_supported(&g.cpu, isa) || (isa == DQ_ISA_AMX && !g.cpu.amx_perm)) {
+            g.status = DQ_EUSAGE;
+            snprintf(g.msg, sizeof g.msg, "DYNQ_ISA=%s: %s", force,
+                     !built_table(isa) ? "not available in this build (other architecture)"
+                     : isa == DQ_ISA_AMX && dq_isa_supported(&g.cpu, isa)
+                         ? "the kernel refused AMX tile permission (arch_prctl)"
+                         : "this CPU (or the OS) does not support it; see dynq info --cpu");
+            return;
+        }
+        g.chosen = isa;
+    } else {
+        static const dq_isa order[] = {DQ_ISA_AMX, DQ_ISA_AVX512VNNI, DQ_ISA_AVX2, DQ_ISA_NEON, DQ_ISA_SCALAR};
+        for (int i = 0; i < 5; i++) {
+            dq_isa isa = order[i];
+            if (!built_table(isa) || !dq_isa_supported(&g.cpu, isa)) continue;
+            if (isa == DQ_ISA_AMX && !g.cpu.amx_perm) continue;
+            g.chosen = isa;
+            break;
+        }
+    }
+    g.K = built_table(g.chosen);
+    g.status = DQ_OK;
+}
+
+int dq_kernels_init(dq_err *e) {
+    pthread_once(&g.once, init_once);
+    if (g.status != DQ_OK) return DQ_ERR(e, g.status, "%s", g.msg);
+    return DQ_OK;
+}
+
+dq_isa dq_isa_chosen(void) {
+    pthread_once(&g.once, init_once);
+    return g.chosen;
+}
+
+const dq_kernels *dq_kernels_current(void) {
+    pthread_once(&g.once, init_once);
+    DQ_ASSERT(g.K != NULL);  // dq_kernels_init failed (bad DYNQ_ISA) and the caller went on
+    return g.K;
+}
+
+const dq_kernels *dq_kernels_table(dq_isa isa) {
+    pthread_once(&g.once, init_once);
+    if (!dq_isa_supported(&g.cpu, isa)) return NULL;
+    if (isa == DQ_ISA_AMX && !g.cpu.amx_perm) return NULL;
+    return built_table(isa);
+}
+
+void dq_cpu_describe(char *buf, size_t cap) {
+    pthread_once(&g.once, init_once);
+    const dq_cpu *c = &g.cpu;
+    size_t n = 0;
+#define OUT(...) n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__)
+    OUT("cpu: %s%s%s\n", c->vendor, c->brand[0] ? " " : "", c->brand);
+#if defined(__x86_64__)
+    OUT("features: avx2=%d fma=%d avx512f=%d avx512bw=%d avx512vl=%d avx512_vnni=%d avx_vnni=%d amx_tile=%d "
+        "amx_int8=%d\n",
+        c->avx2, c->fma, c->avx512f, c->avx512bw, c->avx512vl, c->avx512vnni, c->avxvnni, c->amx_tile, c->amx_int8);
+    OUT("os state (xgetbv): ymm=%d zmm=%d amx_tiles=%d amx_permission=%d\n", c->os_ymm, c->os_zmm, c->os_amx,
+        c->amx_perm);
+#elif defined(__aarch64__)
+    OUT("features: neon=%d asimddp(dotprod)=%d i8mm=%d\n", c->neon, c->asimddp, c->i8mm);
+#endif
+    OUT("usable:");
+    for (int i = 0; i < 5; i++)
+        if (dq_kernels_table((dq_isa)i)) OUT(" %s", isa_names[i]);
+    OUT("\n");
+    const char *force = getenv("DYNQ_ISA");
+    if (g.status != DQ_OK) OUT("chosen: none (%s)\n", g.msg);
+    else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
+             g.K->name);
+#undef OUT
+}
+
+// ---------------------------------------------------------------- weights
+int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e) {
+    dq_qweight_release(w);
+    if (w->n < 1 || w->k < 1 || w->k > DQ_MAX_K)
+        return DQ_ERR(e, DQ_EFILE, "weight matrix %d x %d: shape out of range (k must be 1..%d)", w->n, w->k,
+                      DQ_MAX_K);
+    int np = dq_round_up(w->n, DQ_PANEL), kp = dq_round_up(w->k, DQ_KALIGN);
+    size_t hdr = dq_round_up((int)sizeof(dq_wpack), 64), vec = (size_t)dq_round_up(np * 4, 64);
+    size_t pan = 0, total;
+    if (K->use_panels && dq_mul_size((size_t)np, (size_t)kp, &pan))
+        return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: size overflow", w->n, w->k);
+    if (dq_add_size(hdr + 2 * vec, pan, &total)) return DQ_ERR(e, DQ_ENOMEM, "weight matrix: size overflow");
+    uint8_t *mem = dq_alloc(total);
+    if (!mem) return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: out of memory packing %zu bytes", w->n, w->k, total);
+    dq_wpack *p = (dq_wpack *)mem;
+    p->isa = K->isa;
+    p->n = w->n;
+    p->k = w->k;
+    p->np = np;
+    p->kp = kp;
+    p->rowsum = (int32_t *)(mem + hdr);
+    p->scale = (float *)(mem + hdr + vec);
+    p->panels = K->use_panels ? (int8_t *)(mem + hdr + 2 * vec) : NULL;
+    for (int i = 0; i < w->n; i++) {
+        const int8_t *r = w->w + (size_t)i * w->k;
+        int32_t s = 0;
+        for (int j = 0; j < w->k; j++) s += r[j];
+        p->rowsum[i] = s;
+        p->scale[i] = w->scale[i];
+    }
+    if (p->panels) {
+        int ng = kp / 4;
+        for (int i = 0; i < w->n; i++) {
+            const int8_t *r = w->w + (size_t)i * w->k;
+            int8_t *dst = p->panels + (size_t)(i / DQ_PANEL) * DQ_PANEL * kp + (i % DQ_PANEL) * 4;
+            int j = 0;
+            for (int s = 0; s < ng && j + 4 <= w->k; s++, j += 4) memcpy(dst + (size_t)s * 64, r + j, 4);
+            for (; j < w->k; j++) dst[(size_t)(j / 4) * 64 + (j % 4)] = r[j];
+        }
+    }
+    w->packed = p;
+    w->packed_bytes = total;
+    return DQ_OK;
+}
+
+int dq_qweight_prepare(dq_qweight *w, dq_err *e) {
+    int rc = dq_kernels_init(e);
+    if (rc != DQ_OK) return rc;
+    return dq_qweight_prepare_with(dq_kernels_current(), w, e);
+}
+
+void dq_qweight_release(dq_qweight *w) {
+    dq_free(w->packed);
+    w->packed = NULL;
+    w->packed_bytes = 0;
+}
+
+// ---------------------------------------------------------------- activation quantization
+typedef struct qctx {
+    const dq_kernels *K;
+    dq_qact *qa;
+    const float *x;
+    float tensor_amax;
+} qctx;
+
+static float absmax(const float *x, int k) {
+    float a = 0.0f;
+    for (int j = 0; j < k; j++) {
+        float v = fabsf(x[j]);
+        a = v > a ? v : a;
+    }
+    return a;
+}
+
+// Token t: scale(s), offset and codes. Scales are computed here, once for every ISA.
+static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t, float tensor_amax) {
+    int8_t *q = qa->q + (size_t)t * qa->kp;
+    int k = qa->k;
+    switch (qa->scheme) {
+    case DQ_ACT_SYM:
+    case DQ_ACT_TENSOR: {
+        float amax = qa->scheme == DQ_ACT_TENSOR ? tensor_amax : absmax(xr, k);
+        qa->scale[t] = amax / 127.0f;
+        qa->off[t] = 0;
+        K->quant(q, xr, k, amax > 0.0f ? 127.0f / amax : 0.0f, 0);
+        break;
+    }
+    case DQ_ACT_ASYM: {
+        // 255 levels u = 0..254 with zero point zp; code c = u - 127 in [-127, 127], off = zp - 127.
+        float mn = 0.0f, mx = 0.0f;  // the range always contains 0, so zp is an exact code
+        for (int j = 0; j < k; j++) {
+            mn = xr[j] < mn ? xr[j] : mn;
+            mx = xr[j] > mx ? xr[j] : mx;
+        }
+        float range = mx - mn, inv = range > 0.0f ? 254.0f / range : 0.0f;
+        long zp = lrintf(-mn * inv);
+        zp = zp < 0 ? 0 : zp > 254 ? 254 : zp;
+        qa->scale[t] = range / 254.0f;
+        qa->off[t] = (int32_t)zp - 127;
+        K->quant(q, xr, k, inv, qa->off[t]);
+        break;
+    }
+    case DQ_ACT_GROUP:
+        qa->off[t] = 0;
+        for (int g0 = 0; g0 < qa->ngroup; g0++) {
+            int j0 = g0 * 64, len = k - j0 < 64 ? k - j0 : 64;
+            float amax = absmax(xr + j0, len);
+            qa->scale[(size_t)t * qa->ngroup + g0] = amax / 127.0f;
+            K->quant(q + j0, xr + j0, len, amax > 0.0f ? 127.0f / amax : 0.0f, 0);
+        }
+        break;
+    }
+    if (qa->kp > k) memset(q + k, 0, (size_t)(qa->kp - k));
+}
+
+static void quant_task(void *arg, int ith, int nth) {
+    qctx *c = arg;
+    int m = c->qa->m, per = (m + nth - 1) / nth;
+    for (int t = ith * per; t < m && t < (ith + 1) * per; t++)
+        quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->tensor_amax);
+}
+
+void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
+                          dq_act_scheme scheme) {
+    DQ_ASSERT(m >= 1 && k >= 1 && k <= DQ_MAX_K);
+    // The GROUP scheme runs the scalar kernels on every ISA (quality study, not a hot path).
+    if (scheme == DQ_ACT_GROUP) K = dq_kernels_scalar();
+    int mp = dq_round_up(m, 16), kp = dq_round_up(k, DQ_KALIGN);
+    int ngroup = scheme == DQ_ACT_GROUP ? kp / 64 : 1;
+    size_t qb = (size_t)mp * kp, sb = (size_t)dq_round_up(m * ngroup * 4, 64), ob = (size_t)dq_round_up(m * 4, 64);
+    uint8_t *mem = dq_pool_act_scratch(pool, qb + sb + ob);
+    qa->m = m;
+    qa->k = k;
+    qa->kp = kp;
+    qa->scheme = scheme;
+    qa->ngroup = ngroup;
+    qa->q = (int8_t *)mem;
+    qa->scale = (float *)(mem + qb);
+    qa->off = (int32_t *)(mem + qb + sb);
+    qa->bias = K->act_bias;
+    if (mp > m) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
+    qctx c = {.K = K, .qa = qa, .x = x};
+    if (scheme == DQ_ACT_TENSOR) c.tensor_amax = absmax(x, m * k);  // m*k < 2^31: callers' buffers
+    if ((size_t)m * k >= 65536) dq_pool_run(pool, quant_task, &c);
+    else quant_task(&c, 0, 1);
+}
+
+void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme) {
+    dq_quantize_act_with(dq_kernels_current(), pool, qa, x, m, k, scheme);
+}
+
+// ---------------------------------------------------------------- matmul drivers
+typedef struct mmctx {
+    const dq_kernels *K;
+    float *y;
+    const dq_qact *qa;
+    const dq_qweight *w;
+    const float *x, *wf;
+    int m, n, k;
+    int rb, tb, nrb, ntb;  // tile: rb rows x tb tokens
+    _Alignas(64) _Atomic int next;
+} mmctx;
+
+// Tiles: rows in blocks of rb (a multiple of 32, ~8 blocks per thread so a slow thread can be
+// overtaken), tokens in blocks of up to 128. Every output is computed the same way whatever tile
+// it lands in.
+static void plan(mmctx *c, int m, int n, int nth) {
+    int rb = dq_round_up((n + 8 * nth - 1) / (8 * nth), 32);
+    rb = rb < 32 ? 32 : rb > 512 ? 512 : rb;
+    c->rb = rb;
+    c->tb = m <= 128 ? m : 128;
+    c->nrb = (n + rb - 1) / rb;
+    c->ntb = (m + c->tb - 1) / c->tb;
+    atomic_store(&c->next, 0);
+}
+
+static void q8_task(void *arg, int ith, int nth) {
+    mmctx *c = arg;
+    int total = c->nrb * c->ntb;
+    void (*gemm)(float *, int, const dq_qact *, int, int, const dq_qweight *, int, int) =
+        c->qa->scheme == DQ_ACT_GROUP ? dq_gemm_q8_group_scalar : c->K->gemm_q8;
+    for (;;) {
+        int i = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (i >= total) break;
+        int rbi = i / c->ntb, tbi = i % c->ntb;
+        int i0 = rbi * c->rb, i1 = i0 + c->rb < c->n ? i0 + c->rb : c->n;
+        int t0 = tbi * c->tb, t1 = t0 + c->tb < c->m ? t0 + c->tb : c->m;
+        gemm(c->y, c->n, c->qa, t0, t1, c->w, i0, i1);
+    }
+}
+
+void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w) {
+    const dq_wpack *p = w->packed;
+    DQ_ASSERT(p != NULL);  // dq_qweight_prepare was not called
+    DQ_ASSERT(qa->k == w->k && p->n == w->n && p->k == w->k);
+    if (qa->scheme == DQ_ACT_GROUP) K = dq_kernels_scalar();
+    else DQ_ASSERT(p->isa == K->isa && qa->bias == K->act_bias);  // packed/quantized for another ISA
+    mmctx c = {.K = K, .y = y, .qa = qa, .w = w, .m = qa->m, .n = w->n, .k = w->k};
+    plan(&c, qa->m, w->n, dq_pool_nthreads(pool));
+    if (c.nrb * c.ntb > 1) dq_pool_run(pool, q8_task, &c);
+    else q8_task(&c, 0, 1);
+}
+
+void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w) {
+    dq_matmul_q8_pre_with(dq_kernels_current(), pool, y, qa, w);
+}
+
+void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweight *w, dq_act_scheme scheme) {
+    const dq_kernels *K = dq_kernels_current();
+    dq_qact qa;
+    dq_quantize_act_with(K, pool, &qa, x, m, w->k, scheme);
+    dq_matmul_q8_pre_with(K, pool, y, &qa, w);
+}
+
+static void f32_task(void *arg, int ith, int nth) {
+    mmctx *c = arg;
+    int total = c->nrb * c->ntb;
+    for (;;) {
+        int i = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+        if (i >= total) break;
+        int rbi = i / c->ntb, tbi = i % c->ntb;
+        int i0 = rbi * c->rb, i1 = i0 + c->rb < c->n ? i0 + c->rb : c->n;
+        int t0 = tbi * c->tb, t1 = t0 + c->tb < c->m ? t0 + c->tb : c->m;
+        c->K->gemm_f32(c->y, c->x, t0, t1, c->wf, c->n, c->k, i0, i1);
+    }
+}
+
+void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const float *x, int m, const float *w, int n,
+                        int k) {
+    DQ_ASSERT(m >= 1 && n >= 1 && k >= 1);
+    mmctx c = {.K = K, .y = y, .x = x, .wf = w, .m = m, .n = n, .k = k};
+    plan(&c, m, n, dq_pool_nthreads(pool));
+    if (c.nrb * c.ntb > 1) dq_pool_run(pool, f32_task, &c);
+    else f32_task(&c, 0, 1);
+}
+
+void dq_matmul_f32(dq_pool *pool, float *y, const float *x, int m, const float *w, int n, int k) {
+    dq_matmul_f32_with(dq_kernels_current(), pool, y, x, m, w, n, k);
+}

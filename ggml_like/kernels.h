@@ -1,0 +1,89 @@
+// ggml_like/kernels.h: internal contract between the dispatcher (dispatch.c) and the per-ISA
+// kernel files (scalar.c is the spec; avx2.c, avx512vnni.c, amx.c, neon.c follow it exactly).
+// Not for the model: it sees only ops.h.
+//
+// Exactness. Activation codes c are int8 in [-127, 127] for every scheme (asymmetric uses 255
+// levels so that c = u - 127 fits), weights are any int8. Every kernel computes the exact int32
+// dot product acc = sum_j c[t][j] * w[i][j] (however it gets there) and then the one epilogue
+//     y[t][i] = (float)(acc - off[t] * rowsum[i]) * (scale_x[t] * scale_w[i])
+// evaluated in that order, without FMA contraction (-ffp-contract=off on these files). So all
+// ISAs give bit-identical outputs, for any thread count and any m-tiling.
+#ifndef DYNQ_KERNELS_H
+#define DYNQ_KERNELS_H
+
+#include "ops.h"
+
+#define DQ_PANEL 16   // weight rows per packed panel
+#define DQ_KALIGN 64  // k is padded to this in packed weights and activation rows
+#define DQ_MAX_K 65536  // keeps 255 * 128 * k inside int32 (u8-offset accumulators)
+
+static inline int dq_round_up(int x, int a) { return (x + a - 1) / a * a; }
+
+// Packed weights (w->packed): one allocation, this header first.
+// Panel layout (when `panels` is non-NULL): panel p = rows 16p..16p+15; inside it, for each
+// group of 4 inputs s = 0..kp/4-1, 64 bytes: byte r*4+j = w[16p+r][4s+j]. A zmm load is 16 rows x
+// 4 inputs (vpdpbusd), a ymm 8 x 4, a NEON q register 4 x 4 (sdot); 16 consecutive groups are
+// one AMX B tile (16 rows of 64 bytes, "VNNI" layout). Pad rows and columns are zero.
+typedef struct dq_wpack {
+    dq_isa isa;         // table that packed it (matmul asserts it matches)
+    int n, k, np, kp;   // np = n rounded up to 16, kp = k rounded up to 64
+    int32_t *rowsum;    // (np) sum_j w[i][j]; 0 for pad rows
+    float *scale;       // (np) copy of w->scale; 0 for pad rows
+    int8_t *panels;     // (np/16, kp/4, 16, 4) or NULL (scalar: reads w->w in place)
+} dq_wpack;
+
+typedef struct dq_kernels {
+    dq_isa isa;
+    const char *name;  // kernel names, for dq_cpu_describe
+    int use_panels;    // dq_qweight_prepare builds the panel layout
+    uint8_t act_bias;  // activation codes stored as c + act_bias (0 or 128)
+    // codes q[j] = clamp(lrintf(x[j] * inv) + off, -127, 127) + act_bias, j < k (round half even)
+    void (*quant)(int8_t *q, const float *x, int k, float inv, int32_t off);
+    // y[t*ldy + i] for tokens t in [t0, t1) and rows i in [i0, i1); i0 is a multiple of 16.
+    void (*gemm_q8)(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1);
+    // y[t*n + i] = sum_j x[t*k + j] * w[i*k + j] (FP32; not bit-identical across ISAs)
+    void (*gemm_f32)(float *y, const float *x, int t0, int t1, const float *w, int n, int k, int i0, int i1);
+} dq_kernels;
+
+// Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.
+// DQ_KTABLE_SUFFIX lets a test compile the same source a second time (SIMDe, AMX model)
+// under another name.
+const dq_kernels *dq_kernels_scalar(void);
+const dq_kernels *dq_kernels_avx2(void);
+const dq_kernels *dq_kernels_avx512vnni(void);
+const dq_kernels *dq_kernels_amx(void);
+const dq_kernels *dq_kernels_neon(void);
+const dq_kernels *dq_kernels_table(dq_isa isa);  // NULL if this build or CPU lacks it
+const dq_kernels *dq_kernels_current(void);      // the chosen one (after dq_kernels_init)
+
+// Scalar pieces reused by other files (GROUP scheme, tails).
+void dq_gemm_q8_group_scalar(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
+                             int i1);
+// Shared epilogue for one output: keep every ISA on this exact expression.
+static inline float dq_epilogue(int32_t acc, int32_t off, int32_t rowsum, float sx, float sw) {
+    return (float)(acc - off * rowsum) * (sx * sw);
+}
+
+// CPU features (cpu.c)
+typedef struct dq_cpu {
+    char vendor[16], brand[64];
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, amx_tile, amx_int8;
+    int os_ymm, os_zmm, os_amx, amx_perm;  // OS state support (XGETBV), AMX permission granted
+    int neon, asimddp, i8mm;
+} dq_cpu;
+void dq_cpu_probe(dq_cpu *c);
+int dq_cpu_request_amx(void);  // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA); 1 if granted
+int dq_isa_supported(const dq_cpu *c, dq_isa isa);
+
+// The public entry points with an explicit kernel table (tests run every table this way).
+int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e);
+void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
+                          dq_act_scheme scheme);
+void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
+void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const float *x, int m, const float *w, int n,
+                        int k);
+
+// Pool internals used by the dispatcher.
+void *dq_pool_act_scratch(dq_pool *pool, size_t bytes);
+
+#endif

@@ -1,0 +1,85 @@
+// ggml_like/scalar.c: the reference kernels. Every SIMD kernel must give exactly what these
+// give (integer accumulators equal, float outputs bit-identical, see kernels.h); they are also
+// the fallback on CPUs without a supported SIMD extension (DYNQ_ISA=scalar forces them).
+// Plain loops over row-major weights read in place: no packing.
+#include <math.h>
+
+#include "kernels.h"
+
+// ---------------------------------------------------------------- activation codes
+static void quant_scalar(int8_t *q, const float *x, int k, float inv, int32_t off) {
+    for (int j = 0; j < k; j++) {
+        long v = lrintf(x[j] * inv) + off;  // round half to even, as cvtps2dq does
+        v = v < -127 ? -127 : v > 127 ? 127 : v;
+        q[j] = (int8_t)v;
+    }
+}
+
+// ---------------------------------------------------------------- int8 matmul
+static int32_t dot_s8(const int8_t *a, const int8_t *b, int k) {
+    int32_t acc = 0;
+    for (int j = 0; j < k; j++) acc += (int32_t)a[j] * (int32_t)b[j];
+    return acc;
+}
+
+// gemm_s8s8__scalar: y = epilogue(codes . w) for the per-token schemes (SYM, ASYM, TENSOR).
+static void gemm_q8_scalar(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
+                           int i1) {
+    const dq_wpack *p = w->packed;
+    DQ_ASSERT(qa->bias == 0 && qa->ngroup == 1);
+    for (int t = t0; t < t1; t++) {
+        const int8_t *xq = qa->q + (size_t)t * qa->kp;
+        for (int i = i0; i < i1; i++) {
+            int32_t acc = dot_s8(xq, w->w + (size_t)i * w->k, w->k);
+            y[(size_t)t * ldy + i] = dq_epilogue(acc, qa->off[t], p->rowsum[i], qa->scale[t], p->scale[i]);
+        }
+    }
+}
+
+// gemm_s8s8_group64__scalar: one int32 sum per group of 64 inputs, combined in float in group
+// order: y = scale_w * sum_g (scale_x[g] * acc_g). Used by every ISA (quality study only).
+void dq_gemm_q8_group_scalar(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
+                             int i1) {
+    const dq_wpack *p = w->packed;
+    DQ_ASSERT(qa->bias == 0);
+    for (int t = t0; t < t1; t++) {
+        const int8_t *xq = qa->q + (size_t)t * qa->kp;
+        const float *sx = qa->scale + (size_t)t * qa->ngroup;
+        for (int i = i0; i < i1; i++) {
+            const int8_t *wr = w->w + (size_t)i * w->k;
+            float sum = 0.0f;
+            for (int g = 0; g < qa->ngroup; g++) {
+                int j0 = g * 64, len = w->k - j0 < 64 ? w->k - j0 : 64;
+                sum += sx[g] * (float)dot_s8(xq + j0, wr + j0, len);
+            }
+            y[(size_t)t * ldy + i] = sum * p->scale[i];
+        }
+    }
+}
+
+// ---------------------------------------------------------------- fp32 matmul
+// One sequential sum per output (the order SIMD kernels do not follow: FP32 is compared with a
+// tolerance, never bit for bit).
+static void gemm_f32_scalar(float *y, const float *x, int t0, int t1, const float *w, int n, int k, int i0,
+                            int i1) {
+    for (int t = t0; t < t1; t++) {
+        const float *xr = x + (size_t)t * k;
+        for (int i = i0; i < i1; i++) {
+            const float *wr = w + (size_t)i * k;
+            float acc = 0.0f;
+            for (int j = 0; j < k; j++) acc += xr[j] * wr[j];
+            y[(size_t)t * n + i] = acc;
+        }
+    }
+}
+
+static const dq_kernels table = {
+    .isa = DQ_ISA_SCALAR,
+    .name = "gemm_s8s8__scalar, gemm_f32__scalar",
+    .use_panels = 0,
+    .act_bias = 0,
+    .quant = quant_scalar,
+    .gemm_q8 = gemm_q8_scalar,
+    .gemm_f32 = gemm_f32_scalar,
+};
+const dq_kernels *dq_kernels_scalar(void) { return &table; }

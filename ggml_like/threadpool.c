@@ -1,0 +1,238 @@
+// ggml_like/threadpool.c: a small persistent pthread pool. The caller is worker 0.
+//
+// A job has nth slots (ith = 0..nth-1). Slots are claimed, not assigned: every thread, the
+// caller included, claims the next free slot of the current job with a CAS on one 64-bit word
+// (job generation << 32 | next slot) and runs it. So when a worker is descheduled (a busy
+// neighbour on these 2-vCPU VMs), the caller runs that worker's slot itself instead of waiting
+// for it to wake up: -t 2 degrades to -t 1 speed, not below. Waiting (workers for a job, the
+// caller for the last slot) spins for a short bounded time, then sleeps on a condition variable.
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define SPIN_NS 50000  // how long a waiter spins before sleeping (about one small GEMV)
+
+typedef struct worker {
+    dq_pool *pool;
+    pthread_t tid;
+} worker;
+
+struct dq_pool {
+    int nth;
+    // Hot words on their own cache lines.
+    _Alignas(64) _Atomic uint64_t job;    // generation << 32 | next unclaimed slot
+    _Alignas(64) _Atomic int done;        // slots finished in the current job
+    _Alignas(64) _Atomic int sleepers;    // workers asleep on `wake`
+    _Atomic int caller_asleep;
+    _Atomic int quit;
+    dq_task_fn fn;  // published before the generation bump (release), read after a claim
+    void *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;      // new job (or quit) for workers
+    pthread_cond_t finished;  // last slot done, for the caller
+    worker *workers;          // nth - 1 of them
+    void *scratch, *act_scratch;
+    size_t scratch_bytes, act_scratch_bytes;
+};
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+// Claims and runs slots of generation `gen` until none is left.
+static void run_slots(dq_pool *p, uint32_t gen) {
+    uint64_t v = atomic_load_explicit(&p->job, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(v >> 32) != gen || (uint32_t)v >= (uint32_t)p->nth) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->job, &v, v + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        p->fn(p->ctx, (int)(uint32_t)v, p->nth);
+        int d = atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1;
+        if (d == p->nth && atomic_load(&p->caller_asleep)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->finished);
+            pthread_mutex_unlock(&p->mu);
+        }
+        v = atomic_load_explicit(&p->job, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    dq_pool *p = w->pool;
+    uint32_t seen = 0;
+    for (;;) {
+        // Wait for a new generation: spin briefly, then sleep.
+        uint64_t t0 = 0;
+        int spins = 0;
+        while ((uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32) == seen &&
+               !atomic_load_explicit(&p->quit, memory_order_acquire)) {
+            CPU_RELAX();
+            if ((++spins & 63) == 0) {
+                uint64_t t = now_ns();
+                if (!t0) t0 = t;
+                if (t - t0 < SPIN_NS) continue;
+                pthread_mutex_lock(&p->mu);
+                atomic_fetch_add(&p->sleepers, 1);
+                while ((uint32_t)(atomic_load(&p->job) >> 32) == seen && !atomic_load(&p->quit))
+                    pthread_cond_wait(&p->wake, &p->mu);
+                atomic_fetch_sub(&p->sleepers, 1);
+                pthread_mutex_unlock(&p->mu);
+            }
+        }
+        if (atomic_load_explicit(&p->quit, memory_order_acquire)) return NULL;
+        seen = (uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32);
+        run_slots(p, seen);
+    }
+}
+
+int dq_pool_create(dq_pool **out, int n_threads, dq_err *e) {
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 1024) return DQ_ERR(e, DQ_EUSAGE, "thread count %d out of range 1..1024", n_threads);
+    dq_pool *p = dq_alloc(sizeof *p);
+    if (!p) return DQ_ERR(e, DQ_ENOMEM, "thread pool: out of memory");
+    p->nth = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->finished, NULL);
+    if (n_threads > 1) {
+        p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+        if (!p->workers) {
+            dq_pool_free(p);
+            return DQ_ERR(e, DQ_ENOMEM, "thread pool: out of memory");
+        }
+        for (int i = 0; i < n_threads - 1; i++) {
+            p->workers[i].pool = p;
+            int rc = pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]);
+            if (rc != 0) {
+                p->nth = i + 1;  // only i workers exist: free joins exactly those
+                dq_pool_free(p);
+                return DQ_ERR(e, DQ_ENOMEM, "thread pool: cannot start thread %d: %s", i + 1, strerror(rc));
+            }
+        }
+    }
+    *out = p;
+    return DQ_OK;
+}
+
+void dq_pool_free(dq_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->quit, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    if (p->workers)
+        for (int i = 0; i < p->nth - 1; i++) pthread_join(p->workers[i].tid, NULL);
+    free(p->workers);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->finished);
+    dq_free(p->scratch);
+    dq_free(p->act_scratch);
+    dq_free(p);
+}
+
+int dq_pool_nthreads(const dq_pool *p) { return p ? p->nth : 1; }
+
+void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
+    if (!p || p->nth == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    uint32_t gen = (uint32_t)(atomic_load_explicit(&p->job, memory_order_relaxed) >> 32) + 1;
+    atomic_store(&p->job, (uint64_t)gen << 32);  // seq_cst: pairs with the sleepers check
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    run_slots(p, gen);
+    // Wait for slots other threads claimed.
+    uint64_t t0 = 0;
+    int spins = 0;
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth) {
+        CPU_RELAX();
+        if ((++spins & 63) != 0) continue;
+        uint64_t t = now_ns();
+        if (!t0) t0 = t;
+        if (t - t0 < SPIN_NS) continue;
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_asleep, 1);
+        while (atomic_load(&p->done) < p->nth) pthread_cond_wait(&p->finished, &p->mu);
+        atomic_store(&p->caller_asleep, 0);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static void *grow(void **buf, size_t *have, size_t bytes) {
+    if (bytes <= *have) return *buf;
+    size_t want = bytes + bytes / 4 + 4096;
+    void *nb = dq_alloc(want);
+    if (!nb) return NULL;
+    dq_free(*buf);
+    *buf = nb;
+    *have = want;
+    return nb;
+}
+
+void *dq_pool_scratch(dq_pool *p, size_t bytes) {
+    DQ_ASSERT(p != NULL);
+    void *r = grow(&p->scratch, &p->scratch_bytes, bytes);
+    DQ_ASSERT(r != NULL);  // out of memory for scratch: nothing sensible to return
+    return r;
+}
+
+void *dq_pool_act_scratch(dq_pool *p, size_t bytes) {
+    DQ_ASSERT(p != NULL);
+    void *r = grow(&p->act_scratch, &p->act_scratch_bytes, bytes);
+    DQ_ASSERT(r != NULL);
+    return r;
+}
+
+// Physical cores: distinct (physical id, core id) pairs in /proc/cpuinfo, else online CPUs.
+int dq_physical_cores(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1) online = 1;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return (int)online;
+    char line[256];
+    int phys = -1, ids[1024][2], nid = 0;
+    while (fgets(line, sizeof line, f)) {
+        int v;
+        if (sscanf(line, "physical id : %d", &v) == 1) phys = v;
+        else if (sscanf(line, "core id : %d", &v) == 1) {
+            int seen = 0;
+            for (int i = 0; i < nid; i++)
+                if (ids[i][0] == phys && ids[i][1] == v) seen = 1;
+            if (!seen && nid < 1024) {
+                ids[nid][0] = phys;
+                ids[nid][1] = v;
+                nid++;
+            }
+        }
+    }
+    fclose(f);
+    if (nid < 1 || nid > online) return (int)online;
+    return nid;
+}

@@ -1,0 +1,244 @@
+// tests/kernels_check.h: checks one kernel table against the scalar spec (scalar.c), shared by
+// test_kernels.c (tables this CPU runs natively) and the emulated builds (SIMDe, AMX model).
+// Each check prints "ok NAME" or "FAIL NAME: why" with the first failing index.
+#ifndef DYNQ_KERNELS_CHECK_H
+#define DYNQ_KERNELS_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml_like/kernels.h"
+
+static int kc_failures;
+
+static uint64_t kc_rng = 0x9e3779b97f4a7c15ull;
+static uint32_t kc_u32(void) {
+    kc_rng ^= kc_rng << 13;
+    kc_rng ^= kc_rng >> 7;
+    kc_rng ^= kc_rng << 17;
+    return (uint32_t)(kc_rng >> 16);
+}
+static float kc_unif(void) { return (float)(kc_u32() & 0xffffff) / 16777216.0f * 2.0f - 1.0f; }
+
+// A test weight matrix with its own storage.
+typedef struct kc_w {
+    dq_qweight w;
+    int8_t *q;
+    float *s;
+    int32_t *rs;
+} kc_w;
+
+// kind: 0 random, 1 extremes (-128/127 only), 2 some all-zero rows and a zero scale
+static void kc_w_make(kc_w *t, int n, int k, int kind) {
+    t->q = malloc((size_t)n * k);
+    t->s = malloc((size_t)n * sizeof(float));
+    t->rs = malloc((size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        int zero_row = kind == 2 && i % 3 == 1;
+        int32_t rs = 0;
+        for (int j = 0; j < k; j++) {
+            int v = kind == 1 ? ((kc_u32() & 1) ? 127 : -128) : (int)(kc_u32() % 256) - 128;
+            if (zero_row) v = 0;
+            t->q[(size_t)i * k + j] = (int8_t)v;
+            rs += v;
+        }
+        t->rs[i] = rs;
+        t->s[i] = (kind == 2 && i % 5 == 2) ? 0.0f : 0.001f + 0.01f * (float)(kc_u32() % 100) / 100.0f;
+    }
+    memset(&t->w, 0, sizeof t->w);
+    t->w.n = n;
+    t->w.k = k;
+    t->w.w = t->q;
+    t->w.scale = t->s;
+    t->w.rowsum = t->rs;
+}
+
+static void kc_w_free(kc_w *t) {
+    dq_qweight_release(&t->w);
+    free(t->q);
+    free(t->s);
+    free(t->rs);
+}
+
+// kind: 0 gaussian-ish, 1 extremes (every |x| equal, some tokens all zero), 2 with outliers
+static float *kc_x_make(int m, int k, int kind) {
+    float *x = malloc((size_t)m * k * sizeof(float));
+    for (int t = 0; t < m; t++)
+        for (int j = 0; j < k; j++) {
+            float v = kc_unif() + kc_unif() + kc_unif();
+            if (kind == 1) v = (t % 4 == 3) ? 0.0f : ((kc_u32() & 1) ? 3.0f : -3.0f);
+            if (kind == 2 && kc_u32() % 50 == 0) v *= 40.0f;
+            if (kind == 2 && t % 2 == 1) v = fabsf(v) + 0.5f;  // all positive: zero point at the end
+            x[(size_t)t * k + j] = v;
+        }
+    return x;
+}
+
+// Independent reference for one output: codes from the scheme's definition, exact int64 dot.
+static float kc_ref_out(const dq_qact *qa, const kc_w *t, int tok, int i) {
+    const int8_t *xq = qa->q + (size_t)tok * qa->kp;
+    const int8_t *wr = t->q + (size_t)i * t->w.k;
+    if (qa->scheme == DQ_ACT_GROUP) {
+        float sum = 0.0f;
+        for (int g = 0; g < qa->ngroup; g++) {
+            int64_t acc = 0;
+            for (int j = g * 64; j < t->w.k && j < g * 64 + 64; j++) acc += (int64_t)(xq[j] - qa->bias) * wr[j];
+            float p = qa->scale[(size_t)tok * qa->ngroup + g] * (float)acc;
+            sum += p;
+        }
+        return sum * t->s[i];
+    }
+    int64_t acc = 0;
+    for (int j = 0; j < t->w.k; j++) acc += (int64_t)(int8_t)(xq[j] - qa->bias) * wr[j];
+    acc -= (int64_t)qa->off[tok] * t->rs[i];
+    float sxw = qa->scale[tok] * t->s[i];
+    return (float)(int32_t)acc * sxw;
+}
+
+#define KC_FAIL(name, ...)                   \
+    do {                                     \
+        printf("FAIL %s: ", name);           \
+        printf(__VA_ARGS__);                 \
+        printf("\n");                        \
+        kc_failures++;                       \
+    } while (0)
+
+static const char *kc_scheme_name[] = {"sym", "asym", "group", "tensor"};
+
+// One shape, one scheme: K against scalar (codes, scales, outputs bit for bit) and against the
+// independent reference. Returns 0 if all equal, printing the first difference.
+static int kc_one(const dq_kernels *K, dq_pool *pool, int m, int n, int k, int wkind, int xkind,
+                  dq_act_scheme sch, char *why, size_t cap) {
+    const dq_kernels *S = dq_kernels_scalar();
+    kc_w ws, wk;
+    uint64_t seed = kc_rng;
+    kc_w_make(&ws, n, k, wkind);
+    kc_rng = seed;
+    kc_w_make(&wk, n, k, wkind);
+    float *x = kc_x_make(m, k, xkind);
+    float *ys = malloc((size_t)m * n * sizeof(float)), *yk = malloc((size_t)m * n * sizeof(float));
+    dq_err e;
+    int bad = 0;
+    if (dq_qweight_prepare_with(S, &ws.w, &e) || dq_qweight_prepare_with(K, &wk.w, &e)) {
+        snprintf(why, cap, "prepare: %.200s", e.msg);
+        bad = 1;
+        goto out;
+    }
+    // scalar: quantize, keep a copy of the codes, multiply
+    dq_qact qs, qk;
+    dq_quantize_act_with(S, pool, &qs, x, m, k, sch);
+    size_t qbytes = (size_t)m * qs.kp;
+    int8_t *codes = malloc(qbytes);
+    float *scales = malloc((size_t)m * qs.ngroup * sizeof(float));
+    int32_t *offs = malloc((size_t)m * sizeof(int32_t));
+    memcpy(codes, qs.q, qbytes);
+    memcpy(scales, qs.scale, (size_t)m * qs.ngroup * sizeof(float));
+    memcpy(offs, qs.off, (size_t)m * sizeof(int32_t));
+    dq_matmul_q8_pre_with(S, pool, ys, &qs, &ws.w);
+    // independent reference on a sample of outputs (all when small)
+    for (int t = 0; t < m && !bad; t++)
+        for (int i = 0; i < n; i += (m * n > 20000 ? 7 : 1)) {
+            float r = kc_ref_out(&qs, &ws, t, i);
+            if (memcmp(&r, &ys[(size_t)t * n + i], 4) != 0) {
+                snprintf(why, cap, "scalar vs reference at [%d][%d]: %.9g vs %.9g", t, i, ys[(size_t)t * n + i], r);
+                bad = 1;
+                break;
+            }
+        }
+    dq_quantize_act_with(K, pool, &qk, x, m, k, sch);
+    for (size_t j = 0; j < qbytes && !bad; j++)
+        if ((int8_t)(qk.q[j] - qk.bias) != codes[j]) {
+            snprintf(why, cap, "activation code [%zu][%zu]: %d vs scalar %d", j / qs.kp, j % qs.kp,
+                     (int8_t)(qk.q[j] - qk.bias), codes[j]);
+            bad = 1;
+        }
+    if (!bad && (memcmp(qk.scale, scales, (size_t)m * qs.ngroup * 4) || memcmp(qk.off, offs, (size_t)m * 4))) {
+        snprintf(why, cap, "activation scales/offsets differ");
+        bad = 1;
+    }
+    if (!bad) {
+        dq_matmul_q8_pre_with(K, pool, yk, &qk, &wk.w);
+        for (size_t j = 0; j < (size_t)m * n; j++)
+            if (memcmp(&yk[j], &ys[j], 4) != 0) {
+                snprintf(why, cap, "y[%zu][%zu] = %.9g, scalar %.9g", j / n, j % n, yk[j], ys[j]);
+                bad = 1;
+                break;
+            }
+    }
+    free(codes);
+    free(scales);
+    free(offs);
+out:
+    kc_w_free(&ws);
+    kc_w_free(&wk);
+    free(x);
+    free(ys);
+    free(yk);
+    return bad;
+}
+
+// The sweep: M = 1..97 tokens, odd N, K not a multiple of 64, extremes, zero rows/scales.
+static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool, int quick) {
+    static const int ms[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 97};
+    static const int ns[] = {1, 15, 16, 17, 33, 47, 64, 97};
+    static const int ks[] = {1, 3, 4, 63, 64, 65, 129, 200, 256, 300};
+    char name[128], why[600];
+    for (int sch = 0; sch < 4; sch++) {
+        int bad = 0, cases = 0;
+        for (int a = 0; a < (int)(sizeof ms / sizeof *ms) && !bad; a++) {
+            for (int r = 0; r < (quick ? 1 : 3) && !bad; r++) {
+                int m = ms[a], n = ns[kc_u32() % 8], k = ks[kc_u32() % 10];
+                int wkind = (a + r) % 3, xkind = (a + 2 * r) % 3;
+                cases++;
+                if (kc_one(K, pool, m, n, k, wkind, xkind, (dq_act_scheme)sch, why, sizeof why)) {
+                    snprintf(name, sizeof name, "%s_%s", label, kc_scheme_name[sch]);
+                    KC_FAIL(name, "m=%d n=%d k=%d wkind=%d xkind=%d: %s", m, n, k, wkind, xkind, why);
+                    bad = 1;
+                }
+            }
+        }
+        // A bigger one: real-model-like k, several row blocks
+        if (!bad && !quick) {
+            cases++;
+            if (kc_one(K, pool, 37, 300, 768, 0, 2, (dq_act_scheme)sch, why, sizeof why)) {
+                snprintf(name, sizeof name, "%s_%s", label, kc_scheme_name[sch]);
+                KC_FAIL(name, "m=37 n=300 k=768: %s", why);
+                bad = 1;
+            }
+        }
+        if (!bad) printf("ok %s_%s (%d shapes, bit-identical to scalar)\n", label, kc_scheme_name[sch], cases);
+    }
+}
+
+// FP32 kernels: against a double-precision reference, relative tolerance.
+static void kc_check_f32(const dq_kernels *K, const char *label, dq_pool *pool) {
+    static const int shapes[][3] = {{1, 1, 1}, {1, 17, 65}, {3, 33, 100}, {7, 64, 256}, {16, 31, 17}, {97, 47, 300},
+                                    {5, 200, 768}};
+    char name[128];
+    snprintf(name, sizeof name, "%s_f32", label);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *x = kc_x_make(m, k, 0), *w = kc_x_make(n, k, 0), *y = malloc((size_t)m * n * 4);
+        dq_matmul_f32_with(K, pool, y, x, m, w, n, k);
+        for (int t = 0; t < m; t++)
+            for (int i = 0; i < n; i++) {
+                double r = 0, mag = 0;
+                for (int j = 0; j < k; j++) {
+                    r += (double)x[(size_t)t * k + j] * w[(size_t)i * k + j];
+                    mag += fabs((double)x[(size_t)t * k + j] * w[(size_t)i * k + j]);
+                }
+                if (fabs(y[(size_t)t * n + i] - r) > 1e-5 * mag + 1e-6) {
+                    KC_FAIL(name, "m=%d n=%d k=%d y[%d][%d] = %.7g, expected %.7g", m, n, k, t, i,
+                            y[(size_t)t * n + i], r);
+                    free(x), free(w), free(y);
+                    return;
+                }
+            }
+        free(x), free(w), free(y);
+    }
+    printf("ok %s (vs double reference, rel 1e-5)\n", name);
+}
+
+#endif

@@ -1,0 +1,195 @@
+// tests/test_kernels.c: every kernel table this CPU runs natively against the scalar spec
+// (bit-identical int8 outputs), thread-count and m-tiling invariance, the thread pool, and
+// DYNQ_ISA forcing (run in child processes: the choice is made once per process).
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernels_check.h"
+
+// ---------------------------------------------------------------- thread pool
+typedef struct {
+    _Atomic int hits[8];
+    _Atomic int bad;
+} pool_ctx;
+static void pool_task(void *arg, int ith, int nth) {
+    pool_ctx *c = arg;
+    if (nth < 1 || nth > 8 || ith < 0 || ith >= nth) atomic_store(&c->bad, 1);
+    else atomic_fetch_add(&c->hits[ith], 1);
+}
+
+static void check_pool(void) {
+    for (int nt = 1; nt <= 4; nt++) {
+        dq_pool *p;
+        dq_err e;
+        if (dq_pool_create(&p, nt, &e)) {
+            KC_FAIL("pool_create", "%d threads: %s", nt, e.msg);
+            return;
+        }
+        pool_ctx c;
+        memset(&c, 0, sizeof c);
+        for (int r = 0; r < 2000; r++) {
+            dq_pool_run(p, pool_task, &c);
+            if (r == 1000) usleep(2000);  // let the workers fall asleep once
+        }
+        int ok = !c.bad && dq_pool_nthreads(p) == nt;
+        for (int i = 0; i < nt; i++) ok &= c.hits[i] == 2000;
+        dq_pool_free(p);
+        if (!ok) {
+            KC_FAIL("pool_run", "%d threads: a slot ran the wrong number of times", nt);
+            return;
+        }
+    }
+    printf("ok pool_run (1..4 threads x 2000 jobs, every slot exactly once)\n");
+    int pc = dq_physical_cores();
+    if (pc >= 1 && pc <= sysconf(_SC_NPROCESSORS_ONLN)) printf("ok physical_cores (%d)\n", pc);
+    else KC_FAIL("physical_cores", "%d", pc);
+}
+
+// ---------------------------------------------------------------- invariances
+// The same token gives the same output row in a batch of 1 and of 97, for 1, 2 and 3 threads.
+static void check_invariance(const dq_kernels *K, const char *label) {
+    int m = 97, n = 203, k = 576;
+    kc_w t;
+    kc_w_make(&t, n, k, 0);
+    float *x = kc_x_make(m, k, 2);
+    float *y1 = malloc((size_t)m * n * 4), *y = malloc((size_t)m * n * 4);
+    dq_err e;
+    char name[64];
+    snprintf(name, sizeof name, "%s_invariance", label);
+    if (dq_qweight_prepare_with(K, &t.w, &e)) {
+        KC_FAIL(name, "%s", e.msg);
+        return;
+    }
+    int bad = 0;
+    for (int nt = 1; nt <= 3 && !bad; nt++) {
+        dq_pool *p;
+        if (dq_pool_create(&p, nt, &e)) abort();
+        for (int sch = 0; sch < 4 && !bad; sch++) {
+            dq_qact qa;
+            dq_quantize_act_with(K, p, &qa, x, m, k, (dq_act_scheme)sch);
+            dq_matmul_q8_pre_with(K, p, y, &qa, &t.w);
+            if (sch == DQ_ACT_TENSOR) continue;  // the scale depends on the whole batch by design
+            for (int tok = 0; tok < m && !bad; tok += 8) {
+                dq_quantize_act_with(K, p, &qa, x + (size_t)tok * k, 1, k, (dq_act_scheme)sch);
+                dq_matmul_q8_pre_with(K, p, y1, &qa, &t.w);
+                if (memcmp(y1, y + (size_t)tok * n, (size_t)n * 4) != 0) {
+                    KC_FAIL(name, "%s, %d threads: token %d alone differs from the batch of %d",
+                            kc_scheme_name[sch], nt, tok, m);
+                    bad = 1;
+                }
+            }
+        }
+        dq_pool_free(p);
+    }
+    // thread-count invariance of the full batch (sym)
+    float *yref = malloc((size_t)m * n * 4);
+    for (int nt = 1; nt <= 3 && !bad; nt++) {
+        dq_pool *p;
+        if (dq_pool_create(&p, nt, &e)) abort();
+        dq_qact qa;
+        dq_quantize_act_with(K, p, &qa, x, m, k, DQ_ACT_SYM);
+        dq_matmul_q8_pre_with(K, p, nt == 1 ? yref : y, &qa, &t.w);
+        if (nt > 1 && memcmp(y, yref, (size_t)m * n * 4) != 0) {
+            KC_FAIL(name, "%d threads differ from 1 thread", nt);
+            bad = 1;
+        }
+        dq_pool_free(p);
+    }
+    if (!bad) printf("ok %s (batch 1 vs 97, 1/2/3 threads: identical)\n", name);
+    free(yref);
+    kc_w_free(&t);
+    free(x);
+    free(y1);
+    free(y);
+}
+
+// ---------------------------------------------------------------- DYNQ_ISA forcing
+static const char *self_path;
+
+// Runs this program as a child with DYNQ_ISA=isa; it prints the chosen ISA or the error.
+static int child_choice(const char *isa, char *out, size_t cap) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        setenv("DYNQ_ISA", isa, 1);
+        execl(self_path, self_path, "--report-isa", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    ssize_t r = read(fd[0], out, cap - 1);
+    out[r > 0 ? r : 0] = 0;
+    close(fd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int report_isa(void) {
+    dq_err e;
+    int rc = dq_kernels_init(&e);
+    if (rc) {
+        printf("error %d: %s\n", rc, e.msg);
+        return rc;
+    }
+    printf("%s\n", dq_isa_name(dq_isa_chosen()));
+    return 0;
+}
+
+static void check_forcing(void) {
+    char out[512];
+    int bad = 0;
+    for (int i = 0; i < 5; i++) {
+        const char *nm = dq_isa_name((dq_isa)i);
+        int avail = dq_kernels_table((dq_isa)i) != NULL;
+        int rc = child_choice(nm, out, sizeof out);
+        if (avail && (rc != 0 || strncmp(out, nm, strlen(nm)) != 0 || out[strlen(nm)] != '\n')) {
+            KC_FAIL("isa_force", "DYNQ_ISA=%s: usable here but child said (%d) %s", nm, rc, out);
+            bad = 1;
+        }
+        if (!avail && (rc != DQ_EUSAGE || !strstr(out, nm))) {
+            KC_FAIL("isa_force", "DYNQ_ISA=%s: not usable here, expected a usage error, got (%d) %s", nm, rc, out);
+            bad = 1;
+        }
+    }
+    int rc = child_choice("avx9000", out, sizeof out);
+    if (rc != DQ_EUSAGE || !strstr(out, "unknown")) {
+        KC_FAIL("isa_force", "DYNQ_ISA=avx9000: expected unknown-ISA error, got (%d) %s", rc, out);
+        bad = 1;
+    }
+    if (!bad) printf("ok isa_force (each ISA selected when usable, usage error otherwise and for unknown names)\n");
+}
+
+int main(int argc, char **argv) {
+    self_path = argv[0];
+    if (argc > 1 && strcmp(argv[1], "--report-isa") == 0) return report_isa();
+    dq_err e;
+    if (dq_kernels_init(&e)) {
+        printf("FAIL kernels_init: %s\n", e.msg);
+        return 1;
+    }
+    char desc[2048];
+    dq_cpu_describe(desc, sizeof desc);
+    printf("# %s", desc);
+    if (strstr(desc, "chosen: ") && strstr(desc, dq_isa_name(dq_isa_chosen()))) printf("ok cpu_describe\n");
+    else KC_FAIL("cpu_describe", "no chosen ISA in: %s", desc);
+    check_pool();
+    dq_pool *pool;
+    if (dq_pool_create(&pool, 2, &e)) abort();
+    for (int i = 0; i < 5; i++) {
+        const dq_kernels *K = dq_kernels_table((dq_isa)i);
+        if (!K) {
+            printf("skip %s: not usable on this CPU/build (emulated tests cover it)\n", dq_isa_name((dq_isa)i));
+            continue;
+        }
+        kc_check_table(K, dq_isa_name((dq_isa)i), pool, 0);
+        kc_check_f32(K, dq_isa_name((dq_isa)i), pool);
+        check_invariance(K, dq_isa_name((dq_isa)i));
+    }
+    dq_pool_free(pool);
+    check_forcing();
+    return kc_failures ? 1 : 0;
+}
