@@ -18,7 +18,7 @@ LDLIBS  = -lm -pthread $(SAN)
 GGML_SRCS :=
 include ggml_like/ggml_like.mk
 TOK_SRCS := $(wildcard tokenizer/*.c)
-LIB_SRCS := common.c model.c quant.c convert.c sample.c $(TOK_SRCS) $(GGML_SRCS)
+LIB_SRCS := common.c model.c quant.c convert.c sample.c perplexity.c $(TOK_SRCS) $(GGML_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)

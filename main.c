@@ -12,7 +12,9 @@
 #include "common.h"
 #include "convert.h"
 #include "ggml_like/ops.h"
+#include "ggml_like/roofline.h"
 #include "model.h"
+#include "perplexity.h"
 #include "quant.h"
 #include "sample.h"
 #include "tokenizer/tokenizer.h"
@@ -177,7 +179,7 @@ static void session_defaults(session_opts *so) {
     so->act = DQ_ACT_SYM;
 }
 
-static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
+__attribute__((unused)) static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
     if (!so->model) return DQ_ERR(e, DQ_EUSAGE, "%s: no model given (-m FILE or DYNQ_MODEL)", cmd);
     int rc = dq_kernels_init(e);
     if (rc) return rc;
@@ -544,6 +546,301 @@ static int cmd_logits(int argc, char **argv) {
     return rc ? fail(&e) : 0;
 }
 
+
+// ---------------------------------------------------------------- perplexity
+
+static void ppl_progress(void *ud, int done, int total) {
+    double *t0 = ud, el = dq_now() - *t0;
+    fprintf(stderr, "\rperplexity: %d/%d windows, ETA %.0f s   ", done, total, el / done * (total - done));
+    if (done == total) fprintf(stderr, "\n");
+}
+
+static int cmd_perplexity(int argc, char **argv) {
+    args a = {argc, 1, argv, "perplexity", 0};
+    session_opts so;
+    session_defaults(&so);
+    const char *file = NULL, *refpath = NULL;
+    int json = 0, chunks = 0, stride = -1;
+    float max_dppl = -1, max_kld = -1, min_top1 = -1;
+    dq_ppl_opts po = {0};
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (session_flag(&a, &so)) continue;
+        if (is_flag(&a, "-h", "--help")) {
+            printf("usage: %s perplexity -m MODEL -f TEXT [--ctx N] [--chunks N] [--method chunks|sliding --stride S]\n"
+                   "                       [-t N] [--json] [--ref REF.dynq] [gates]\n"
+                   "  chunks (default): llama.cpp's method; sliding: Hugging Face's strided windows.\n"
+                   "  --ref REF          run REF (e.g. the FP32 model) on the same tokens in the same pass:\n"
+                   "                     delta PPL, PPL ratio, KL divergence, top-1 agreement, per-layer error\n"
+                   "  gates (need --ref): --max-delta-ppl PCT  --max-kld X  --min-top1 F (fraction 0..1)\n"
+                   "exit status: 0 ok, 1 usage, 2 bad file, 5 a quality gate was not met (figures still printed)\n"
+                   "examples:\n  %s perplexity -m kjv.dynq -f kjv-eval.txt --ctx 256\n"
+                   "  %s perplexity -m kjv.dynq --ref kjv-f32.dynq -f kjv-eval.txt --max-delta-ppl 1 --min-top1 0.97\n",
+                   g_prog, g_prog, g_prog);
+            return 0;
+        } else if (is_flag(&a, "-f", "--file")) file = arg_value(&a, "-f");
+        else if (is_flag(&a, "--ref", NULL)) refpath = arg_value(&a, "--ref");
+        else if (is_flag(&a, "--json", NULL)) json = 1;
+        else if (is_flag(&a, "--chunks", NULL)) parse_int(&a, "--chunks", 1, 1 << 30, &chunks);
+        else if (is_flag(&a, "--stride", NULL)) parse_int(&a, "--stride", 1, 1 << 22, &stride);
+        else if (is_flag(&a, "--method", NULL)) {
+            const char *v = arg_value(&a, "--method");
+            if (v && !strcmp(v, "chunks")) po.method = DQ_PPL_CHUNKS;
+            else if (v && !strcmp(v, "sliding")) po.method = DQ_PPL_SLIDING;
+            else if (v) return usage_error("perplexity", "unknown --method '%s' (chunks, sliding)", v);
+        } else if (is_flag(&a, "--max-delta-ppl", NULL)) parse_float(&a, "--max-delta-ppl", &max_dppl);
+        else if (is_flag(&a, "--max-kld", NULL)) parse_float(&a, "--max-kld", &max_kld);
+        else if (is_flag(&a, "--min-top1", NULL)) parse_float(&a, "--min-top1", &min_top1);
+        else if (is_flag(&a, "--quiet", "-q")) g_quiet = 1;
+        else return usage_error("perplexity", "unknown argument %s", argv[a.i]);
+    }
+    if (a.bad) return DQ_EUSAGE;
+    if (!file) return usage_error("perplexity", "%s", "no text given (-f FILE)");
+    if (!refpath && (max_dppl >= 0 || max_kld >= 0 || min_top1 >= 0))
+        return usage_error("perplexity", "%s", "quality gates need --ref");
+    dq_err e = {0};
+    uint8_t *text;
+    size_t tlen;
+    int rc = dq_read_file(file, &text, &tlen, &e);
+    if (rc) return fail(&e);
+    if (tlen == 0) {
+        free(text);
+        DQ_ERR(&e, DQ_EFILE, "%s: empty text", file);
+        return fail(&e);
+    }
+    dq_model m, rm;
+    dq_state s, rs;
+    int have_ref = 0;
+    if ((rc = dq_kernels_init(&e))) goto out_text;
+    if (!so.model) {
+        free(text);
+        return usage_error("perplexity", "%s", "no model given (-m FILE or DYNQ_MODEL)");
+    }
+    if ((rc = dq_model_load(&m, so.model, &e))) goto out_text;
+    po.ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
+    if (po.ctx > (int)m.c.ctx_len) {
+        rc = DQ_ERR(&e, DQ_ECTX, "--ctx %d exceeds the model's context of %u", po.ctx, m.c.ctx_len);
+        goto out_model;
+    }
+    po.stride = stride > 0 ? stride : po.ctx / 2;
+    po.max_chunks = chunks;
+    int threads = so.threads ? so.threads : dq_physical_cores();
+    if ((rc = dq_state_alloc(&s, &m, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, &e))) goto out_model;
+    if (refpath) {
+        if ((rc = dq_model_load(&rm, refpath, &e))) goto out_state;
+        have_ref = 1;
+        if (rm.c.vocab != m.c.vocab) {
+            rc = DQ_ERR(&e, DQ_EUSAGE, "%s has a vocabulary of %u but %s has %u: cannot compare", refpath, rm.c.vocab,
+                        so.model, m.c.vocab);
+            goto out_ref;
+        }
+        if (po.ctx > (int)rm.c.ctx_len) {
+            rc = DQ_ERR(&e, DQ_ECTX, "--ctx %d exceeds the context of %s (%u)", po.ctx, refpath, rm.c.ctx_len);
+            goto out_ref;
+        }
+        if ((rc = dq_state_alloc(&rs, &rm, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, &e))) goto out_ref;
+        have_ref = 2;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if ((rc = dq_tok_encode(m.tok, (const char *)text, tlen, DQ_TOK_ADD_BOS, &ids, &n, &e))) goto out_ref;
+    double t0 = dq_now();
+    if (isatty(2) && !g_quiet) {
+        po.progress = ppl_progress;
+        po.progress_ud = &t0;
+    }
+    dq_ppl_result r;
+    rc = dq_perplexity(&m, &s, have_ref ? &rm : NULL, have_ref ? &rs : NULL, ids, n, &po, &r, &e);
+    free(ids);
+    if (rc) goto out_ref;
+    double secs = dq_now() - t0;
+    const char *meth = po.method == DQ_PPL_CHUNKS ? "chunks" : "sliding";
+    int gate_fail = 0;
+    if (have_ref) {
+        double dpct = 100.0 * (r.ppl / r.ref_ppl - 1.0);
+        if (max_dppl >= 0 && dpct > max_dppl) gate_fail = 1;
+        if (max_kld >= 0 && r.kld_mean > max_kld) gate_fail = 1;
+        if (min_top1 >= 0 && r.top1_agree < min_top1) gate_fail = 1;
+    }
+    if (json) {
+        printf("{\"model\": \"%s\", \"method\": \"%s\", \"ctx\": %d, \"n_windows\": %d, \"n_tokens\": %ld, "
+               "\"nll_sum\": %.17g, \"ppl\": %.10g, \"ppl_stderr\": %.6g, \"act\": \"%s\", \"threads\": %d, \"seconds\": %.3f",
+               so.model, meth, po.ctx, r.n_windows, r.n_tokens, r.nll_sum, r.ppl, r.ppl_stderr, dq_act_name(s.act),
+               s.n_threads, secs);
+        if (po.method == DQ_PPL_SLIDING) printf(", \"stride\": %d", po.stride);
+        if (r.has_ref) {
+            printf(", \"ref\": \"%s\", \"ref_ppl\": %.10g, \"ref_ppl_stderr\": %.6g, \"ref_nll_sum\": %.17g, "
+                   "\"delta_ppl\": %.8g, \"delta_ppl_ci95\": %.6g, \"ppl_ratio\": %.8g, \"ppl_ratio_ci95\": [%.8g, %.8g], "
+                   "\"kld_mean\": %.8g, \"kld_median\": %.8g, \"kld_p99\": %.8g, \"kld_max\": %.8g, \"top1_agree\": %.8g, "
+                   "\"layers\": [",
+                   refpath, r.ref_ppl, r.ref_ppl_stderr, r.ref_nll_sum, r.delta_ppl, r.delta_ppl_ci95, r.ppl_ratio,
+                   r.ppl_ratio_lo, r.ppl_ratio_hi, r.kld_mean, r.kld_median, r.kld_p99, r.kld_max, r.top1_agree);
+            for (int l = 0; l < r.n_layers; l++) printf("%s%.6g", l ? ", " : "", r.layer_rel_rms[l]);
+            printf("], \"gate_passed\": %s", gate_fail ? "false" : "true");
+        }
+        printf("}\n");
+    } else {
+        printf("perplexity of %s (%s, act %s)\n", so.model, m.c.wtype == DQ_WTYPE_INT8 ? "int8" : "f32", dq_act_name(s.act));
+        printf("  method %s, ctx %d, %d windows, %ld tokens scored, %.1f s\n", meth, po.ctx, r.n_windows, r.n_tokens, secs);
+        printf("  PPL = %.4f +/- %.4f\n", r.ppl, r.ppl_stderr);
+        if (r.has_ref) {
+            printf("reference %s\n  PPL = %.4f +/- %.4f\n", refpath, r.ref_ppl, r.ref_ppl_stderr);
+            printf("  delta PPL = %+.4f +/- %.4f (95%%), %+.3f %%\n", r.delta_ppl, r.delta_ppl_ci95, 100.0 * (r.ppl / r.ref_ppl - 1));
+            printf("  PPL ratio = %.5f  [%.5f, %.5f] (95%%)\n", r.ppl_ratio, r.ppl_ratio_lo, r.ppl_ratio_hi);
+            printf("  KL divergence: mean %.6f  median %.6f  p99 %.6f  max %.6f\n", r.kld_mean, r.kld_median, r.kld_p99,
+                   r.kld_max);
+            printf("  top-1 agreement: %.3f %%\n", 100.0 * r.top1_agree);
+            printf("  layer  RMS relative error of the block output\n");
+            for (int l = 0; l < r.n_layers; l++) printf("  %5d  %.6f\n", l, r.layer_rel_rms[l]);
+            if (max_dppl >= 0 || max_kld >= 0 || min_top1 >= 0) printf("quality gate: %s\n", gate_fail ? "FAILED" : "passed");
+        }
+    }
+    fflush(stdout);
+    dq_ppl_result_free(&r);
+    if (gate_fail) {
+        rc = DQ_ERR(&e, DQ_EGATE, "quality gate not met (see the figures above)");
+    }
+out_ref:
+    if (have_ref == 2) dq_state_free(&rs);
+    if (have_ref) dq_model_free(&rm);
+out_state:
+    dq_state_free(&s);
+out_model:
+    dq_model_free(&m);
+out_text:
+    free(text);
+    return rc ? fail(&e) : 0;
+}
+
+
+// ---------------------------------------------------------------- bench
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int cmd_bench(int argc, char **argv) {
+    args a = {argc, 1, argv, "bench", 0};
+    session_opts so;
+    session_defaults(&so);
+    int n_pp = 128, n_tg = 64, reps = 5, json = 0, roofline = 0;
+    const char *tlist = NULL;
+    for (; a.i < argc && !a.bad; a.i++) {
+        if (is_flag(&a, "-t", "--threads")) {
+            tlist = arg_value(&a, "-t");
+            continue;
+        }
+        if (session_flag(&a, &so)) continue;
+        if (is_flag(&a, "-h", "--help")) {
+            printf("usage: %s bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r REPS] [--json] [--roofline] [--act S]\n"
+                   "  prompt processing (one batched prefill of -p tokens) and generation (-n tokens one at a\n"
+                   "  time) in tokens/s, median of -r repetitions; tg GB/s = weight bytes streamed per second,\n"
+                   "  pp GOPS = 2 x multiply-adds per second. --roofline also measures this machine's read\n"
+                   "  bandwidth and int8 dot-product peak and prints the fraction reached.\n"
+                   "example:\n  %s bench -m stories110M.dynq -p 128 -n 64 -t 1,2 --roofline\n", g_prog, g_prog);
+            return 0;
+        } else if (is_flag(&a, "-p", "--n-prompt")) parse_int(&a, "-p", 1, 1 << 16, &n_pp);
+        else if (is_flag(&a, "-n", "--n-gen")) parse_int(&a, "-n", 1, 1 << 16, &n_tg);
+        else if (is_flag(&a, "-r", "--repetitions")) parse_int(&a, "-r", 1, 1000, &reps);
+        else if (is_flag(&a, "--json", NULL)) json = 1;
+        else if (is_flag(&a, "--roofline", NULL)) roofline = 1;
+        else return usage_error("bench", "unknown argument %s", argv[a.i]);
+    }
+    if (a.bad) return DQ_EUSAGE;
+    int threads[16], nthr = 0;
+    if (tlist) {
+        for (const char *p = tlist; *p && nthr < 16;) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 1 || v > 1024) return usage_error("bench", "invalid -t list '%s'", tlist);
+            threads[nthr++] = (int)v;
+            p = *end == ',' ? end + 1 : end;
+            if (*end && *end != ',') return usage_error("bench", "invalid -t list '%s'", tlist);
+        }
+    } else {
+        threads[nthr++] = dq_physical_cores();
+    }
+    dq_err e = {0};
+    if (!so.model) return usage_error("bench", "%s", "no model given (-m FILE or DYNQ_MODEL)");
+    so.ctx = n_pp + n_tg;
+    int rc = 0;
+    for (int ti = 0; ti < nthr; ti++) {
+        dq_model m;
+        dq_state s;
+        so.threads = threads[ti];
+        if ((rc = open_session(&so, "bench", &m, &s, n_pp, &e))) return fail(&e);
+        if (n_pp + n_tg > (int)m.c.ctx_len) note("%s: note: -p + -n exceeds the model's trained context; timing only\n", g_prog);
+        int32_t *toks = malloc(sizeof *toks * (size_t)(n_pp + n_tg));
+        double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
+        if (!toks || !pp || !tg) {
+            free(toks), free(pp), free(tg);
+            dq_state_free(&s), dq_model_free(&m);
+            DQ_ERR(&e, DQ_ENOMEM, "out of memory");
+            return fail(&e);
+        }
+        uint64_t st = 88172645463325252ULL;
+        for (int i = 0; i < n_pp + n_tg; i++) {
+            st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+            toks[i] = (int32_t)(st % m.c.vocab);
+        }
+        // One warm-up round (page cache, repacked weights, thread start-up), then the timed ones.
+        for (int r = -1; r < reps && !rc; r++) {
+            double t0 = dq_now();
+            rc = dq_forward(&m, &s, toks, n_pp, 0, DQ_LOGITS_LAST, &e);
+            double t1 = dq_now();
+            for (int i = 0; i < n_tg && !rc; i++) rc = dq_forward(&m, &s, &toks[n_pp + i], 1, n_pp + i, DQ_LOGITS_LAST, &e);
+            double t2 = dq_now();
+            if (r >= 0) pp[r] = n_pp / (t1 - t0), tg[r] = n_tg / (t2 - t1);
+        }
+        if (!rc) {
+            const dq_config *c = &m.c;
+            double layer_params = (double)c->n_layers * ((double)c->dim * c->n_heads * c->head_dim * 2 +
+                                                         (double)c->dim * c->n_kv_heads * c->head_dim * 2 +
+                                                         3.0 * c->dim * c->ffn_dim);
+            double cls_params = (double)c->vocab * c->dim;
+            double wbytes = (double)dq_model_weight_bytes(&m);
+            double pps = median(pp, reps), tgs = median(tg, reps);
+            double pp_gops = 2.0 * (layer_params * n_pp + cls_params) * (pps / n_pp) / 1e9;
+            double tg_gbps = wbytes * tgs / 1e9;
+            double read_gbps = 0, peak = 0;
+            if (roofline) {
+                read_gbps = dq_roofline_read_gbps(s.n_threads);
+                peak = dq_roofline_int8_gops(s.n_threads);
+            }
+            const char *isa = dq_isa_name(dq_isa_chosen());
+            if (json) {
+                printf("{\"model\": \"%s\", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
+                       "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"pp_gops\": %.2f, "
+                       "\"weight_bytes\": %.0f, \"load_ms\": %.1f",
+                       so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
+                       tg_gbps, pp_gops, wbytes, m.load_seconds * 1e3);
+                if (roofline)
+                    printf(", \"read_gbps\": %.3f, \"int8_peak_gops\": %.2f, \"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f",
+                           read_gbps, peak, tg_gbps / read_gbps, pp_gops / peak);
+                printf("}\n");
+            } else {
+                printf("%s (%s, %s, %d threads): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s) | load %.1f ms\n",
+                       so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, pps, pp_gops, n_tg, tgs,
+                       tg_gbps, m.load_seconds * 1e3);
+                if (roofline)
+                    printf("  roofline: read %.2f GB/s -> tg at %.0f %%; int8 peak %.1f GOPS -> pp at %.0f %%\n", read_gbps,
+                           100 * tg_gbps / read_gbps, peak, 100 * pp_gops / peak);
+            }
+            fflush(stdout);
+        }
+        free(toks), free(pp), free(tg);
+        dq_state_free(&s);
+        dq_model_free(&m);
+        if (rc) return fail(&e);
+    }
+    return 0;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 typedef struct command {
@@ -556,6 +853,8 @@ static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt (-p or stdin)"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint or Hugging Face directory to .dynq"},
     {"info", cmd_info, "show a model's hyperparameters, tensors and provenance; --cpu: kernels"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text; with --ref, INT8 vs FP32 in one pass"},
+    {"bench", cmd_bench, "prompt-processing and generation speed, GB/s and GOPS; --roofline"},
     {"logits", cmd_logits, "dump the logits of every position (for tests)"},
 };
 
@@ -597,3 +896,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: unknown command '%s' (see 'dynq --help')\n", g_prog, cmd);
     return DQ_EUSAGE;
 }
+
+// TEMPORARY until ggml_like/roofline.c lands (weak: the real one overrides).
+__attribute__((weak)) double dq_roofline_read_gbps(int n_threads) { return 0.0 * n_threads; }
+__attribute__((weak)) double dq_roofline_int8_gops(int n_threads) { return 0.0 * n_threads; }
