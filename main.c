@@ -429,6 +429,7 @@ static int cmd_run(int argc, char **argv) {
     double t1 = dq_now();
     dq_detok dt;
     dq_detok_init(&dt, m.tok);
+    dt.prev = ids[n_ids - 1];  // a continuation keeps its leading space unless the prompt is just BOS
     char piece[512];
     int produced = 0;
     for (int i = 0; i < n_gen; i++) {
@@ -809,8 +810,9 @@ static int cmd_bench(int argc, char **argv) {
             double tg_gbps = wbytes * tgs / 1e9;
             double read_gbps = 0, peak = 0;
             if (roofline) {
-                read_gbps = dq_roofline_read_gbps(s.n_threads);
-                peak = dq_roofline_int8_gops(s.n_threads);
+                dq_isa measured;
+                read_gbps = dq_roofline_read_gbps(s.pool, 0);
+                peak = dq_roofline_int8_gops(s.pool, &measured);
             }
             const char *isa = dq_isa_name(dq_isa_chosen());
             if (json) {
@@ -897,6 +899,3 @@ int main(int argc, char **argv) {
     return DQ_EUSAGE;
 }
 
-// TEMPORARY until ggml_like/roofline.c lands (weak: the real one overrides).
-__attribute__((weak)) double dq_roofline_read_gbps(int n_threads) { return 0.0 * n_threads; }
-__attribute__((weak)) double dq_roofline_int8_gops(int n_threads) { return 0.0 * n_threads; }
