@@ -1,14 +1,17 @@
 # ggml_like/ggml_like.mk: kernel sources and their per-file flags. No -march=native: each ISA
-# file gets exactly the extensions it uses and is only called after the CPU probe allows it.
+# file gets exactly the extensions it uses and runs only after the CPU probe allows it.
 # -ffp-contract=off everywhere here: the int8 epilogue must round identically on every ISA.
-GGML_COMMON := ggml_like/scalar.c ggml_like/threadpool.c ggml_like/dispatch.c ggml_like/cpu.c
+GGML_COMMON := ggml_like/scalar.c ggml_like/threadpool.c ggml_like/dispatch.c ggml_like/cpu.c ggml_like/roofline.c
 NOCONTRACT := -ffp-contract=off
 XFLAGS_ggml_like_scalar := $(NOCONTRACT)
-XFLAGS_ggml_like_dispatch := $(NOCONTRACT)
 XFLAGS_ggml_like_threadpool := $(NOCONTRACT)
 XFLAGS_ggml_like_cpu := $(NOCONTRACT)
 ifeq ($(ARCH),aarch64)
 GGML_SRCS += $(GGML_COMMON)
+XFLAGS_ggml_like_dispatch := $(NOCONTRACT)
 else
-GGML_SRCS += $(GGML_COMMON)
+# x86-64: every x86 kernel file is built; dispatch.c learns which through DQ_WITH_*.
+GGML_SRCS += $(GGML_COMMON) ggml_like/avx512vnni.c
+XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_AVX512VNNI
+XFLAGS_ggml_like_avx512vnni := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 endif

@@ -43,6 +43,9 @@ typedef struct dq_kernels {
     void (*gemm_q8)(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1);
     // y[t*n + i] = sum_j x[t*k + j] * w[i*k + j] (FP32; not bit-identical across ISAs)
     void (*gemm_f32)(float *y, const float *x, int t0, int t1, const float *w, int n, int k, int i0, int i1);
+    // Register-resident loop of the ISA's int8 dot instruction(s), for the roofline: returns the
+    // int8 operations done (2 per multiply-add); `sink` defeats dead-code elimination.
+    int64_t (*int8_peak)(int64_t iters, int32_t *sink);
 } dq_kernels;
 
 // Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.

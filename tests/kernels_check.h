@@ -149,7 +149,7 @@ static int kc_one(const dq_kernels *K, dq_pool *pool, int m, int n, int k, int w
         }
     dq_quantize_act_with(K, pool, &qk, x, m, k, sch);
     for (size_t j = 0; j < qbytes && !bad; j++)
-        if ((int8_t)(qk.q[j] - qk.bias) != codes[j]) {
+        if (j % qs.kp < (size_t)k && (int8_t)(qk.q[j] - qk.bias) != codes[j]) {
             snprintf(why, cap, "activation code [%zu][%zu]: %d vs scalar %d", j / qs.kp, j % qs.kp,
                      (int8_t)(qk.q[j] - qk.bias), codes[j]);
             bad = 1;

@@ -1,0 +1,232 @@
+// ggml_like/avx512vnni.c: AVX-512 VNNI kernels (zmm), vpdpbusd u8 x s8 -> int32.
+//   gemm_u8s8_8x32c4__avx512vnni   int8 GEMM/GEMV: 8 tokens x 2 weight panels (32 rows) per step
+//   gemm_f32_4x4__avx512f          FP32 GEMM/GEMV, one 16-lane accumulator per output
+// vpdpbusd multiplies unsigned activations by signed weights, so codes c in [-127, 127] are
+// stored as c + 128 in [1, 255] (act_bias = 128) and the epilogue removes the offset exactly:
+// sum (c+128) w = sum c w + 128 * rowsum, so acc - (128 + off) * rowsum is the spec's integer.
+// vpdpbusd adds 4 products of at most 255 * 128 to an int32 without saturation (the saturating
+// form is vpdpbusds), and k <= 65536 keeps the sum inside int32.
+// Weights come in the 16-row panels of kernels.h: one zmm load = 16 rows x 4 inputs.
+// Built with -mavx512f -mavx512bw -mavx512vl -mavx512vnni (ggml_like.mk); the tests also build
+// it against SIMDe (DQ_SIMDE_HEADER) so it runs on CPUs without AVX-512.
+#include <string.h>
+
+#include "kernels.h"
+
+#ifdef DQ_SIMDE_HEADER
+#include DQ_SIMDE_HEADER
+#else
+#include <immintrin.h>
+#endif
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------- activation codes
+static void quant_avx512(int8_t *q, const float *x, int k, float inv, int32_t off) {
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i voff = _mm512_set1_epi32(off + 0), lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127),
+                  bias = _mm512_set1_epi32(128);
+    for (int j = 0; j < k; j += 16) {
+        __mmask16 mk = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + j), vinv);
+        __m512i c = _mm512_add_epi32(_mm512_cvtps_epi32(v), voff);  // nearest-even, like lrintf
+        c = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(c, lo), hi), bias);
+        _mm512_mask_cvtepi32_storeu_epi8(q + j, mk, c);
+    }
+}
+
+// ---------------------------------------------------------------- int8 GEMM
+static inline int32_t load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// MR tokens x NP panels (16 rows each), whole k. x: first token's codes (stride kp);
+// wp: first panel (panel stride 16 * kp). Writes y rows [i, i + 16 * NP) masked to n.
+ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
+                           const dq_wpack *p, int i, int n, const float *sx, const int32_t *off) {
+    __m512i acc[8][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        acc[r][0] = _mm512_setzero_si512();
+        acc[r][1] = _mm512_setzero_si512();
+    }
+    const size_t ps = (size_t)16 * kp;
+    const int ng = kp / 4;
+    for (int s = 0; s < ng; s++) {
+        __m512i w0 = _mm512_loadu_si512((const void *)(wp + (size_t)s * 64));
+        __m512i w1 = NP > 1 ? _mm512_loadu_si512((const void *)(wp + ps + (size_t)s * 64)) : w0;
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512i xb = _mm512_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xb, w0);
+            if (NP > 1) acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], xb, w1);
+        }
+    }
+#pragma GCC unroll 2
+    for (int q = 0; q < NP; q++) {
+        int row = i + 16 * q;
+        if (row >= n) break;
+        __mmask16 mk = n - row >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - row)) - 1);
+        __m512i rs = _mm512_loadu_si512((const void *)(p->rowsum + row));
+        __m512 sw = _mm512_loadu_ps(p->scale + row);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(128 + off[r]), rs);
+            __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], corr));
+            __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sx[r]), sw);
+            _mm512_mask_storeu_ps(y + (size_t)r * ldy + row, mk, _mm512_mul_ps(f, sc));
+        }
+    }
+}
+
+// GEMV (one token): one panel at a time, so the whole matrix is read as one sequential stream
+// (measured faster here than interleaving two panel streams); 4 accumulators over consecutive
+// 4-input groups hide vpdpbusd latency. kp is a multiple of 64, so groups come in 16s.
+static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
+                       float sx, int32_t off) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int j = 0; j < kp; j += 16) {
+        const int8_t *w = wp + (size_t)j * 16;
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(load4(x + j)), _mm512_loadu_si512((const void *)w));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(load4(x + j + 4)), _mm512_loadu_si512((const void *)(w + 64)));
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(load4(x + j + 12)), _mm512_loadu_si512((const void *)(w + 192)));
+    }
+    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+    __mmask16 mk = n - row >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - row)) - 1);
+    __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(128 + off), _mm512_loadu_si512((const void *)(p->rowsum + row)));
+    __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr));
+    __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(p->scale + row));
+    _mm512_mask_storeu_ps(y + row, mk, _mm512_mul_ps(f, sc));
+}
+
+#define UK(MR, NP) ukernel(MR, NP, yt, ldy, xt, kp, wp, p, i, n, qa->scale + t, qa->off + t)
+
+static void gemm_q8_avx512vnni(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
+                               int i1) {
+    const dq_wpack *p = w->packed;
+    const int kp = p->kp, n = i1;
+    DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
+    if (t1 - t0 == 1) {
+        for (int i = i0; i < i1; i += 16)
+            gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
+                       qa->scale[t0], qa->off[t0]);
+        return;
+    }
+    for (int i = i0; i < i1; i += 32) {
+        const int8_t *wp = p->panels + (size_t)i * kp;
+        int two = i1 - i > 16;
+        for (int t = t0; t < t1; t += 8) {
+            const int8_t *xt = qa->q + (size_t)t * kp;
+            float *yt = y + (size_t)t * ldy;
+            int mr = t1 - t < 8 ? t1 - t : 8;
+            if (two) {
+                switch (mr) {
+                case 1: UK(1, 2); break;
+                case 2: UK(2, 2); break;
+                case 3: UK(3, 2); break;
+                case 4: UK(4, 2); break;
+                case 5: UK(5, 2); break;
+                case 6: UK(6, 2); break;
+                case 7: UK(7, 2); break;
+                default: UK(8, 2); break;
+                }
+            } else {
+                switch (mr) {
+                case 1: UK(1, 1); break;
+                case 2: UK(2, 1); break;
+                case 3: UK(3, 1); break;
+                case 4: UK(4, 1); break;
+                case 5: UK(5, 1); break;
+                case 6: UK(6, 1); break;
+                case 7: UK(7, 1); break;
+                default: UK(8, 1); break;
+                }
+            }
+        }
+    }
+}
+#undef UK
+
+// ---------------------------------------------------------------- FP32 GEMM
+// Each output keeps one 16-lane accumulator over k (masked tail) reduced at the end, whatever
+// MR/NR: so a token's outputs do not depend on the batch it is in.
+ALWAYS_INLINE void ukernel_f32(const int MR, const int NR, float *y, int ldy, const float *x, const float *w, int k) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int j = 0; j < k; j += 16) {
+        __mmask16 mk = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) wv[c] = _mm512_maskz_loadu_ps(mk, w + (size_t)c * k + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)r * k + j);
+#pragma GCC unroll 4
+            for (int c = 0; c < NR; c++) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) y[(size_t)r * ldy + c] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+#define UKF(MR, NR) ukernel_f32(MR, NR, y + (size_t)t * n + i, n, x + (size_t)t * k, w + (size_t)i * k, k)
+#define UKF_ROW(MR)                            \
+    switch (nr) {                              \
+    case 1: UKF(MR, 1); break;                 \
+    case 2: UKF(MR, 2); break;                 \
+    case 3: UKF(MR, 3); break;                 \
+    default: UKF(MR, 4); break;                \
+    }
+
+static void gemm_f32_avx512(float *y, const float *x, int t0, int t1, const float *w, int n, int k, int i0, int i1) {
+    for (int i = i0; i < i1; i += 4) {
+        int nr = i1 - i < 4 ? i1 - i : 4;
+        for (int t = t0; t < t1; t += 4) {
+            int mr = t1 - t < 4 ? t1 - t : 4;
+            switch (mr) {
+            case 1: UKF_ROW(1); break;
+            case 2: UKF_ROW(2); break;
+            case 3: UKF_ROW(3); break;
+            default: UKF_ROW(4); break;
+            }
+        }
+    }
+}
+#undef UKF
+#undef UKF_ROW
+
+// ---------------------------------------------------------------- roofline loop
+// 12 independent vpdpbusd chains (enough to cover latency x throughput), operands in registers.
+static int64_t int8_peak_avx512vnni(int64_t iters, int32_t *sink) {
+    __m512i a[12];
+    for (int r = 0; r < 12; r++) a[r] = _mm512_set1_epi32(r);
+    __m512i u = _mm512_set1_epi32(*sink | 0x01010101), s = _mm512_set1_epi32(0x02fe03fd);
+    for (int64_t i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int r = 0; r < 12; r++) a[r] = _mm512_dpbusd_epi32(a[r], u, s);
+    }
+    __m512i t = a[0];
+    for (int r = 1; r < 12; r++) t = _mm512_add_epi32(t, a[r]);
+    *sink = _mm512_reduce_add_epi32(t);
+    return iters * 12 * 64 * 2;
+}
+
+static const dq_kernels table = {
+    .isa = DQ_ISA_AVX512VNNI,
+    .name = "gemm_u8s8_8x32c4__avx512vnni, gemm_f32_4x4__avx512f",
+    .use_panels = 1,
+    .act_bias = 128,
+    .quant = quant_avx512,
+    .gemm_q8 = gemm_q8_avx512vnni,
+    .gemm_f32 = gemm_f32_avx512,
+    .int8_peak = int8_peak_avx512vnni,
+};
+const dq_kernels *dq_kernels_avx512vnni(void) { return &table; }
