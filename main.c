@@ -318,12 +318,120 @@ static int cmd_info(int argc, char **argv) {
 
 // ---------------------------------------------------------------- run
 
+// Where generated text goes: straight to stdout (streamed), or into a buffer (--json).
+typedef struct sink {
+    int buffered;
+    char *buf;
+    size_t n, cap;
+} sink;
+
+static int sink_put(sink *k, const char *p, size_t n) {
+    if (!k->buffered) {
+        out_write(p, n);
+        return 0;
+    }
+    if (k->n + n + 1 > k->cap) {
+        size_t nc = (k->n + n + 1) * 2;
+        char *nb = realloc(k->buf, nc);
+        if (!nb) return -1;
+        k->buf = nb;
+        k->cap = nc;
+    }
+    memcpy(k->buf + k->n, p, n);
+    k->n += n;
+    k->buf[k->n] = 0;
+    return 0;
+}
+
+// Writes s as a JSON string literal: control characters escaped, invalid UTF-8 bytes as U+FFFD.
+static void json_string(const char *s, size_t n) {
+    char tmp[16];
+    out_write("\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (size_t j = 1; ok && j < len; j++) ok = ((unsigned char)s[i + j] >> 6) == 2;
+        if (ok && len == 2 && c < 0xC2) ok = 0;  // overlong
+        if (ok && len == 3) {
+            unsigned cp = (c & 15u) << 12 | ((unsigned char)s[i + 1] & 63u) << 6 | ((unsigned char)s[i + 2] & 63u);
+            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok && len == 4) {
+            unsigned cp = (c & 7u) << 18 | ((unsigned char)s[i + 1] & 63u) << 12;
+            ok = cp >= 0x10000 && cp <= 0x10FFFF;
+        }
+        if (!ok) {
+            out_write("\\ufffd", 6);
+            i++;
+        } else if (c == '"' || c == '\\') {
+            tmp[0] = '\\', tmp[1] = (char)c;
+            out_write(tmp, 2);
+            i++;
+        } else if (c < 0x20) {
+            int w = c == '\n' ? snprintf(tmp, sizeof tmp, "\\n") : c == '\t' ? snprintf(tmp, sizeof tmp, "\\t")
+                    : c == '\r' ? snprintf(tmp, sizeof tmp, "\\r") : snprintf(tmp, sizeof tmp, "\\u%04x", c);
+            out_write(tmp, (size_t)w);
+            i++;
+        } else {
+            out_write(s + i, len);
+            i += len;
+        }
+    }
+    out_write("\"", 1);
+}
+
+typedef struct gen_stats {
+    int produced;
+    double t_prompt, t_gen;
+} gen_stats;
+
+// Prefills ids from an empty cache and generates up to n_gen tokens into out; stops at an
+// end-of-generation token, or (stop_nl) at the first newline, which is not emitted.
+static int generate(const dq_model *m, dq_state *s, dq_sampler *smp, const int32_t *ids, size_t n_ids, int n_gen,
+                    int stop_nl, sink *out, gen_stats *g, dq_err *e) {
+    memset(g, 0, sizeof *g);
+    int32_t *hist = malloc(sizeof *hist * (n_ids + (size_t)n_gen + 1));
+    if (!hist) return DQ_ERR(e, DQ_ENOMEM, "out of memory");
+    memcpy(hist, ids, n_ids * sizeof *ids);
+    int n_hist = (int)n_ids, rc;
+    double t0 = dq_now();
+    if ((rc = dq_forward(m, s, ids, (int)n_ids, 0, DQ_LOGITS_LAST, e))) goto done;
+    double t1 = dq_now();
+    g->t_prompt = t1 - t0;
+    dq_detok dt;
+    dq_detok_init(&dt, m->tok);
+    dt.prev = ids[n_ids - 1];  // a continuation keeps its leading space unless the prompt is just BOS
+    char piece[512];
+    for (int i = 0; i < n_gen; i++) {
+        int next = dq_sample(smp, s->logits, hist, n_hist);
+        if (dq_tok_is_eog(m->tok, next)) break;
+        hist[n_hist++] = next;
+        g->produced++;
+        size_t np = dq_detok_push(&dt, next, piece, sizeof piece);
+        char *nl = stop_nl ? memchr(piece, '\n', np) : NULL;
+        if (nl) np = (size_t)(nl - piece);
+        if (sink_put(out, piece, np)) {
+            rc = DQ_ERR(e, DQ_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (nl || i + 1 == n_gen) break;
+        if ((rc = dq_forward(m, s, &hist[n_hist - 1], 1, n_hist - 1, DQ_LOGITS_LAST, e))) goto done;
+    }
+    size_t np = dq_detok_flush(&dt, piece, sizeof piece);
+    if (!stop_nl || !memchr(piece, '\n', np)) sink_put(out, piece, np);
+    g->t_gen = dq_now() - t1;
+done:
+    free(hist);
+    return rc;
+}
+
 static int cmd_run(int argc, char **argv) {
     args a = {argc, 1, argv, "run", 0};
     session_opts so;
     session_defaults(&so);
     const char *prompt = NULL;
-    int n_gen = 256, echo = 0, seed_set = 0, seed = 0;
+    int n_gen = 256, echo = 0, seed_set = 0, seed = 0, lines = 0, json = 0;
     dq_sampler_params sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f,
                             .repeat_last_n = 64};
     for (; a.i < argc && !a.bad; a.i++) {
@@ -335,12 +443,19 @@ static int cmd_run(int argc, char **argv) {
                    "  -c, --ctx N        context size (default: the model's)\n"
                    "  -t N               threads (default: physical cores)\n"
                    "  --temp T           temperature, 0 = greedy (default 0.8)\n"
-                   "  --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
-                   "  --act sym|asym|group|tensor  activation quantization (INT8 models)\n"
+                   "  --top-k K (40) --top-p P (0.95) --min-p P (0.05) --repeat-penalty R (1.0)\n"
+                   "  --repeat-last-n N (64) --seed S (default: random)\n"
+                   "  --act sym|asym|group|tensor  activation quantization of INT8 models (default sym)\n"
+                   "  --lines            each stdin line is an independent prompt; one output line per input\n"
+                   "                     line (generation stops at the first newline)\n"
+                   "  --json             with --lines: JSON Lines {\"prompt\",\"text\",\"tokens\",\"tok_per_s\"}\n"
                    "  --echo             print the prompt first;  --quiet  no statistics on stderr\n"
+                   "  DYNQ_MODEL         default for -m\n"
                    "exit status: 0 ok, 1 usage, 2 bad model/input file, 3 context overflow, 4 out of memory\n"
                    "examples:\n  %s run -m kjv.dynq -p \"In the beginning\" -n 64\n"
-                   "  echo \"And the LORD said\" | %s run -m kjv.dynq -n 64 --temp 0\n", g_prog, g_prog, g_prog);
+                   "  echo \"And the LORD said\" | %s run -m kjv.dynq -n 64 --temp 0\n"
+                   "  printf 'In the beginning\\nAnd God said\\n' | %s run -m kjv.dynq --lines --json -n 16\n",
+                   g_prog, g_prog, g_prog, g_prog);
             return 0;
         } else if (is_flag(&a, "-p", "--prompt")) {
             prompt = arg_value(&a, "-p");
@@ -363,6 +478,10 @@ static int cmd_run(int argc, char **argv) {
             seed_set = 1;
         } else if (is_flag(&a, "--echo", NULL)) {
             echo = 1;
+        } else if (is_flag(&a, "--lines", NULL)) {
+            lines = 1;
+        } else if (is_flag(&a, "--json", NULL)) {
+            json = 1;
         } else if (is_flag(&a, "--quiet", "-q")) {
             g_quiet = 1;
         } else {
@@ -371,7 +490,10 @@ static int cmd_run(int argc, char **argv) {
     }
     if (a.bad) return DQ_EUSAGE;
     if (sp.temp < 0 || sp.repeat_penalty <= 0) return usage_error("run", "%s", "--temp must be >= 0 and --repeat-penalty > 0");
-    sp.seed = seed_set ? (uint64_t)seed + 1 : (uint64_t)dq_now() * 1000003u ^ (uint64_t)getpid();
+    if (json && !lines) return usage_error("run", "%s", "--json goes with --lines");
+    if (lines && prompt) return usage_error("run", "%s", "--lines reads prompts from stdin, not -p");
+    if (!so.model) return usage_error("run", "%s", "no model given (-m FILE or DYNQ_MODEL)");
+    sp.seed = seed_set ? (uint64_t)seed + 1 : (uint64_t)(dq_now() * 1e6) ^ (uint64_t)getpid() << 32;
     char *text = NULL;
     size_t tlen = 0;
     if (!prompt) {
@@ -382,7 +504,7 @@ static int cmd_run(int argc, char **argv) {
             return usage_error("run", "%s", "empty prompt on stdin");
         }
         // A single trailing newline from `echo` is not part of the prompt.
-        if (tlen && text[tlen - 1] == '\n') text[--tlen] = 0;
+        if (!lines && text[tlen - 1] == '\n') text[--tlen] = 0;
     } else {
         tlen = strlen(prompt);
     }
@@ -390,74 +512,70 @@ static int cmd_run(int argc, char **argv) {
     dq_err e = {0};
     dq_model m;
     dq_state s;
-    int rc = dq_kernels_init(&e);
-    if (rc) return fail(&e);
-    if (!so.model) return usage_error("run", "%s", "no model given (-m FILE or DYNQ_MODEL)");
-    if ((rc = dq_model_load(&m, so.model, &e))) {
-        free(text);
-        return fail(&e);
-    }
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    if ((rc = dq_tok_encode(m.tok, ptext, tlen, DQ_TOK_ADD_BOS, &ids, &n_ids, &e))) goto out_model;
-    int ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
-    if ((size_t)n_gen + n_ids > (size_t)ctx) {
-        rc = DQ_ERR(&e, DQ_ECTX, "prompt of %zu tokens plus -n %d exceeds the context of %d (use -c or a smaller -n)", n_ids,
-                    n_gen, ctx);
-        goto out_ids;
-    }
-    int batch = n_ids < 512 ? (int)n_ids : 512;
-    if ((rc = dq_state_alloc(&s, &m, ctx, batch, so.threads ? so.threads : dq_physical_cores(), (dq_act_scheme)so.act,
-                             &e)))
-        goto out_ids;
     dq_sampler smp;
+    int rc = dq_kernels_init(&e), have_state = 0, have_smp = 0;
+    if (rc) goto out_text;
+    if ((rc = dq_model_load(&m, so.model, &e))) goto out_text;
+    int ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
+    if ((rc = dq_state_alloc(&s, &m, ctx, ctx < 512 ? ctx : 512, so.threads ? so.threads : dq_physical_cores(),
+                             (dq_act_scheme)so.act, &e)))
+        goto out_model;
+    have_state = 1;
     if (dq_sampler_init(&smp, (int)m.c.vocab, &sp)) {
         rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
-        goto out_state;
+        goto out_model;
     }
-    int32_t *hist = malloc(sizeof *hist * ((size_t)n_ids + (size_t)n_gen + 1));
-    if (!hist) {
-        rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
-        goto out_sampler;
-    }
-    memcpy(hist, ids, n_ids * sizeof *ids);
-    int n_hist = (int)n_ids;
+    have_smp = 1;
     signal(SIGPIPE, SIG_IGN);
-    if (echo) out_write(ptext, tlen);
-    double t0 = dq_now();
-    if ((rc = dq_forward(&m, &s, ids, (int)n_ids, 0, DQ_LOGITS_LAST, &e))) goto out_hist;
-    double t1 = dq_now();
-    dq_detok dt;
-    dq_detok_init(&dt, m.tok);
-    dt.prev = ids[n_ids - 1];  // a continuation keeps its leading space unless the prompt is just BOS
-    char piece[512];
-    int produced = 0;
-    for (int i = 0; i < n_gen; i++) {
-        int next = dq_sample(&smp, s.logits, hist, n_hist);
-        if (dq_tok_is_eog(m.tok, next)) break;
-        hist[n_hist++] = next;
-        produced++;
-        out_write(piece, dq_detok_push(&dt, next, piece, sizeof piece));
-        if (i + 1 == n_gen) break;
-        if ((rc = dq_forward(&m, &s, &hist[n_hist - 1], 1, n_hist - 1, DQ_LOGITS_LAST, &e))) goto out_hist;
+    gen_stats tot = {0};
+    size_t n_prompt_tok = 0;
+    for (const char *p = ptext, *end = ptext + tlen; p < end || (!lines && p == end);) {
+        const char *nl = lines ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        size_t len = lines ? (nl ? (size_t)(nl - p) : (size_t)(end - p)) : tlen;
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        if ((rc = dq_tok_encode(m.tok, p, len, DQ_TOK_ADD_BOS, &ids, &n_ids, &e))) goto out_model;
+        if (n_ids == 0 || (size_t)n_gen + n_ids > (size_t)ctx) {
+            free(ids);
+            rc = DQ_ERR(&e, DQ_ECTX, "prompt of %zu tokens plus -n %d exceeds the context of %d (use -c or a smaller -n)",
+                        n_ids, n_gen, ctx);
+            goto out_model;
+        }
+        sink out = {.buffered = json};
+        gen_stats g;
+        if (echo && !json) out_write(p, len);
+        rc = generate(&m, &s, &smp, ids, n_ids, n_gen, lines, &out, &g, &e);
+        free(ids);
+        if (rc) {
+            free(out.buf);
+            goto out_model;
+        }
+        if (json) {
+            out_write("{\"prompt\": ", 11);
+            json_string(p, len);
+            out_write(", \"text\": ", 10);
+            json_string(out.buf ? out.buf : "", out.n);
+            char tail[128];
+            int w = snprintf(tail, sizeof tail, ", \"tokens\": %d, \"tok_per_s\": %.2f}\n", g.produced,
+                             g.produced > 1 && g.t_gen > 0 ? (g.produced - 1) / g.t_gen : 0.0);
+            out_write(tail, (size_t)w);
+        } else {
+            out_write("\n", 1);
+        }
+        free(out.buf);
+        tot.produced += g.produced, tot.t_prompt += g.t_prompt, tot.t_gen += g.t_gen;
+        n_prompt_tok += n_ids;
+        if (!lines) break;
+        p += len + 1;
     }
-    out_write(piece, dq_detok_flush(&dt, piece, sizeof piece));
-    out_write("\n", 1);
-    double t2 = dq_now();
-    note("\n%s: load %.1f ms | prompt %zu tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %s, %d threads, act %s\n",
-         g_prog, m.load_seconds * 1e3, n_ids, n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9), produced,
-         produced > 1 ? (produced - 1) / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0, dq_isa_name(dq_isa_chosen()), s.n_threads,
-         dq_act_name(s.act));
-out_hist:
-    free(hist);
-out_sampler:
-    dq_sampler_free(&smp);
-out_state:
-    dq_state_free(&s);
-out_ids:
-    free(ids);
+    note("%s: load %.1f ms | prompt %zu tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | %s, %d threads, act %s\n",
+         g_prog, m.load_seconds * 1e3, n_prompt_tok, n_prompt_tok / (tot.t_prompt > 0 ? tot.t_prompt : 1e-9), tot.produced,
+         tot.t_gen > 0 ? tot.produced / tot.t_gen : 0.0, dq_isa_name(dq_isa_chosen()), s.n_threads, dq_act_name(s.act));
 out_model:
+    if (have_smp) dq_sampler_free(&smp);
+    if (have_state) dq_state_free(&s);
     dq_model_free(&m);
+out_text:
     free(text);
     return rc ? fail(&e) : 0;
 }
