@@ -111,7 +111,7 @@ int dq_config_check(const dq_config *c, const char *path, dq_err *e) {
 // ---------------------------------------------------------------- the tensor list
 // The one place that names every tensor of a model; loader and writer both walk it.
 typedef struct tensor_spec {
-    char name[48];
+    char name[40];  // room for ".rowsum" in a 48-byte directory name
     int matrix;        // 1: a weight matrix (FP32, or INT8 + .scale + .rowsum)
     uint64_t n, k;     // matrix (n, k), or vector of n when !matrix
     const float **dst_vec;  // where the loader puts a vector
@@ -144,7 +144,7 @@ static int tensor_specs(tensor_spec *sp, const dq_config *c, dq_model *m, const 
     for (uint32_t l = 0; l < c->n_layers; l++) {
         dq_layer *L = m ? &m->layers[l] : NULL;
         const dq_src_layer *S = src ? &src->layers[l] : NULL;
-        char nm[48];
+        char nm[40];
 #define LNAME(s) (snprintf(nm, sizeof nm, "blk.%u.%s", l, s), nm)
         VEC(LNAME("attn_norm"), C, L ? &L->rms_att : NULL, S ? S->rms_att : NULL);
         MAT(LNAME("wq"), QD, C, L ? &L->wq : NULL, S ? S->wq : NULL);
