@@ -11,7 +11,8 @@ GGML_SRCS += $(GGML_COMMON)
 XFLAGS_ggml_like_dispatch := $(NOCONTRACT)
 else
 # x86-64: every x86 kernel file is built; dispatch.c learns which through DQ_WITH_*.
-GGML_SRCS += $(GGML_COMMON) ggml_like/avx512vnni.c
-XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_AVX512VNNI
+GGML_SRCS += $(GGML_COMMON) ggml_like/avx2.c ggml_like/avx512vnni.c
+XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_AVX2 -DDQ_WITH_AVX512VNNI
+XFLAGS_ggml_like_avx2 := $(NOCONTRACT) -mavx2 -mfma
 XFLAGS_ggml_like_avx512vnni := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 endif

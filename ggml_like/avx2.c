@@ -1,0 +1,219 @@
+// ggml_like/avx2.c: AVX2 kernels (ymm), for x86-64 CPUs without AVX-512 VNNI.
+//   gemm_s8s8_3x16c4__avx2   int8 GEMM/GEMV: 3 tokens x 1 weight panel (16 rows) per step
+//   gemm_f32_4x3__avx2       FP32 GEMM/GEMV, one 8-lane accumulator per output
+//
+// Exactness without int16 saturation. vpmaddubsw multiplies unsigned bytes by signed bytes and
+// adds adjacent pairs into int16 WITH saturation: 255 * 127 * 2 (or 255 * -128 * 2) overflows.
+// So the unsigned operand is |w| (0..128, since |-128| = 128 read as u8) and the signed operand
+// is the activation code with w's sign moved onto it, sign(c, w) = c * sgn(w). Codes are in
+// [-127, 127] by construction (kernels.h), so sign(c, w) never negates -128, and one pair is at
+// most 2 * 128 * 127 = 32512 < 32767: no saturation, the int16 sums are exact. vpmaddwd with 1s
+// then widens each row's 4 products to int32 (exact) before vpaddd accumulates.
+// Built with -mavx2 -mfma (ggml_like.mk); the tests also build it against SIMDe.
+#include <string.h>
+
+#include "kernels.h"
+
+#ifdef DQ_SIMDE_HEADER
+#include DQ_SIMDE_HEADER
+#else
+#include <immintrin.h>
+#endif
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------- activation codes
+static void quant_avx2(int8_t *q, const float *x, int k, float inv, int32_t off) {
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i voff = _mm256_set1_epi32(off), lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv)), voff);
+        c = _mm256_min_epi32(_mm256_max_epi32(c, lo), hi);
+        // int32 -> int8 (values already in range, so the saturating packs are exact)
+        __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+        __m128i b8 = _mm_packs_epi16(w16, w16);
+        int64_t v = _mm_cvtsi128_si64(b8);
+        memcpy(q + j, &v, 8);
+    }
+    for (; j < k; j++) {  // tail: the same arithmetic, one lane
+        __m128 v = _mm_mul_ss(_mm_set_ss(x[j]), _mm_set_ss(inv));
+        int32_t c = _mm_cvtss_si32(v) + off;
+        q[j] = (int8_t)(c < -127 ? -127 : c > 127 ? 127 : c);
+    }
+}
+
+// ---------------------------------------------------------------- int8 GEMM
+static inline int32_t load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// Exact sum of 4 products per int32 lane (see the comment at the top).
+ALWAYS_INLINE __m256i dot4(__m256i acc, __m256i absw, __m256i w, __m256i xb, __m256i ones) {
+    __m256i p16 = _mm256_maddubs_epi16(absw, _mm256_sign_epi8(xb, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
+}
+
+ALWAYS_INLINE void store_rows(float *y, __m256i acc, int row, int n, const dq_wpack *p, float sx, int32_t off) {
+    __m256i corr = _mm256_mullo_epi32(_mm256_set1_epi32(off), _mm256_loadu_si256((const void *)(p->rowsum + row)));
+    __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr));
+    __m256 sc = _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(p->scale + row));
+    __m256 v = _mm256_mul_ps(f, sc);
+    if (n - row >= 8) {
+        _mm256_storeu_ps(y + row, v);
+    } else if (n > row) {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, v);
+        memcpy(y + row, tmp, (size_t)(n - row) * 4);
+    }
+}
+
+// MR <= 3 tokens x one panel (16 rows = 2 ymm), whole k (MR = 4 spills: 16 ymm registers).
+ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
+                           const dq_wpack *p, int i, int n, const float *sx, const int32_t *off) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[3][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    const int ng = kp / 4;
+    for (int s = 0; s < ng; s++) {
+        __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
+        __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
+        __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            __m256i xb = _mm256_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
+            acc[r][0] = dot4(acc[r][0], a0, w0, xb, ones);
+            acc[r][1] = dot4(acc[r][1], a1, w1, xb, ones);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++) {
+        store_rows(y + (size_t)r * ldy, acc[r][0], i, n, p, sx[r], off[r]);
+        store_rows(y + (size_t)r * ldy, acc[r][1], i + 8, n, p, sx[r], off[r]);
+    }
+}
+
+static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
+    const dq_wpack *p = w->packed;
+    const int kp = p->kp, n = i1;
+    DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
+    for (int i = i0; i < i1; i += 16) {
+        const int8_t *wp = p->panels + (size_t)i * kp;
+        for (int t = t0; t < t1; t += 3) {
+            const int8_t *xt = qa->q + (size_t)t * kp;
+            float *yt = y + (size_t)t * ldy;
+            const float *sx = qa->scale + t;
+            const int32_t *off = qa->off + t;
+            switch (t1 - t < 3 ? t1 - t : 3) {
+            case 1: ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            case 2: ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            default: ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- FP32 GEMM
+// One 8-lane accumulator per output over k (tail via maskload), reduced in a fixed order.
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE void ukernel_f32(const int MR, const int NR, float *y, int ldy, const float *x, const float *w, int k) {
+    __m256 acc[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 3
+        for (int c = 0; c < NR; c++) acc[r][c] = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256 wv[3];
+#pragma GCC unroll 3
+        for (int c = 0; c < NR; c++) wv[c] = _mm256_loadu_ps(w + (size_t)c * k + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            __m256 xv = _mm256_loadu_ps(x + (size_t)r * k + j);
+#pragma GCC unroll 3
+            for (int c = 0; c < NR; c++) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+        }
+    }
+    if (j < k) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(k - j), lane);
+        __m256 wv[3];
+#pragma GCC unroll 3
+        for (int c = 0; c < NR; c++) wv[c] = _mm256_maskload_ps(w + (size_t)c * k + j, mk);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            __m256 xv = _mm256_maskload_ps(x + (size_t)r * k + j, mk);
+#pragma GCC unroll 3
+            for (int c = 0; c < NR; c++) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 3
+        for (int c = 0; c < NR; c++) y[(size_t)r * ldy + c] = hsum8(acc[r][c]);
+}
+
+#define UKF(MR, NR) ukernel_f32(MR, NR, y + (size_t)t * n + i, n, x + (size_t)t * k, w + (size_t)i * k, k)
+#define UKF_ROW(MR)                \
+    switch (nr) {                  \
+    case 1: UKF(MR, 1); break;     \
+    case 2: UKF(MR, 2); break;     \
+    default: UKF(MR, 3); break;    \
+    }
+
+static void gemm_f32_avx2(float *y, const float *x, int t0, int t1, const float *w, int n, int k, int i0, int i1) {
+    for (int i = i0; i < i1; i += 3) {
+        int nr = i1 - i < 3 ? i1 - i : 3;
+        for (int t = t0; t < t1; t += 4) {
+            switch (t1 - t < 4 ? t1 - t : 4) {
+            case 1: UKF_ROW(1); break;
+            case 2: UKF_ROW(2); break;
+            case 3: UKF_ROW(3); break;
+            default: UKF_ROW(4); break;
+            }
+        }
+    }
+}
+#undef UKF
+#undef UKF_ROW
+
+// ---------------------------------------------------------------- roofline loop
+// The exact int8 step without the sign handling: vpmaddubsw + vpmaddwd + vpaddd, 8 chains.
+static int64_t int8_peak_avx2(int64_t iters, int32_t *sink) {
+    __m256i a[8];
+    for (int r = 0; r < 8; r++) a[r] = _mm256_set1_epi32(r);
+    const __m256i u = _mm256_set1_epi32(*sink | 0x01010101), s = _mm256_set1_epi32(0x02fe03fd),
+                  ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < iters; i++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones));
+        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));  // no hoisting
+    }
+    __m256i t = a[0];
+    for (int r = 1; r < 8; r++) t = _mm256_add_epi32(t, a[r]);
+    int32_t v[8];
+    _mm256_storeu_si256((void *)v, t);
+    *sink = v[0] + v[7];
+    return iters * 8 * 32 * 2;
+}
+
+static const dq_kernels table = {
+    .isa = DQ_ISA_AVX2,
+    .name = "gemm_s8s8_3x16c4__avx2, gemm_f32_4x3__avx2",
+    .use_panels = 1,
+    .act_bias = 0,
+    .quant = quant_avx2,
+    .gemm_q8 = gemm_q8_avx2,
+    .gemm_f32 = gemm_f32_avx2,
+    .int8_peak = int8_peak_avx2,
+};
+const dq_kernels *dq_kernels_avx2(void) { return &table; }
