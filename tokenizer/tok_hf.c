@@ -188,6 +188,8 @@ int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const
             const dq_json *bf = dq_json_get(model, "byte_fallback");
             if (bf && bf->type == DQ_JSON_TRUE) t->flags |= TOKF_BYTE_FALLBACK;
         }
+        const dq_json *im = dq_json_get(model, "ignore_merges");
+        if (type == DQ_TOK_BPE && im && im->type == DQ_JSON_TRUE) t->flags |= TOKF_IGNORE_MERGES;
         // BOS: the first special token of the post-processor's single template, else by name
         const dq_json *tp = find_type(dq_json_get(root, "post_processor"), "TemplateProcessing", 0);
         const dq_json *single = dq_json_get(tp, "single");

@@ -1,0 +1,108 @@
+// tokenizer/unicode.c: lookups over the generated tables in unicode_data.c.
+#include "unicode.h"
+
+int uc_flags(uint32_t cp) {
+    int lo = 0, hi = uc_n_ranges - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < uc_ranges[mid].lo) hi = mid - 1;
+        else if (cp > uc_ranges[mid].hi) lo = mid + 1;
+        else return uc_ranges[mid].flags;
+    }
+    return 0;
+}
+
+uint32_t uc_tolower(uint32_t cp) {
+    if (cp < 128) return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+    int lo = 0, hi = uc_n_lower - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < uc_lower[mid][0]) hi = mid - 1;
+        else if (cp > uc_lower[mid][0]) lo = mid + 1;
+        else return uc_lower[mid][1];
+    }
+    return cp;
+}
+
+int uc_decompose(uint32_t cp, uint32_t out[4]) {
+    if (cp >= 0xAC00 && cp < 0xAC00 + 11172) {  // Hangul syllable: L V (T)
+        uint32_t s = cp - 0xAC00;
+        out[0] = 0x1100 + s / 588;
+        out[1] = 0x1161 + (s % 588) / 28;
+        if (s % 28) {
+            out[2] = 0x11A7 + s % 28;
+            return 3;
+        }
+        return 2;
+    }
+    int lo = 0, hi = uc_n_decomp - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < uc_decomp[mid][0]) hi = mid - 1;
+        else if (cp > uc_decomp[mid][0]) lo = mid + 1;
+        else {
+            int n = 0;
+            while (n < 4 && uc_decomp[mid][1 + n]) {
+                out[n] = uc_decomp[mid][1 + n];
+                n++;
+            }
+            return n;
+        }
+    }
+    out[0] = cp;
+    return 1;
+}
+
+size_t uc_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;
+    uint32_t v;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, v = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, v = c & 0x07;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else goto bad;
+    if (n < len || s[1] < lo || s[1] > hi) goto bad;
+    for (size_t i = 1; i < len; i++) {
+        if (s[i] < 0x80 || s[i] > 0xBF) goto bad;
+        v = v << 6 | (s[i] & 0x3F);
+    }
+    *cp = v;
+    return len;
+bad:
+    *cp = 0x110000 + c;
+    return 1;
+}
+
+size_t uc_encode(uint32_t cp, char *o) {
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
