@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tokenizer/json.h"
+#include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 
 static const char *shared;
@@ -52,6 +53,33 @@ static int dump(const char *file, int hint, const char *items) {
     }
     free(d);
     dq_tok_free(t);
+    return 0;
+}
+
+// Pre-tokenizer splits of NUL-separated items: UTF-8 byte lengths of the fragments, one line each.
+static int split_dump(const char *fam, const char *items) {
+    int pre = !strcmp(fam, "gpt2") ? PRE_GPT2 : !strcmp(fam, "llama3") ? PRE_LLAMA3 : !strcmp(fam, "qwen2") ? PRE_QWEN2 : -1;
+    dq_err e = {0};
+    uint8_t *d;
+    size_t n;
+    if (pre < 0 || dq_read_file(items, &d, &n, &e)) {
+        fprintf(stderr, "bad family or items file: %s\n", e.msg);
+        return 2;
+    }
+    size_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d[i] != 0) continue;
+        size_t *ends, nf, prev = 0;
+        if (tok_pre_split(pre, (const char *)d + s, i - s, &ends, &nf)) return 2;
+        for (size_t k = 0; k < nf; k++) {
+            printf(k ? " %zu" : "%zu", ends[k] - prev);
+            prev = ends[k];
+        }
+        printf("\n");
+        free(ends);
+        s = i + 1;
+    }
+    free(d);
     return 0;
 }
 
@@ -125,6 +153,7 @@ static void vocab_family(const char *fam) {
 
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], atoi(argv[3]), argv[4]);
+    if (argc == 4 && strcmp(argv[1], "--split") == 0) return split_dump(argv[2], argv[3]);
     shared = getenv("DYNQ_SHARED");
     if (!shared) shared = "../shared";
     const char *fams[] = {"llama-spm", "phi-3", "gpt-2", "falcon", "deepseek-llm", "bert-bge"};

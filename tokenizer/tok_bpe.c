@@ -320,6 +320,26 @@ static int pretokenize(const dq_tokenizer *t, utext *u, frags *out, const char *
     return rc;
 }
 
+int tok_pre_split(int pre, const char *s, size_t n, size_t **ends, size_t *n_frag) {
+    dq_tokenizer t;
+    memset(&t, 0, sizeof t);
+    t.pre = pre;
+    utext u = {0};
+    frags f = {0};
+    *ends = NULL;
+    *n_frag = 0;
+    int rc = n ? pretokenize(&t, &u, &f, s, n) : DQ_OK;
+    if (!rc && f.n) {
+        *ends = malloc(f.n * sizeof **ends);
+        if (!*ends) rc = DQ_ENOMEM;
+        for (size_t k = 0; k < f.n && !rc; k++) (*ends)[k] = u.off[f.v[k].b];
+        *n_frag = f.n;
+    }
+    free(f.v);
+    utext_free(&u);
+    return rc;
+}
+
 int tok_encode_bytelevel(const dq_tokenizer *t, const char *s, size_t n, tok_ids *out) {
     if (n == 0) return DQ_OK;
     utext u = {0};

@@ -104,6 +104,8 @@ int tok_bpe_spm_scores(const dq_tokenizer *t, const char *s, size_t n, tok_ids *
 int tok_bpe_ranks(const dq_tokenizer *t, const int32_t *ids, size_t n, tok_ids *out);
 // Byte-level BPE on one chunk of ordinary text (pre-tokenized inside).
 int tok_encode_bytelevel(const dq_tokenizer *t, const char *s, size_t n, tok_ids *out);
+// Pre-tokenizer alone (for tests): byte offsets where each fragment of s[0..n) ends.
+int tok_pre_split(int pre, const char *s, size_t n, size_t **ends, size_t *n_frag);
 int tok_encode_wordpiece(const dq_tokenizer *t, const char *s, size_t n, tok_ids *out);
 
 // GPT-2 byte-level mapping: piece text in the printable-unicode alphabet -> raw bytes.

@@ -5,7 +5,9 @@
 #include "tok_internal.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -532,8 +534,44 @@ int dq_tok_deserialize(dq_tokenizer **tok, const uint8_t *d, size_t size, const 
 // ---------------------------------------------------------------------------
 // loading by content
 
+// A .dynq model (docs/FORMAT.md): header u64 tok_offset at 80, tok_size at 88, file size at 120.
+// Only the header and the blob are read, not the weights.
+static int load_dynq(dq_tokenizer **tok, FILE *f, const char *path, dq_err *e) {
+    uint8_t h[256];
+    if (fseek(f, 0, SEEK_END) != 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot seek", path);
+    long fsz = ftell(f);
+    if (fsz < 256 || fseek(f, 0, SEEK_SET) != 0 || fread(h, 1, 256, f) != 256)
+        return DQ_ERR(e, DQ_EFILE, "%s: truncated .dynq header", path);
+    uint64_t off = 0, sz = 0;
+    for (int i = 7; i >= 0; i--) {
+        off = off << 8 | h[80 + i];
+        sz = sz << 8 | h[88 + i];
+    }
+    if (!dq_range_ok(off, sz, (uint64_t)fsz) || sz > (1u << 30))
+        return DQ_ERR(e, DQ_EFILE, "%s: tokenizer blob [%llu, +%llu) outside the file", path, (unsigned long long)off,
+                      (unsigned long long)sz);
+    uint8_t *b = malloc(sz ? sz : 1);
+    if (!b) return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+    int rc = DQ_OK;
+    if (fseek(f, (long)off, SEEK_SET) != 0 || fread(b, 1, sz, f) != sz)
+        rc = DQ_ERR(e, DQ_EFILE, "%s: cannot read the tokenizer blob", path);
+    if (!rc) rc = dq_tok_deserialize(tok, b, sz, path, e);
+    free(b);
+    return rc;
+}
+
 int dq_tok_load(dq_tokenizer **tok, const char *path, int n_vocab_hint, dq_err *e) {
     *tok = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    if (got == 4 && memcmp(magic, "DYNQ", 4) == 0) {
+        int rc = load_dynq(tok, f, path, e);
+        fclose(f);
+        return rc;
+    }
+    fclose(f);
     uint8_t *d;
     size_t size;
     int rc = dq_read_file(path, &d, &size, e);
@@ -542,8 +580,6 @@ int dq_tok_load(dq_tokenizer **tok, const char *path, int n_vocab_hint, dq_err *
     while (ws < size && (d[ws] == ' ' || d[ws] == '\t' || d[ws] == '\n' || d[ws] == '\r')) ws++;
     if (size >= 4 && memcmp(d, "GGUF", 4) == 0) rc = tok_load_gguf(tok, d, size, path, e);
     else if (size >= 4 && memcmp(d, TOKBLOB_MAGIC, 4) == 0) rc = dq_tok_deserialize(tok, d, size, path, e);
-    else if (size >= 4 && memcmp(d, "DYNQ", 4) == 0)
-        rc = DQ_ERR(e, DQ_EUSAGE, "%s: a .dynq model: load it with dq_model_load and use its tokenizer", path);
     else if (tok_is_spmodel(d, size)) rc = tok_load_spmodel(tok, d, size, path, e);
     else if (ws < size && d[ws] == '{') rc = tok_load_hf_json(tok, d, size, path, e);
     else rc = load_llama2c(tok, d, size, n_vocab_hint, path, e);
@@ -565,6 +601,7 @@ int dq_tok_type(const dq_tokenizer *t) { return t->type; }
 int dq_tok_n_vocab(const dq_tokenizer *t) { return t->n_vocab; }
 int dq_tok_bos(const dq_tokenizer *t) { return t->type == DQ_TOK_WPM && t->bos < 0 ? t->cls : t->bos; }
 int dq_tok_eos(const dq_tokenizer *t) { return t->type == DQ_TOK_WPM && t->eos < 0 ? t->sep : t->eos; }
+int dq_tok_add_bos(const dq_tokenizer *t) { return (t->flags & TOKF_ADD_BOS) != 0 && dq_tok_bos(t) >= 0; }
 int dq_tok_find(const dq_tokenizer *t, const char *piece) { return tok_lookup(t, piece, strlen(piece)); }
 
 int dq_tok_is_eog(const dq_tokenizer *t, int id) {

@@ -26,6 +26,7 @@ int dq_tok_n_vocab(const dq_tokenizer *tok);
 int dq_tok_bos(const dq_tokenizer *tok);  // -1 if none
 int dq_tok_eos(const dq_tokenizer *tok);  // -1 if none
 int dq_tok_is_eog(const dq_tokenizer *tok, int id);  // EOS or an end-of-turn token
+int dq_tok_add_bos(const dq_tokenizer *tok);  // 1 if the source asks for BOS by default (and has one)
 int dq_tok_find(const dq_tokenizer *tok, const char *piece);  // id of an exact piece, or -1
 const char *dq_tok_piece(const dq_tokenizer *tok, int id);    // stored piece text (for tables)
 

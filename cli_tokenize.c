@@ -1,0 +1,163 @@
+// cli_tokenize.c: the `dynq tokenize` subcommand. Encodes text (from -p or stdin) with the
+// tokenizer of a .dynq model, a GGUF file, a tokenizer.json, a SentencePiece .model or a
+// llama2.c tokenizer.bin, and prints ids (--ids) or an id/piece table; --decode goes the
+// other way. CLI code: it prints, and returns an exit status (common.h codes).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "tokenizer/tokenizer.h"
+
+int cli_tokenize(int argc, char **argv);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: dynq tokenize -m FILE [-p TEXT] [--ids] [--no-bos] [--parse-special] [--vocab N]\n"
+            "       dynq tokenize -m FILE --decode [-p IDS]\n"
+            "  FILE: a .dynq model, a GGUF file (vocabulary-only is fine), a tokenizer.json,\n"
+            "        a SentencePiece .model or a llama2.c tokenizer.bin (--vocab N: its size; default: all records)\n"
+            "  Text comes from -p or standard input. --ids prints the ids on one line, otherwise a\n"
+            "  table of id and piece. --no-bos: do not add BOS (added by default when the vocabulary\n"
+            "  asks for it). --parse-special: text like <|im_start|> becomes its special token.\n"
+            "  --decode reads ids (space, comma or newline separated) and prints the text.\n");
+}
+
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) return NULL;
+    for (;;) {
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb) {
+                free(b);
+                return NULL;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    b[n] = 0;
+    *len = n;
+    return b;
+}
+
+// Length of a well-formed UTF-8 character at u (1 for ASCII), 0 if ill-formed.
+static int utf8_char(const unsigned char *u) {
+    int n = u[0] < 0x80 ? 1 : (u[0] >= 0xC2 && u[0] <= 0xDF) ? 2 : (u[0] >= 0xE0 && u[0] <= 0xEF) ? 3
+                                                           : (u[0] >= 0xF0 && u[0] <= 0xF4) ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((u[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+// A piece for the table: printable text as is; control bytes and bytes that are not part of
+// a well-formed UTF-8 character (byte-level BPE pieces can split one) as \xNN.
+static void print_piece(const char *p) {
+    for (const unsigned char *u = (const unsigned char *)p; *u;) {
+        int n = utf8_char(u);
+        if (*u == '\\') fputs("\\\\", stdout);
+        else if (n == 0 || *u < 0x20 || *u == 0x7F) printf("\\x%02X", *u);
+        else {
+            fwrite(u, 1, (size_t)n, stdout);
+            u += n;
+            continue;
+        }
+        u++;
+    }
+}
+
+int cli_tokenize(int argc, char **argv) {
+    const char *file = NULL, *text = NULL;
+    int ids_only = 0, bos = 1, special = 0, decode = 0, vocab = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) file = argv[++i];
+        else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && i + 1 < argc) text = argv[++i];
+        else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = atoi(argv[++i]);
+        else if (!strcmp(a, "--ids")) ids_only = 1;
+        else if (!strcmp(a, "--no-bos")) bos = 0;
+        else if (!strcmp(a, "--parse-special")) special = 1;
+        else if (!strcmp(a, "--decode")) decode = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return DQ_OK;
+        } else {
+            fprintf(stderr, "dynq tokenize: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return DQ_EUSAGE;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "dynq tokenize: -m FILE is required\n");
+        usage(stderr);
+        return DQ_EUSAGE;
+    }
+    dq_err e = {0};
+    dq_tokenizer *tok;
+    int rc = dq_tok_load(&tok, file, vocab, &e);
+    if (rc) {
+        fprintf(stderr, "dynq tokenize: %s\n", e.msg);
+        return rc;
+    }
+    size_t len;
+    char *buf = NULL;
+    if (text) len = strlen(text);
+    else {
+        buf = read_stdin(&len);
+        if (!buf) {
+            fprintf(stderr, "dynq tokenize: out of memory reading standard input\n");
+            dq_tok_free(tok);
+            return DQ_ENOMEM;
+        }
+        text = buf;
+    }
+    if (decode) {
+        dq_detok d;
+        dq_detok_init(&d, tok);
+        char out[512];
+        const char *p = text, *end = text + len;
+        while (p < end && !rc) {
+            while (p < end && (*p == ' ' || *p == ',' || *p == '\n' || *p == '\t' || *p == '\r')) p++;
+            if (p >= end) break;
+            char *q;
+            long id = strtol(p, &q, 10);
+            if (q == p || id < 0 || id >= dq_tok_n_vocab(tok)) {
+                fprintf(stderr, "dynq tokenize: --decode: bad token id near \"%.20s\"\n", p);
+                rc = DQ_EUSAGE;
+                break;
+            }
+            p = q;
+            fwrite(out, 1, dq_detok_push(&d, (int)id, out, sizeof out), stdout);
+        }
+        fwrite(out, 1, dq_detok_flush(&d, out, sizeof out), stdout);
+    } else {
+        int32_t *ids;
+        size_t n;
+        int flags = (bos && dq_tok_add_bos(tok) ? DQ_TOK_ADD_BOS : 0) | (special ? DQ_TOK_PARSE_SPECIAL : 0);
+        rc = dq_tok_encode(tok, text, len, flags, &ids, &n, &e);
+        if (rc) fprintf(stderr, "dynq tokenize: %s\n", e.msg);
+        else if (ids_only) {
+            for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+            printf("\n");
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                printf("%6d  ", ids[i]);
+                print_piece(dq_tok_piece(tok, ids[i]));
+                printf("\n");
+            }
+        }
+        if (!rc) free(ids);
+    }
+    if (fflush(stdout) != 0 && !rc) {
+        fprintf(stderr, "dynq tokenize: error writing output\n");
+        rc = DQ_EFILE;
+    }
+    free(buf);
+    dq_tok_free(tok);
+    return rc;
+}

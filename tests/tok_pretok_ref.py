@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+# tests/tok_pretok_ref.py: reference splits for the byte-level BPE pre-tokenizers, from the
+# families' published regexes run by the Python `regex` module (Debian python3-regex).
+#   tok_pretok_ref.py items OUT [N]        -> N random strings + data lines, NUL-separated
+#   tok_pretok_ref.py split FAMILY ITEMS   -> per item, the UTF-8 byte lengths of the pieces
+import os
+import random
+import sys
+
+PATTERNS = {
+    'gpt2': r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+    'llama3': r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+    'qwen2': r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+}
+
+
+def random_strings(n, seed=99):
+    rng = random.Random(seed)
+    alphabet = list("abcXYZ019 '\t\n\r.,!?-_\"()[]") + ["'s", "'LL", "'Re", "'ve", "  ", "\n\n", " \n "]
+    pools = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x400, 0x4FF), (0x660, 0x669), (0x4E00, 0x4E80),
+             (0x1F300, 0x1F64F), (0x2000, 0x206F), (0x3000, 0x3010), (0xFF01, 0xFF5E), (0x01, 0x1F)]
+    out = []
+    for _ in range(n):
+        s = []
+        for _ in range(rng.randint(1, 30)):
+            if rng.random() < 0.5:
+                s.append(rng.choice(alphabet))
+            else:
+                lo, hi = rng.choice(pools)
+                c = rng.randint(lo, hi)
+                s.append(chr(c if c else 0x20))
+        out.append(''.join(s))
+    return out
+
+
+def main():
+    if sys.argv[1] == 'items':
+        shared = os.environ.get('DYNQ_SHARED', '../shared')
+        n = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
+        items = random_strings(n)
+        with open(os.path.join(shared, 'data', 'wikitext2-test.txt'), encoding='utf-8') as f:
+            items.extend(f.read().split('\n')[:1500])
+        with open(sys.argv[2], 'wb') as f:
+            for it in items:
+                f.write(it.encode('utf-8') + b'\0')
+    elif sys.argv[1] == 'split':
+        import regex
+        pat = regex.compile(PATTERNS[sys.argv[2]])
+        with open(sys.argv[3], 'rb') as f:
+            items = f.read().split(b'\0')[:-1]
+        out = sys.stdout
+        for it in items:
+            parts = pat.findall(it.decode('utf-8'))
+            assert ''.join(parts) == it.decode('utf-8')
+            out.write(' '.join(str(len(p.encode('utf-8'))) for p in parts) + '\n')
+    else:
+        sys.exit('usage: tok_pretok_ref.py items OUT [N] | split FAMILY ITEMS')
+
+
+main()
