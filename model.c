@@ -484,6 +484,33 @@ typedef struct attn_task {
     float *out;  // (B, H*hd)
 } attn_task;
 
+// Dot product and y += a*x over head-sized vectors. GCC/clang vector extensions keep this
+// portable (SSE2 on baseline x86-64, NEON on aarch64) while giving the compiler independent
+// accumulators it may not create itself under strict FP semantics.
+typedef float v4f __attribute__((vector_size(16), aligned(4)));
+
+static float dot_f32(const float *a, const float *b, int n) {
+    v4f acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 += *(const v4f *)(a + i) * *(const v4f *)(b + i);
+        acc1 += *(const v4f *)(a + i + 4) * *(const v4f *)(b + i + 4);
+        acc2 += *(const v4f *)(a + i + 8) * *(const v4f *)(b + i + 8);
+        acc3 += *(const v4f *)(a + i + 12) * *(const v4f *)(b + i + 12);
+    }
+    for (; i + 4 <= n; i += 4) acc0 += *(const v4f *)(a + i) * *(const v4f *)(b + i);
+    acc0 = (acc0 + acc1) + (acc2 + acc3);
+    float s = (acc0[0] + acc0[2]) + (acc0[1] + acc0[3]);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) *(v4f *)(y + i) += a * *(const v4f *)(x + i);
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_task *a = ctx;
     const dq_config *c = a->c;
@@ -492,19 +519,19 @@ static void attn_worker(void *ctx, int ith, int nth) {
     int grp = (int)(c->n_heads / c->n_kv_heads);
     float scale = 1.0f / sqrtf((float)hd);
     float *att = s->att + (size_t)ith * s->ctx;
-    const float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD;
+    const float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD;  // (KV, T, hd) of this layer
     const float *vc = s->value_cache + (size_t)a->layer * s->ctx * KD;
     int items = a->B * H;
-    for (int it = ith; it < items; it += nth) {
+    // Contiguous blocks of items per thread: neighbouring items share K/V rows in cache.
+    int per = (items + nth - 1) / nth, from = ith * per, to = from + per < items ? from + per : items;
+    for (int it = from; it < to; it++) {
         int t = it / H, h = it % H, kvh = h / grp;
         int last = a->pos + t;  // attends to positions 0..last
         const float *q = s->q + (size_t)t * H * hd + (size_t)h * hd;
+        const float *kh = kc + (size_t)kvh * s->ctx * hd, *vh = vc + (size_t)kvh * s->ctx * hd;
         float mx = -INFINITY;
         for (int p = 0; p <= last; p++) {
-            const float *k = kc + (size_t)p * KD + (size_t)kvh * hd;
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++) d += q[i] * k[i];
-            d *= scale;
+            float d = dot_f32(q, kh + (size_t)p * hd, hd) * scale;
             att[p] = d;
             if (d > mx) mx = d;
         }
@@ -516,11 +543,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         float inv = 1.0f / sum;
         float *o = a->out + (size_t)t * H * hd + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= last; p++) {
-            const float *v = vc + (size_t)p * KD + (size_t)kvh * hd;
-            float w = att[p] * inv;
-            for (int i = 0; i < hd; i++) o[i] += w * v[i];
-        }
+        for (int p = 0; p <= last; p++) axpy_f32(o, att[p] * inv, vh + (size_t)p * hd, hd);
     }
 }
 
@@ -552,8 +575,11 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
             const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
             rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
             rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
-            memcpy(kc + (size_t)(pos + t) * KD, s->k + (size_t)t * KD, (size_t)KD * sizeof(float));
-            memcpy(vc + (size_t)(pos + t) * KD, s->v + (size_t)t * KD, (size_t)KD * sizeof(float));
+            for (uint32_t g = 0; g < c->n_kv_heads; g++) {
+                size_t at = ((size_t)g * s->ctx + (size_t)(pos + t)) * hd;
+                memcpy(kc + at, s->k + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
+                memcpy(vc + at, s->v + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
+            }
         }
         attn_task at = {c, s, (int)l, B, pos, s->xb};
         dq_pool_run(s->pool, attn_worker, &at);

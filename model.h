@@ -100,8 +100,8 @@ typedef struct dq_state {
     float *hb, *hb2;       // (B, F)
     float *att;            // (n_threads, ctx) scores scratch
     float *logits;         // (B, V)
-    float *key_cache;      // (L, ctx, kv_dim)
-    float *value_cache;    // (L, ctx, kv_dim)
+    float *key_cache;      // (L, KV, ctx, hd): each head's positions contiguous for the attention scan
+    float *value_cache;    // (L, KV, ctx, hd)
     float *rope_cos, *rope_sin;  // (ctx, hd/2)
     float *capture;        // optional: (L, B, C) residual stream after each block, or NULL
 } dq_state;
