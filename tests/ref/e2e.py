@@ -174,6 +174,23 @@ def suite_golden():
             continue
         check("golden_kjv_greedy[%s]" % name, not bad, "%d of %d lines differ; %s" % (
             len(bad), len(lines), " | ".join(bad[:2])))
+    # INT8: not bound to the golden text; how much of it survives is printed for the record
+    mi = convert(ST_BIN, "int8", ST_TOK)
+    if mi:
+        want = open(SH + "/golden/stories260K-t0-n200.txt", "rb").read()
+        rc, out, _ = run(["run", "-m", mi, "-p", "", "-n", "200", "--temp", "0", "--quiet"])
+        out = strip_nl(out)
+        n = next((i for i in range(min(len(out), len(want))) if out[i] != want[i]),
+                 min(len(out), len(want)))
+        print("   stories260K INT8 greedy: first %d of %d golden bytes reproduced" % (n, len(want)))
+    mi = convert(KJV_BIN, "int8", KJV_TOK)
+    if mi:
+        same = 0
+        for ln in lines:
+            prompt, cont = ln.split("\t")
+            rc, out, _ = run(["run", "-m", mi, "-p", prompt, "-n", "32", "--temp", "0", "--quiet"])
+            same += strip_nl(out) == cont.replace("\\n", "\n").encode()
+        print("   kjv INT8 greedy: %d of %d golden lines reproduced exactly" % (same, len(lines)))
     # stdin prompt: the same as -p
     m = convert(KJV_BIN, "f32", KJV_TOK)
     if m:
@@ -226,6 +243,37 @@ def suite_logits():
                 ref.rope = "half"
                 check("logits_control_wrong_rope_detected[kjv-hf]", r2 > 1e-2,
                       "rel %.3g: the metric cannot tell the RoPE layouts apart" % r2)
+
+
+def suite_logits_text():
+    """dynq logits -p TEXT: the prompt is BOS + SentencePiece(TEXT) (python sentencepiece is the
+    oracle for the ids) and the logits equal the reference on those ids."""
+    texts = ["Once upon a time, there was a little dog.", "  two  spaces\nand a newline",
+             "And God said, Let there be light: and there was light."]
+    for name, src, tok, spm in (("stories260K", ST_BIN, ST_TOK, ST_SP),
+                                ("kjv.bin", KJV_BIN, KJV_TOK, KJV_SP), ("kjv-hf", KJV_HF, None, KJV_SP)):
+        m = convert(src, "f32", tok)
+        if not m:
+            continue
+        sp = R.sp_load(spm)
+        ref = R.load(src)
+        for k, text in enumerate(texts):
+            cname = "logits_prompt_text[%s,%d]" % (name, k)
+            ids = [1] + sp.encode(text)
+            out = os.path.join(TMP, "logits.f32")
+            rc, _, err = run(["logits", "-m", m, "-p", text, "-o", out])
+            if rc != 0:
+                fail(cname, "exit %d: %s" % (rc, first_line(err)))
+                continue
+            a = np.fromfile(out, dtype="<f4").astype(np.float64)
+            if a.size != len(ids) * ref.vocab:
+                fail(cname, "%d positions, want %d (BOS + %s)" % (a.size // ref.vocab, len(ids),
+                                                                   ids[1:]))
+                continue
+            a = a.reshape(len(ids), -1)
+            want = R.forward(ref, ids)
+            r = rel(a, want)
+            check(cname, r <= 1e-4, "rel %.3g (tokenized differently?) %s" % (r, worst(a, want)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -437,6 +485,20 @@ def suite_ppl():
             else:
                 fail("ppl_int8_vs_f32_sane[kjv]", err)
 
+    if os.environ.get("E2E_FULL") == "1" and mf:
+        # whole kjv-eval.txt against the figures of models/kjv/README.md (reference run:
+        # 12.854306 / 34,671 tokens at ctx 256, 12.885503 / 34,398 at ctx 128)
+        for ctx, want, n in ((256, 12.854306, 34671), (128, 12.885503, 34398)):
+            got, err = ppl_json(["-m", mf, "-f", text, "--ctx", str(ctx)])
+            cname = "ppl_full_kjv_eval[ctx=%d]" % ctx
+            if got is None:
+                fail(cname, err)
+            else:
+                check(cname, abs(got["ppl"] - want) <= 1e-4 * want and got["n_tokens"] == n,
+                      "ppl %.6f n %d, want %.6f n %d" % (got["ppl"], got["n_tokens"], want, n))
+    else:
+        skip("ppl_full_kjv_eval", "whole-file run (~1 min) only with E2E_FULL=1")
+
     # errors: non-zero exit and exactly one line on stderr
     ms = convert(ST_BIN, "f32", ST_TOK)
     empty = os.path.join(TMP, "empty.txt")
@@ -584,7 +646,7 @@ def suite_badinput():
 
 
 def main(argv):
-    suites = dict(golden=suite_golden, logits=suite_logits, prefill=suite_prefill,
+    suites = dict(golden=suite_golden, logits=suite_logits, logits_text=suite_logits_text, prefill=suite_prefill,
                   int8top1=suite_int8top1, ppl=suite_ppl, badinput=suite_badinput)
     if len(argv) != 1 or argv[0] not in suites:
         print("usage: e2e.py %s" % "|".join(suites), file=sys.stderr)
