@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tests/test_cli.sh: the command line's contract: exit codes, quality gates, provenance,
+# thread-count and ISA independence of a whole generation, help texts.
+set -u
+cd "$(dirname "$0")/.."
+DYNQ="${DYNQ:-./dynq}"
+SH="${DYNQ_SHARED:-../shared}"
+T=$(mktemp -d "${DYNQ_TMP:-/tmp}/cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+ok() { echo "ok $1"; }
+bad() { echo "FAIL $1: $2"; }
+expect_status() {  # NAME WANT cmd...
+    local name=$1 want=$2; shift 2
+    "$@" > "$T/out" 2> "$T/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name" "exit $rc, wanted $want; stderr: $(head -c 300 "$T/err")"; fi
+}
+
+# The shipped model works without ../shared.
+"$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin -o "$T/s8.dynq" 2>/dev/null \
+    && "$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin --type f32 -o "$T/sf.dynq" 2>/dev/null \
+    || { bad convert_shipped "conversion failed"; exit 1; }
+ok convert_shipped
+
+expect_status version 0 "$DYNQ" --version
+grep -q '^dynq [0-9]' "$T/out" && ok version_text || bad version_text "$(cat "$T/out")"
+for c in run convert info perplexity bench logits tokenize chat; do
+    if "$DYNQ" help "$c" > "$T/h" 2>&1 && grep -qi 'usage' "$T/h"; then ok "help_$c"; else bad "help_$c" "no usage text"; fi
+done
+expect_status no_args 1 "$DYNQ"
+expect_status unknown_command 1 "$DYNQ" frobnicate
+expect_status unknown_flag 1 "$DYNQ" run -m "$T/s8.dynq" -p hi --bogus
+expect_status bad_number 1 "$DYNQ" run -m "$T/s8.dynq" -p hi -n abc
+expect_status missing_model 2 "$DYNQ" run -m "$T/nope.dynq" -p hi
+[ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "nope.dynq" "$T/err" && ok missing_model_one_line || bad missing_model_one_line "$(cat "$T/err")"
+expect_status ctx_overflow 3 "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 600 --quiet
+expect_status ctx_flag_overflow 3 "$DYNQ" run -m "$T/s8.dynq" -c 8 -p "Once upon a time there was a girl" -n 4 --quiet
+[ ! -s "$T/out" ] && ok ctx_overflow_no_output || bad ctx_overflow_no_output "stdout not empty"
+DYNQ_MODEL="$T/s8.dynq" "$DYNQ" run -p "Once" -n 5 --temp 0 --quiet > "$T/o1" 2>/dev/null
+"$DYNQ" run -m "$T/s8.dynq" -p "Once" -n 5 --temp 0 --quiet > "$T/o2" 2>/dev/null
+[ -s "$T/o1" ] && cmp -s "$T/o1" "$T/o2" && ok env_model || bad env_model "DYNQ_MODEL run differs"
+
+# Provenance: info shows the source's SHA-256 and the settings.
+"$DYNQ" info "$T/s8.dynq" > "$T/info" 2>&1
+sum=$(sha256sum models/stories260K.bin | cut -d' ' -f1)
+grep -q "$sum" "$T/info" && ok info_source_sha || bad info_source_sha "sha256 $sum not shown"
+grep -q "weight_type=int8" "$T/info" && grep -q "blk.4.w2.scale" "$T/info" && grep -q "^kernels: " "$T/info" \
+    && ok info_contents || bad info_contents "missing fields"
+"$DYNQ" info --cpu > "$T/cpu" 2>&1 && grep -qi "chosen\|kernel" "$T/cpu" && ok info_cpu || bad info_cpu "$(head -3 "$T/cpu")"
+
+# Sampling: same seed, same text; greedy is deterministic; a whole generation is the same
+# for -t 1 and -t 2, and for every ISA this CPU can run.
+for a in sym asym group tensor; do
+    "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 40 --temp 0.9 --seed 7 --act $a -t 1 --quiet > "$T/t1" 2>/dev/null
+    "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 40 --temp 0.9 --seed 7 --act $a -t 2 --quiet > "$T/t2" 2>/dev/null
+    [ -s "$T/t1" ] && cmp -s "$T/t1" "$T/t2" && ok "threads_identical_$a" || bad "threads_identical_$a" "-t 1 and -t 2 differ"
+done
+"$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 --temp 0 --quiet > "$T/ref" 2>/dev/null
+for isa in scalar avx2 avx512vnni amx neon; do
+    if DYNQ_ISA=$isa "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 --temp 0 --quiet > "$T/isa" 2> "$T/err"; then
+        cmp -s "$T/ref" "$T/isa" && ok "isa_same_tokens_$isa" || bad "isa_same_tokens_$isa" "$(head -c 200 "$T/isa")"
+    else
+        grep -q "$isa" "$T/err" && ok "isa_unavailable_error_$isa" || bad "isa_unavailable_error_$isa" "$(cat "$T/err")"
+    fi
+done
+expect_status isa_unknown 1 env DYNQ_ISA=sse9 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+
+# Quality gates: a model against itself passes every gate; impossible bounds fail with 5.
+TXT="$T/text.txt"
+for i in $(seq 1 40); do echo "Once upon a time there was a little girl named Lily. She loved to play in the park."; done > "$TXT"
+expect_status gate_pass 0 "$DYNQ" perplexity -m "$T/s8.dynq" --ref "$T/s8.dynq" -f "$TXT" --ctx 128 --max-delta-ppl 0 --max-kld 0 --min-top1 1
+expect_status gate_fail 5 "$DYNQ" perplexity -m "$T/s8.dynq" --ref "$T/sf.dynq" -f "$TXT" --ctx 128 --min-top1 1.01
+grep -q "PPL" "$T/out" && ok gate_fail_prints_figures || bad gate_fail_prints_figures "no figures on stdout"
+expect_status gate_needs_ref 1 "$DYNQ" perplexity -m "$T/s8.dynq" -f "$TXT" --max-kld 0.1
+
+# Conversion is atomic: a failing conversion leaves neither the target nor a temporary file.
+head -c 100000 models/stories260K.bin > "$T/trunc.bin"
+expect_status convert_truncated 2 "$DYNQ" convert "$T/trunc.bin" --tokenizer models/tok512.bin -o "$T/x.dynq"
+ls "$T" | grep -q '^x\.dynq' && bad convert_no_leftovers "$(ls "$T")" || ok convert_no_leftovers
+# An interrupted conversion (SIGTERM) removes its temporary file.
+if [ -f "$SH/models/kjv/kjv-hf-bf16/config.json" ]; then
+    "$DYNQ" convert "$SH/models/kjv/kjv-hf-bf16" -o "$T/k.dynq" 2>/dev/null &
+    pid=$!
+    sleep 0.05
+    kill -TERM $pid 2>/dev/null
+    wait $pid
+    ls "$T" | grep -q 'k\.dynq\.tmp' && bad convert_sigterm_cleanup "$(ls "$T")" || ok convert_sigterm_cleanup
+else
+    echo "skip convert_sigterm_cleanup: $SH/models/kjv missing"
+fi
+exit 0
