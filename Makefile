@@ -39,12 +39,17 @@ $(BUILD)/libdynq.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(DYNQ): $(BUILD)/main.o $(BUILD)/libdynq.a
+# Command-line code (prints, exits) stays out of the library the tests link against.
+CLI_OBJS := $(BUILD)/main.o $(BUILD)/cli_tokenize.o $(BUILD)/cli_chat.o
+$(DYNQ): $(CLI_OBJS) $(BUILD)/libdynq.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libdynq.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(XFLAGS_tests_$*) -I. -o $@ $< $(BUILD)/libdynq.a $(LDLIBS) $(XLIBS_tests_$*)
+
+# The pty harness needs forkpty from libutil.
+XLIBS_tests_test_chat = -lutil
 
 tests-bin: $(TEST_BINS)
 

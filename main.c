@@ -969,8 +969,13 @@ typedef struct command {
     const char *help;
 } command;
 
+int cli_tokenize(int argc, char **argv);  // cli_tokenize.c
+int cli_chat(int argc, char **argv);      // cli_chat.c
+
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt (-p or stdin)"},
+    {"chat", cli_chat, "interactive chat (or one turn per stdin line when piped)"},
+    {"tokenize", cli_tokenize, "text to token ids and back (--ids, --decode)"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint or Hugging Face directory to .dynq"},
     {"info", cmd_info, "show a model's hyperparameters, tensors and provenance; --cpu: kernels"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text; with --ref, INT8 vs FP32 in one pass"},
