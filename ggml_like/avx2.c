@@ -196,7 +196,9 @@ static int64_t int8_peak_avx2(int64_t iters, int32_t *sink) {
     for (int64_t i = 0; i < iters; i++) {
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones));
+#ifndef DQ_SIMDE_HEADER
         __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));  // no hoisting
+#endif
     }
     __m256i t = a[0];
     for (int r = 1; r < 8; r++) t = _mm256_add_epi32(t, a[r]);

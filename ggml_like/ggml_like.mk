@@ -16,3 +16,7 @@ XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_AVX2 -DDQ_WITH_AVX512VNNI
 XFLAGS_ggml_like_avx2 := $(NOCONTRACT) -mavx2 -mfma
 XFLAGS_ggml_like_avx512vnni := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 endif
+
+# Kernel tests that build the x86 kernel sources against SIMDe (test-only, header-only).
+XFLAGS_tests_test_kernels_simde_avx2 := -Wno-psabi
+XFLAGS_tests_test_kernels_simde_avx512vnni := -Wno-psabi
