@@ -483,6 +483,35 @@ static int load_hf(source_buf *sb, const char *dir, dq_err *e) {
     return rc;
 }
 
+// The chat template family named by tokenizer_config.json's "chat_template" (a Jinja
+// text we do not run): recognised by its markers, stored as chat_template=NAME in the
+// provenance so `dynq chat --template auto` can pick it. Absent file or template: nothing.
+static int hf_chat_template(source_buf *sb, const char *dir, dq_err *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (access(path, R_OK) != 0) return DQ_OK;
+    uint8_t *txt;
+    size_t len;
+    int rc = dq_read_file(path, &txt, &len, e);
+    if (rc) return rc;
+    dq_json *root = NULL;
+    rc = dq_json_parse(&root, (const char *)txt, len, path, e);
+    free(txt);
+    if (rc) return rc;
+    const dq_json *ct = dq_json_get(root, "chat_template");
+    const char *name = NULL;
+    if (ct && ct->type == DQ_JSON_STRING) {
+        if (strstr(ct->str, "<|start_header_id|>")) name = "llama3";
+        else if (strstr(ct->str, "<|im_start|>")) name = "chatml";
+        else if (strstr(ct->str, "<|user|>")) name = "zephyr";
+        else if (strstr(ct->str, "[INST]")) name = "llama2";
+        else name = "unknown";
+    }
+    if (name && tb_add(&sb->meta, "chat_template", name)) rc = DQ_ERR(e, DQ_ENOMEM, "out of memory");
+    dq_json_free(root);
+    return rc;
+}
+
 // ---------------------------------------------------------------- driver
 
 static void source_free(source_buf *sb) {
@@ -505,6 +534,7 @@ int dq_convert(const dq_convert_opts *o, dq_err *e) {
         snprintf(tokpath, sizeof tokpath, "%s/config.json", o->input);
         if (access(tokpath, R_OK) != 0) return DQ_ERR(e, DQ_EFILE, "%s: directory has no config.json (not a Hugging Face model)", o->input);
         rc = load_hf(&sb, o->input, e);
+        if (!rc) rc = hf_chat_template(&sb, o->input, e);
         snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", o->input);
     } else {
         rc = load_llama2c(&sb, o->input, e);

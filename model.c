@@ -371,6 +371,22 @@ void dq_model_free(dq_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+const char *dq_model_meta(const dq_model *m, const char *key, char *buf, size_t cap) {
+    size_t kl = strlen(key);
+    for (const char *p = m->meta; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t vl = n - kl - 1 < cap - 1 ? n - kl - 1 : cap - 1;
+            memcpy(buf, p + kl + 1, vl);
+            buf[vl] = 0;
+            return buf;
+        }
+        p += n + (nl != NULL);
+    }
+    return NULL;
+}
+
 size_t dq_model_weight_bytes(const dq_model *m) {
     // Everything a decode step streams: the matrices (and their scales), not the embedding row.
     size_t total = 0;

@@ -85,7 +85,9 @@ typedef struct dq_model {
 int dq_config_check(const dq_config *c, const char *path, dq_err *e);
 int dq_model_load(dq_model *m, const char *path, dq_err *e);
 void dq_model_free(dq_model *m);
-size_t dq_model_weight_bytes(const dq_model *m);  // bytes streamed per token (all matrices)
+size_t dq_model_weight_bytes(const dq_model *m);
+// Value of a provenance key ("chat_template", "source", ...) copied into buf, or NULL if absent.
+const char *dq_model_meta(const dq_model *m, const char *key, char *buf, size_t cap);  // bytes streamed per token (all matrices)
 
 // Per-session activations and KV cache. Batched prefill handles up to max_batch tokens per call.
 typedef struct dq_state {
