@@ -575,6 +575,7 @@ int cli_chat(int argc, char **argv) {
         }
     }
     if (bad) return DQ_EUSAGE;
+    if (model && !*model) model = NULL;  // DYNQ_MODEL= (empty) means unset
     if (!model) return usage("%s", "no model given (-m FILE or DYNQ_MODEL)");
     if (strcmp(tname, "auto") && !template_find(tname))
         return usage("unknown --template '%s' (auto, none, chatml, llama3, llama2, zephyr)", tname);
