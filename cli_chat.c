@@ -197,7 +197,7 @@ static int seq_push(chat *c, const int32_t *ids, size_t n, dq_err *e) {
         c->seq = ns;
         c->cap_seq = nc;
     }
-    memcpy(c->seq + c->n_seq, ids, n * sizeof *ids);
+    if (n) memcpy(c->seq + c->n_seq, ids, n * sizeof *ids);
     c->n_seq += n;
     return DQ_OK;
 }
@@ -279,7 +279,7 @@ static void turn_free(turn *u) {
 
 static void drop_turns(chat *c, int k) {
     for (int i = 0; i < k; i++) turn_free(&c->turns[i]);
-    memmove(c->turns, c->turns + k, (size_t)(c->n_turns - k) * sizeof *c->turns);
+    if (k < c->n_turns) memmove(c->turns, c->turns + k, (size_t)(c->n_turns - k) * sizeof *c->turns);
     c->n_turns -= k;
     c->dropped += k;
 }
