@@ -101,7 +101,7 @@ rc=$?
 check chat_pipe_binary_stdin "$([ $rc = 0 ] && echo 1)" "status $rc; stderr '$(head -c 200 "$T/g.err")'"
 
 # Commands and usage errors.
-printf '/help\n/bogus\n/exit\nIn the beginning\n' | "${C[@]}" -n 4 >"$T/x" 2>"$T/x.err"
+printf '/reset\n/help\n/bogus\n/exit\nIn the beginning\n' | "${C[@]}" -n 4 >"$T/x" 2>"$T/x.err"
 rc=$?
 check chat_pipe_commands "$([ $rc = 0 ] && [ ! -s "$T/x" ] && grep -q '/reset' "$T/x.err" && grep -q 'unknown command /bogus' "$T/x.err" && echo 1)" \
     "status $rc, stdout '$(head -c 100 "$T/x")', stderr '$(head -c 300 "$T/x.err")'"
