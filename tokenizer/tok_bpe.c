@@ -357,9 +357,10 @@ int tok_encode_bytelevel(const dq_tokenizer *t, const char *s, size_t n, tok_ids
             }
         }
         size_t m = 0;
-        for (size_t i = a; i < b; i++) {
+        for (size_t i = a; i < b; i++) {  // a byte the vocabulary lacks becomes UNK, or is dropped (as HF does)
             int id = t->byte_id[(unsigned char)s[i]];
-            ids[m++] = id >= 0 ? id : (t->unk >= 0 ? t->unk : 0);
+            if (id < 0) id = t->unk;
+            if (id >= 0) ids[m++] = id;
         }
         rc = tok_bpe_ranks(t, ids, m, out);
     }
