@@ -21,6 +21,7 @@
 #include "tokenizer/tokenizer.h"
 
 int cli_chat(int argc, char **argv);
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // ---------------------------------------------------------------- chat templates
 
@@ -56,24 +57,14 @@ static const chat_template *template_find(const char *name) {
     return NULL;
 }
 
-// 'auto': a template name or Jinja text in the model's provenance (chat_template=...), else
-// the tokenizer's special tokens, else none (base models).
+// 'auto': the family the converter stored (chat_template=NAME, from tokenizer_config.json),
+// else the tokenizer's special tokens, else none (base models).
 static const chat_template *template_auto(const dq_model *m) {
-    const char *meta = m->meta ? strstr(m->meta, "chat_template=") : NULL;
-    if (meta && (meta == m->meta || meta[-1] == '\n')) {
-        const char *v = meta + strlen("chat_template=");
-        size_t n = strcspn(v, "\n");
-        for (size_t i = 0; i < sizeof g_templates / sizeof *g_templates; i++)
-            if (strlen(g_templates[i].name) == n && !strncmp(v, g_templates[i].name, n)) return &g_templates[i];
-        char *s = strndup(v, n);
-        const chat_template *t = NULL;
-        if (s && strstr(s, "<|im_start|>")) t = template_find("chatml");
-        else if (s && strstr(s, "<|start_header_id|>")) t = template_find("llama3");
-        else if (s && strstr(s, "<|assistant|>")) t = template_find("zephyr");
-        else if (s && strstr(s, "[INST]")) t = template_find("llama2");
-        free(s);
-        if (t) return t;
-    }
+    char name[64];
+    const chat_template *t = dq_model_meta(m, "chat_template", name, sizeof name) ? template_find(name) : NULL;
+    if (t) return t;
+    if (dq_model_meta(m, "chat_template", name, sizeof name))
+        note("the model's chat template (%s) is not one dynq knows; guessing from its special tokens", name);
     if (dq_tok_find(m->tok, "<|im_start|>") >= 0) return template_find("chatml");
     if (dq_tok_find(m->tok, "<|start_header_id|>") >= 0) return template_find("llama3");
     if (dq_tok_find(m->tok, "[INST]") >= 0) return template_find("llama2");
@@ -88,7 +79,6 @@ static void on_sigint(int sig) {
     g_interrupt = 1;
 }
 
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void note(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

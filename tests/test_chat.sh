@@ -118,4 +118,29 @@ echo "In the beginning" | "${C[@]}" -n 4 --template chatml >"$T/k" 2>"$T/k.err"
 rc=$?
 check chat_template_without_tokens "$([ $rc = 0 ] && [ -s "$T/k" ] && grep -q 'no <|im_end|> token' "$T/k.err" && echo 1)" \
     "status $rc; stderr '$(head -c 200 "$T/k.err")'"
+
+# --template auto: none for the KJV base model; the family the converter recorded from a
+# tokenizer_config.json chat_template otherwise (a copy of kjv-hf with a Zephyr-style template).
+printf '/stats\n' | timeout 60 "$DYNQ" chat -m "$M" 2>"$T/au.err" >/dev/null
+check chat_template_auto_none "$(grep -q 'template none' "$T/au.err" && echo 1)" "stderr '$(head -c 200 "$T/au.err")'"
+if [ -d "$KJV/kjv-hf" ]; then
+    mkdir -p "$T/hf"
+    cp "$KJV"/kjv-hf/* "$T/hf/" && chmod u+w "$T/hf"/*
+    /usr/bin/python3 - "$T/hf/tokenizer_config.json" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["chat_template"] = ("{% for message in messages %}{% if message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] + eos_token }}"
+                     "{% elif message['role'] == 'system' %}{{ '<|system|>\\n' + message['content'] + eos_token }}"
+                     "{% else %}{{ '<|assistant|>\\n' + message['content'] + eos_token }}{% endif %}{% endfor %}")
+json.dump(c, open(sys.argv[1], "w"))
+EOF2
+    if timeout 60 "$DYNQ" convert "$T/hf" -o "$T/hf.dynq" >/dev/null 2>&1; then
+        printf 'In the beginning\n/stats\n' | timeout 60 "$DYNQ" chat -m "$T/hf.dynq" -n 8 >"$T/az" 2>"$T/az.err"
+        rc=$?
+        check chat_template_auto_from_config "$([ $rc = 0 ] && grep -q 'template zephyr' "$T/az.err" && echo 1)" \
+            "status $rc; stderr '$(head -c 300 "$T/az.err")'"
+    else
+        echo "FAIL chat_template_auto_from_config: converting a kjv-hf copy failed"
+    fi
+fi
 exit 0
