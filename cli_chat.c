@@ -88,13 +88,20 @@ static void note(const char *fmt, ...) {
     va_end(ap);
 }
 
-// Writes to stdout; a closed pipe ends the program quietly with status 0.
+// Writes to stdout with write(2), unbuffered: tokens appear as they come, a write cut short by
+// Ctrl-C (EINTR, no SA_RESTART) goes on, and a closed pipe ends the program quietly with status 0.
 static void out_write(const void *p, size_t n) {
-    if (n == 0) return;
-    if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0) {
-        if (errno == EPIPE) exit(0);
-        note("write error on stdout: %s", strerror(errno));
-        exit(DQ_EFILE);
+    const char *s = p;
+    while (n) {
+        ssize_t k = write(1, s, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EPIPE) exit(0);
+            note("write error on stdout: %s", strerror(errno));
+            exit(DQ_EFILE);
+        }
+        s += k;
+        n -= (size_t)k;
     }
 }
 static void out_str(const char *s) { out_write(s, strlen(s)); }
