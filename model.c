@@ -400,6 +400,8 @@ size_t dq_model_weight_bytes(const dq_model *m) {
 
 // ---------------------------------------------------------------- run state
 
+static size_t big_dim(size_t a, size_t b) { return a > b ? a : b; }
+
 int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n_threads, dq_act_scheme act,
                    dq_err *e) {
     memset(s, 0, sizeof *s);
@@ -415,6 +417,13 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     size_t kv_elems;
     if (dq_mul_size(L * T, KD, &kv_elems) || kv_elems > ((size_t)1 << 40))
         return DQ_ERR(e, DQ_ENOMEM, "a KV cache of %d positions is too large", ctx);
+    // Refuse what cannot fit in physical memory: with overcommit, malloc would succeed and
+    // the first touch of the cache would end in an OOM kill instead of an error.
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    double need = 2.0 * (double)kv_elems * sizeof(float) + (double)B * (double)(4 * C + 2 * big_dim(QD, C) + 2 * KD + 2 * F + V) * 4;
+    if (pages > 0 && psz > 0 && need > 0.9 * (double)pages * (double)psz)
+        return DQ_ERR(e, DQ_ENOMEM, "a context of %d tokens needs %.1f GiB for the KV cache and activations; this machine has %.1f GiB",
+                      ctx, need / 1073741824.0, (double)pages * (double)psz / 1073741824.0);
     int rc = dq_pool_create(&s->pool, n_threads, e);
     if (rc) return rc;
     s->n_threads = dq_pool_nthreads(s->pool);

@@ -35,6 +35,8 @@ expect_status missing_model 2 "$DYNQ" run -m "$T/nope.dynq" -p hi
 [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "nope.dynq" "$T/err" && ok missing_model_one_line || bad missing_model_one_line "$(cat "$T/err")"
 expect_status ctx_overflow 3 "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 600 --quiet
 expect_status ctx_flag_overflow 3 "$DYNQ" run -m "$T/s8.dynq" -c 8 -p "Once upon a time there was a girl" -n 4 --quiet
+expect_status kv_cache_too_big 4 "$DYNQ" run -m "$T/s8.dynq" -c 4000000 -p "Once" -n 4 --quiet
+grep -q "GiB" "$T/err" && ok kv_cache_too_big_message || bad kv_cache_too_big_message "$(cat "$T/err")"
 [ ! -s "$T/out" ] && ok ctx_overflow_no_output || bad ctx_overflow_no_output "stdout not empty"
 DYNQ_MODEL="$T/s8.dynq" "$DYNQ" run -p "Once" -n 5 --temp 0 --quiet > "$T/o1" 2>/dev/null
 "$DYNQ" run -m "$T/s8.dynq" -p "Once" -n 5 --temp 0 --quiet > "$T/o2" 2>/dev/null
