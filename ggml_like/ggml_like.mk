@@ -7,8 +7,10 @@ XFLAGS_ggml_like_scalar := $(NOCONTRACT)
 XFLAGS_ggml_like_threadpool := $(NOCONTRACT)
 XFLAGS_ggml_like_cpu := $(NOCONTRACT)
 ifeq ($(ARCH),aarch64)
-GGML_SRCS += $(GGML_COMMON)
-XFLAGS_ggml_like_dispatch := $(NOCONTRACT)
+# aarch64: NEON is baseline; dotprod / i8mm functions carry their own target attributes.
+GGML_SRCS += $(GGML_COMMON) ggml_like/neon.c
+XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_NEON
+XFLAGS_ggml_like_neon := $(NOCONTRACT)
 else
 # x86-64: every x86 kernel file is built; dispatch.c learns which through DQ_WITH_*.
 GGML_SRCS += $(GGML_COMMON) ggml_like/avx2.c ggml_like/avx512vnni.c

@@ -2,6 +2,7 @@
 // (bit-identical int8 outputs), thread-count and m-tiling invariance, the thread pool, and
 // DYNQ_ISA forcing (run in child processes: the choice is made once per process).
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +109,8 @@ static void check_invariance(const dq_kernels *K, const char *label) {
 static const char *self_path;
 
 // Runs this program as a child with DYNQ_ISA=isa; it prints the chosen ISA or the error.
+// Under user-mode emulation the child must be started through the emulator too:
+// DYNQ_TEST_EXEC="qemu-aarch64 -L /usr/aarch64-linux-gnu" (words separated by spaces).
 static int child_choice(const char *isa, char *out, size_t cap) {
     int fd[2];
     if (pipe(fd)) return -1;
@@ -116,7 +119,17 @@ static int child_choice(const char *isa, char *out, size_t cap) {
         dup2(fd[1], 1);
         close(fd[0]);
         setenv("DYNQ_ISA", isa, 1);
-        execl(self_path, self_path, "--report-isa", (char *)NULL);
+        char *argv[16], buf[256];
+        int argc = 0;
+        const char *wrap = getenv("DYNQ_TEST_EXEC");
+        if (wrap && *wrap) {
+            snprintf(buf, sizeof buf, "%s", wrap);
+            for (char *tok = strtok(buf, " "); tok && argc < 13; tok = strtok(NULL, " ")) argv[argc++] = tok;
+        }
+        argv[argc++] = (char *)self_path;
+        argv[argc++] = "--report-isa";
+        argv[argc] = NULL;
+        execvp(argv[0], argv);
         _exit(127);
     }
     close(fd[1]);

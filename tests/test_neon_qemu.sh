@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# tests/test_neon_qemu.sh: builds the aarch64 flavour (make ARCH=aarch64, neon.c + scalar) and
+# runs the kernel test under qemu-aarch64 on three CPU models: "max" (dotprod + i8mm; each NEON
+# variant forced in turn with DYNQ_NEON), and "cortex-a53" (plain NEON, chosen from HWCAP).
+# Every NEON variant must match the scalar spec bit for bit. Skips if the cross tools are absent.
+set -u
+cd "$(dirname "$0")/.."
+for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "skip neon_qemu: $tool not installed (apt-get install gcc-aarch64-linux-gnu qemu-user)"
+        exit 0
+    fi
+done
+sysroot=/usr/aarch64-linux-gnu
+build="${BUILD_ARM:-build-arm}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! make -s ARCH=aarch64 CC=aarch64-linux-gnu-gcc BUILD="$build" "$build/tests/test_kernels" >"$log" 2>&1; then
+    echo "FAIL neon_build: make ARCH=aarch64 failed:"
+    tail -n 15 "$log" | sed 's/^/    /'
+    exit 1
+fi
+echo "ok neon_build (aarch64-linux-gnu-gcc, $build/tests/test_kernels)"
+bin="$build/tests/test_kernels"
+export DYNQ_TEST_EXEC="qemu-aarch64 -L $sysroot"
+run() {  # label cpu [DYNQ_NEON value] [expected kernel name fragment]
+    local label=$1 cpu=$2 variant=$3 expect=$4 out rc
+    out=$(QEMU_CPU=$cpu DYNQ_NEON=$variant qemu-aarch64 -L "$sysroot" "$bin" 2>&1)
+    rc=$?
+    # Only the NEON lines and the forcing check differ between runs; rename them per variant.
+    grep -E '^(ok|FAIL) (neon_|isa_force)' <<<"$out" | sed -E "s/^(ok|FAIL) /\1 ${label}:/"
+    if ! grep -q "^kernels: .*$expect" <<<"$out"; then
+        echo "FAIL ${label}:variant: expected kernel '$expect', test reported: $(grep '^kernels:' <<<"$out")"
+    else
+        echo "ok ${label}:variant ($expect chosen)"
+    fi
+    if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' <<<"$out"; then
+        echo "FAIL ${label}: exited with status $rc"
+        tail -n 5 <<<"$out" | sed 's/^/    /'
+    fi
+}
+run qemu_max_i8mm max "" neoni8mm
+run qemu_max_dot max dot neondot
+run qemu_max_plain max plain "1x16c4__neon"
+run qemu_a53 cortex-a53 "" "1x16c4__neon"
