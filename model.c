@@ -485,6 +485,18 @@ static void matmul(dq_state *s, float *y, const float *x, int B, const dq_mat *w
         dq_matmul_q8(s->pool, y, x, B, &w->q, s->act);
 }
 
+// Several matrices applied to the same input (q/k/v; gate/up): INT8 models quantize the
+// input once and reuse the codes.
+static void matmul_shared(dq_state *s, const float *x, int B, int count, float *const *ys, const dq_mat *const *ws) {
+    if (ws[0]->f) {
+        for (int i = 0; i < count; i++) matmul(s, ys[i], x, B, ws[i]);
+        return;
+    }
+    dq_qact qa;
+    dq_quantize_act(s->pool, &qa, x, B, ws[0]->k, s->act);
+    for (int i = 0; i < count; i++) dq_matmul_q8_pre(s->pool, ys[i], &qa, &ws[i]->q);
+}
+
 // Rotates n_h heads of one token at position pos, in place.
 static void rope(float *v, int n_h, int hd, int style, const float *cs, const float *sn) {
     int half = hd / 2;
@@ -592,9 +604,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const dq_layer *L = &m->layers[l];
         for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_att, C, eps);
-        matmul(s, s->q, s->xb, B, &L->wq);
-        matmul(s, s->k, s->xb, B, &L->wk);
-        matmul(s, s->v, s->xb, B, &L->wv);
+        matmul_shared(s, s->xb, B, 3, (float *const[]){s->q, s->k, s->v}, (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
         float *kc = s->key_cache + (size_t)l * s->ctx * KD, *vc = s->value_cache + (size_t)l * s->ctx * KD;
         for (int t = 0; t < B; t++) {
             const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
@@ -611,8 +621,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         matmul(s, s->xb2, s->xb, B, &L->wo);
         for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
         for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_ffn, C, eps);
-        matmul(s, s->hb, s->xb, B, &L->w1);
-        matmul(s, s->hb2, s->xb, B, &L->w3);
+        matmul_shared(s, s->xb, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
         for (size_t i = 0; i < (size_t)B * F; i++) {
             float g = s->hb[i];
             s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];  // SwiGLU: silu(gate) * up
