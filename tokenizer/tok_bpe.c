@@ -347,6 +347,7 @@ int tok_encode_bytelevel(const dq_tokenizer *t, const char *s, size_t n, tok_ids
     int rc = pretokenize(t, &u, &f, s, n);
     int32_t *ids = rc ? NULL : malloc(n * sizeof *ids);
     if (!rc && !ids) rc = DQ_ENOMEM;
+    tok_ws w = {0};
     for (size_t k = 0; k < f.n && !rc; k++) {
         size_t a = u.off[f.v[k].a], b = u.off[f.v[k].b];
         if (t->flags & TOKF_IGNORE_MERGES) {
@@ -362,8 +363,9 @@ int tok_encode_bytelevel(const dq_tokenizer *t, const char *s, size_t n, tok_ids
             if (id < 0) id = t->unk;
             if (id >= 0) ids[m++] = id;
         }
-        rc = tok_bpe_ranks(t, ids, m, out);
+        rc = tok_bpe_ranks(t, &w, ids, m, out);
     }
+    tok_ws_free(&w);
     free(ids);
     free(f.v);
     utext_free(&u);

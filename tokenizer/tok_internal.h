@@ -65,6 +65,14 @@ struct dq_tokenizer {
     uint64_t *mhash_key;   // pair hash: key (left<<32|right)+1, 0 = empty
     int32_t *mhash_rank;
     uint32_t mmask;
+    // SPM score mode: pair (left id, right id) -> merged id, for every split of every
+    // mergeable piece into two pieces; same key layout as the merge hash
+    uint64_t *phash_key;
+    int32_t *phash_val;
+    uint32_t pmask;
+    int32_t ascii_id[128];   // id of each one-byte piece (-1 if none): initial symbols
+    uint8_t barrier[128];    // ASCII characters that never merge: encode splits the text there
+    int split_ws;            // SPM: no piece has U+2581 after another character: split before each word
     int byte_id[256];      // SPM byte fallback / BPE single-byte token, -1 if none
     int n_eog;
     int32_t eog[TOK_MAX_EOG];
@@ -98,10 +106,18 @@ typedef struct {
 } tok_ids;
 int tok_ids_push(tok_ids *a, int32_t id);
 
-// Merge engine: symbols are byte spans of s (SPM score mode, ids -1 until the end) or
-// token ids (rank mode). Appends the resulting ids to out.
-int tok_bpe_spm_scores(const dq_tokenizer *t, const char *s, size_t n, tok_ids *out);
-int tok_bpe_ranks(const dq_tokenizer *t, const int32_t *ids, size_t n, tok_ids *out);
+// Merge engine workspace (symbol list + candidate heap), reused across the words of one call.
+typedef struct {
+    void *sy;
+    size_t sy_cap;
+    void *heap;
+    size_t heap_n, heap_cap;
+    int32_t *ids;
+    size_t ids_cap;
+} tok_ws;
+void tok_ws_free(tok_ws *w);
+// Rank mode (merges list): symbols are token ids. Appends the resulting ids to out.
+int tok_bpe_ranks(const dq_tokenizer *t, tok_ws *w, const int32_t *ids, size_t n, tok_ids *out);
 // Byte-level BPE on one chunk of ordinary text (pre-tokenized inside).
 int tok_encode_bytelevel(const dq_tokenizer *t, const char *s, size_t n, tok_ids *out);
 // Pre-tokenizer alone (for tests): byte offsets where each fragment of s[0..n) ends.

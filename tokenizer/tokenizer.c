@@ -139,8 +139,92 @@ static const char *const eog_names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "
 
 static int id_ok(const dq_tokenizer *t, int id) { return id >= -1 && id < t->n_vocab; }
 
+static int spm_mergeable(const dq_tokenizer *t, int id) {
+    return id >= 0 && (t->attr[id] == TOKA_NORMAL || t->attr[id] == TOKA_USER || t->attr[id] == TOKA_UNUSED);
+}
+
+static void pair_insert(uint64_t *keys, int32_t *vals, uint32_t mask, uint64_t key, int32_t v) {
+    uint32_t i = hash_pair(key) & mask;
+    while (keys[i] && keys[i] != key) i = (i + 1) & mask;
+    if (!keys[i]) {
+        keys[i] = key;
+        vals[i] = v;
+    }
+}
+
+// Score-mode helpers. Pair table: for every mergeable piece and every split of it into two
+// pieces (split at character boundaries), (left id, right id) -> piece id. Symbols in the
+// merge engine are always pieces (or unknown characters, handled by string lookup), so this
+// answers "is left+right a mergeable piece" without hashing strings.
+// Barriers: an ASCII character that occurs in no mergeable piece longer than one byte (and
+// whose byte piece is in no merge) can never merge, so the text splits there exactly.
+static int build_spm_pairs(dq_tokenizer *t, const char *path, dq_err *e) {
+    int n = t->n_vocab;
+    for (int c = 0; c < 128; c++) {
+        t->ascii_id[c] = tok_lookup(t, (const char[]){(char)c}, 1);
+        t->barrier[c] = 1;
+    }
+    free(t->phash_key);
+    free(t->phash_val);
+    t->phash_key = NULL;
+    t->phash_val = NULL;
+    if (t->type != DQ_TOK_SPM) return DQ_OK;
+    size_t npairs = 0;
+    for (int id = 0; id < n; id++) {
+        if (!spm_mergeable(t, id) || t->len[id] < 2) continue;
+        const unsigned char *p = (const unsigned char *)t->blob + t->off[id];
+        for (uint32_t k = 0; k < t->len[id]; k++) {
+            if (p[k] < 128) t->barrier[p[k]] = 0;
+            if (k > 0 && (p[k] & 0xC0) != 0x80) npairs++;
+        }
+    }
+    for (int r = 0; r < t->n_merges; r++) {
+        for (int c = 0; c < 128; c++)
+            if (t->byte_id[c] == t->m_left[r] || t->byte_id[c] == t->m_right[r]) t->barrier[c] = 0;
+    }
+    t->split_ws = 1;
+    for (int id = 0; id < n && t->split_ws; id++) {
+        if (t->attr[id] == TOKA_CONTROL) continue;
+        const unsigned char *p = (const unsigned char *)t->blob + t->off[id];
+        for (uint32_t k = 1; k + 2 < t->len[id]; k++) {
+            if (p[k] != 0xE2 || p[k + 1] != 0x96 || p[k + 2] != 0x81) continue;
+            if (k < 3 || p[k - 3] != 0xE2 || p[k - 2] != 0x96 || p[k - 1] != 0x81) t->split_ws = 0;
+        }
+    }
+    if (t->n_merges > 0) return DQ_OK;  // rank mode uses the merge table
+    uint32_t cap = 16;
+    while (cap < npairs * 2 + 2) cap <<= 1;
+    t->phash_key = calloc(cap, sizeof *t->phash_key);
+    t->phash_val = malloc(cap * sizeof *t->phash_val);
+    if (!t->phash_key || !t->phash_val) return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+    t->pmask = cap - 1;
+    for (int id = 0; id < n; id++) {
+        if (!spm_mergeable(t, id) || t->len[id] < 2) continue;
+        const char *p = t->blob + t->off[id];
+        for (uint32_t k = 1; k < t->len[id]; k++) {
+            if (((unsigned char)p[k] & 0xC0) == 0x80) continue;
+            int a = tok_lookup(t, p, k), b = tok_lookup(t, p + k, t->len[id] - k);
+            if (a < 0 || b < 0) continue;
+            pair_insert(t->phash_key, t->phash_val, t->pmask, (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1, id);
+        }
+    }
+    return DQ_OK;
+}
+
+static int spm_pair(const dq_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+    uint32_t i = hash_pair(key) & t->pmask;
+    for (;;) {
+        uint64_t k = t->phash_key[i];
+        if (!k) return -1;
+        if (k == key) return t->phash_val[i];
+        i = (i + 1) & t->pmask;
+    }
+}
+
 int tok_finalize(dq_tokenizer *t, const char *path, dq_err *e) {
     int n = t->n_vocab;
+    int rc_pairs;
     if (!id_ok(t, t->bos) || !id_ok(t, t->eos) || !id_ok(t, t->unk) || !id_ok(t, t->pad) || !id_ok(t, t->sep) ||
         !id_ok(t, t->cls))
         return DQ_ERR(e, DQ_EFILE, "%s: special token id out of range (vocabulary of %d)", path, n);
@@ -227,6 +311,7 @@ int tok_finalize(dq_tokenizer *t, const char *path, dq_err *e) {
             }
         }
     }
+    if ((rc_pairs = build_spm_pairs(t, path, e))) return rc_pairs;
     // end-of-generation tokens
     if (t->n_eog == 0) {
         if (t->eos >= 0) t->eog[t->n_eog++] = t->eos;
@@ -269,6 +354,8 @@ void dq_tok_free(dq_tokenizer *t) {
     free(t->mhash_key);
     free(t->mhash_rank);
     free(t->special);
+    free(t->phash_key);
+    free(t->phash_val);
     free(t);
 }
 
@@ -625,6 +712,7 @@ typedef struct {
     float score;      // higher first (rank mode stores -rank)
     int32_t left, right;
     uint32_t a, b;    // what the two symbols were (length or id) when the pair was pushed
+    int32_t res;      // the merged piece's id
 } mpair;
 
 typedef struct {
@@ -676,51 +764,77 @@ static mpair heap_pop(mheap *q) {
     return top;
 }
 
-static int spm_mergeable(const dq_tokenizer *t, int id) {
-    return id >= 0 && (t->attr[id] == TOKA_NORMAL || t->attr[id] == TOKA_USER || t->attr[id] == TOKA_UNUSED);
-}
-
 // Score mode (SentencePiece BPE): any adjacent pair whose concatenation is a piece may
-// merge; the highest-scoring merged piece goes first, leftmost on ties.
+// merge; the highest-scoring merged piece goes first, leftmost on ties. Symbols carry the
+// id of their text (-1 for a character outside the vocabulary, looked up by string).
 static int spm_try_pair(const dq_tokenizer *t, const char *s, const msym *sy, int l, int r, mheap *q) {
     if (l < 0 || r < 0) return DQ_OK;
-    int id = tok_lookup(t, s + sy[l].start, sy[l].len + sy[r].len);
+    int id = (sy[l].id >= 0 && sy[r].id >= 0) ? spm_pair(t, sy[l].id, sy[r].id)
+                                              : tok_lookup(t, s + sy[l].start, sy[l].len + sy[r].len);
     if (!spm_mergeable(t, id)) return DQ_OK;
-    mpair p = {t->scores[id], l, r, sy[l].len, sy[r].len};
+    mpair p = {t->scores[id], l, r, sy[l].len, sy[r].len, id};
     return heap_push(q, p);
 }
 
-int tok_bpe_spm_scores(const dq_tokenizer *t, const char *s, size_t n, tok_ids *out) {
+// Workspace views: the heap and symbol arrays live in tok_ws between calls.
+static int ws_syms(tok_ws *w, size_t n, msym **sy) {
+    if (n > w->sy_cap) {
+        msym *ns = realloc(w->sy, n * sizeof *ns);
+        if (!ns) return DQ_ENOMEM;
+        w->sy = ns;
+        w->sy_cap = n;
+    }
+    *sy = w->sy;
+    return DQ_OK;
+}
+
+static void ws_heap_get(tok_ws *w, mheap *q) { *q = (mheap){w->heap, 0, w->heap_cap}; }
+static void ws_heap_put(tok_ws *w, const mheap *q) {
+    w->heap = q->h;
+    w->heap_cap = q->cap;
+}
+
+void tok_ws_free(tok_ws *w) {
+    free(w->sy);
+    free(w->heap);
+    free(w->ids);
+    memset(w, 0, sizeof *w);
+}
+
+static int spm_segment(const dq_tokenizer *t, tok_ws *w, const char *s, size_t n, tok_ids *out) {
     if (n == 0) return DQ_OK;
-    msym *sy = malloc(n * sizeof *sy);
-    if (!sy) return DQ_ENOMEM;
+    msym *sy;
+    if (ws_syms(w, n, &sy)) return DQ_ENOMEM;
+    mheap qq, *q = &qq;
+    ws_heap_get(w, q);
     int ns = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        unsigned char c = (unsigned char)s[i];
+        size_t l = c < 0x80 ? 1 : tok_utf8_len((const unsigned char *)s + i, n - i);
         if (!l) l = 1;  // an invalid byte stands alone and goes to byte fallback
-        sy[ns] = (msym){ns - 1, ns + 1, (uint32_t)i, (uint32_t)l, -1};
+        int id = c < 0x80 ? t->ascii_id[c] : tok_lookup(t, s + i, l);
+        sy[ns] = (msym){ns - 1, ns + 1, (uint32_t)i, (uint32_t)l, id};
         ns++;
         i += l;
     }
     sy[ns - 1].next = -1;
-    mheap q = {0};
     int rc = DQ_OK;
-    for (int i = 0; i + 1 < ns && !rc; i++) rc = spm_try_pair(t, s, sy, i, i + 1, &q);
-    while (!rc && q.n) {
-        mpair p = heap_pop(&q);
+    for (int i = 0; i + 1 < ns && !rc; i++) rc = spm_try_pair(t, s, sy, i, i + 1, q);
+    while (!rc && q->n) {
+        mpair p = heap_pop(q);
         msym *L = &sy[p.left], *R = &sy[p.right];
         if (L->len == 0 || R->len == 0 || L->next != p.right || L->len != p.a || R->len != p.b) continue;
         L->len += R->len;
+        L->id = p.res;
         R->len = 0;
         L->next = R->next;
         if (R->next >= 0) sy[R->next].prev = p.left;
-        rc = spm_try_pair(t, s, sy, L->prev, p.left, &q);
-        if (!rc) rc = spm_try_pair(t, s, sy, p.left, L->next, &q);
+        rc = spm_try_pair(t, s, sy, L->prev, p.left, q);
+        if (!rc) rc = spm_try_pair(t, s, sy, p.left, L->next, q);
     }
     for (int i = 0; i >= 0 && !rc; i = sy[i].next) {
-        int id = tok_lookup(t, s + sy[i].start, sy[i].len);
-        if (id >= 0) {
-            rc = tok_ids_push(out, id);
+        if (sy[i].id >= 0) {
+            rc = tok_ids_push(out, sy[i].id);
             continue;
         }
         for (uint32_t k = 0; k < sy[i].len && !rc; k++) {
@@ -728,8 +842,7 @@ int tok_bpe_spm_scores(const dq_tokenizer *t, const char *s, size_t n, tok_ids *
             rc = tok_ids_push(out, b >= 0 ? b : (t->unk >= 0 ? t->unk : 0));
         }
     }
-    free(q.h);
-    free(sy);
+    ws_heap_put(w, q);
     return rc;
 }
 
@@ -739,18 +852,19 @@ static int rank_try_pair(const dq_tokenizer *t, const msym *sy, int l, int r, mh
     if (l < 0 || r < 0) return DQ_OK;
     int rank = merge_rank(t, sy[l].id, sy[r].id);
     if (rank < 0) return DQ_OK;
-    mpair p = {-(float)rank, l, r, (uint32_t)sy[l].id, (uint32_t)sy[r].id};
+    mpair p = {-(float)rank, l, r, (uint32_t)sy[l].id, (uint32_t)sy[r].id, t->m_result[rank]};
     return heap_push(q, p);
 }
 
-int tok_bpe_ranks(const dq_tokenizer *t, const int32_t *ids, size_t n, tok_ids *out) {
+int tok_bpe_ranks(const dq_tokenizer *t, tok_ws *w, const int32_t *ids, size_t n, tok_ids *out) {
     if (n == 0) return DQ_OK;
     if (n == 1) return tok_ids_push(out, ids[0]);
-    msym *sy = malloc(n * sizeof *sy);
-    if (!sy) return DQ_ENOMEM;
+    msym *sy;
+    if (ws_syms(w, n, &sy)) return DQ_ENOMEM;
     for (size_t i = 0; i < n; i++) sy[i] = (msym){(int32_t)i - 1, (int32_t)i + 1, 0, 1, ids[i]};
     sy[n - 1].next = -1;
-    mheap q = {0};
+    mheap q;
+    ws_heap_get(w, &q);
     int rc = DQ_OK;
     for (size_t i = 0; i + 1 < n && !rc; i++) rc = rank_try_pair(t, sy, (int)i, (int)i + 1, &q);
     while (!rc && q.n) {
@@ -758,7 +872,7 @@ int tok_bpe_ranks(const dq_tokenizer *t, const int32_t *ids, size_t n, tok_ids *
         msym *L = &sy[p.left], *R = &sy[p.right];
         if (L->len == 0 || R->len == 0 || L->next != p.right || (uint32_t)L->id != p.a || (uint32_t)R->id != p.b)
             continue;
-        L->id = t->m_result[(int)-p.score];
+        L->id = p.res;
         L->len += R->len;
         R->len = 0;
         L->next = R->next;
@@ -767,8 +881,7 @@ int tok_bpe_ranks(const dq_tokenizer *t, const int32_t *ids, size_t n, tok_ids *
         if (!rc) rc = rank_try_pair(t, sy, p.left, L->next, &q);
     }
     for (int i = 0; i >= 0 && !rc; i = sy[i].next) rc = tok_ids_push(out, sy[i].id);
-    free(q.h);
-    free(sy);
+    ws_heap_put(w, &q);
     return rc;
 }
 
@@ -777,6 +890,36 @@ int tok_bpe_ranks(const dq_tokenizer *t, const int32_t *ids, size_t n, tok_ids *
 
 // SentencePiece-style: spaces become U+2581, a leading one is added (dummy prefix) at the
 // start of the text, then score merges (llama2.c/GGUF) or rank merges (tokenizer.json).
+// One segment of normalized SPM text: score merges, or rank merges over the characters'
+// ids (bytes for characters outside the vocabulary: byte fallback).
+static int spm_piece_run(const dq_tokenizer *t, tok_ws *w, const char *s, size_t n, tok_ids *out) {
+    if (t->n_merges == 0) return spm_segment(t, w, s, n, out);
+    if (n > w->ids_cap) {
+        int32_t *ni = realloc(w->ids, n * sizeof *ni);
+        if (!ni) return DQ_ENOMEM;
+        w->ids = ni;
+        w->ids_cap = n;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        if (!l) l = 1;
+        int id = tok_lookup(t, s + i, l);
+        if (id >= 0 && t->attr[id] != TOKA_BYTE) w->ids[k++] = id;
+        else
+            for (size_t j = 0; j < l; j++) {
+                int b = t->byte_id[(unsigned char)s[i + j]];
+                w->ids[k++] = b >= 0 ? b : (t->unk >= 0 ? t->unk : 0);
+            }
+        i += l;
+    }
+    return tok_bpe_ranks(t, w, w->ids, k, out);
+}
+
+// SentencePiece-style: spaces become U+2581, a leading one is added (dummy prefix) at the
+// start of the text, then score merges (llama2.c/GGUF/.model) or rank merges (tokenizer.json).
+// The text is cut where merging provably cannot cross (barrier characters, word starts when
+// no piece has U+2581 inside), which keeps the heap small; the result is the same.
 static int encode_spm(const dq_tokenizer *t, const char *s, size_t n, int at_start, tok_ids *out) {
     if (n == 0) return DQ_OK;
     if (t->flags & TOKF_REMOVE_WS) {  // SentencePiece remove_extra_whitespaces (only U+0020 counts)
@@ -800,29 +943,23 @@ static int encode_spm(const dq_tokenizer *t, const char *s, size_t n, int at_sta
             m += 3;
         } else buf[m++] = s[i];
     }
-    int rc;
-    if (t->n_merges == 0) {
-        rc = tok_bpe_spm_scores(t, buf, m, out);
-    } else {
-        // initial symbols: characters in the vocabulary, else their bytes (byte fallback)
-        int32_t *ids = malloc(m * sizeof *ids);
-        size_t k = 0;
-        rc = ids ? DQ_OK : DQ_ENOMEM;
-        for (size_t i = 0; i < m && !rc;) {
-            size_t l = tok_utf8_len((const unsigned char *)buf + i, m - i);
-            if (!l) l = 1;
-            int id = tok_lookup(t, buf + i, l);
-            if (id >= 0 && t->attr[id] != TOKA_BYTE) ids[k++] = id;
-            else
-                for (size_t j = 0; j < l; j++) {
-                    int b = t->byte_id[(unsigned char)buf[i + j]];
-                    ids[k++] = b >= 0 ? b : (t->unk >= 0 ? t->unk : 0);
-                }
-            i += l;
+    tok_ws w = {0};
+    int rc = DQ_OK;
+    size_t a = 0;
+    const unsigned char *u = (const unsigned char *)buf;
+    for (size_t i = 0; i < m && !rc; i++) {
+        if (u[i] < 0x80 && t->barrier[u[i]]) {
+            rc = spm_piece_run(t, &w, buf + a, i - a, out);
+            if (!rc) rc = spm_piece_run(t, &w, buf + i, 1, out);
+            a = i + 1;
+        } else if (t->split_ws && u[i] == 0xE2 && i > a && i + 2 < m && u[i + 1] == 0x96 && u[i + 2] == 0x81 &&
+                   !(i >= 3 && u[i - 3] == 0xE2 && u[i - 2] == 0x96 && u[i - 1] == 0x81)) {
+            rc = spm_piece_run(t, &w, buf + a, i - a, out);
+            a = i;
         }
-        if (!rc) rc = tok_bpe_ranks(t, ids, k, out);
-        free(ids);
     }
+    if (!rc) rc = spm_piece_run(t, &w, buf + a, m - a, out);
+    tok_ws_free(&w);
     free(buf);
     return rc;
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# tests/test_tok_spm.sh: dynq's SentencePiece-style tokenizers against python3-sentencepiece
+# on every line of every text in $DYNQ_SHARED/data/ plus 2,000 random Unicode strings:
+# tok512 (.bin and .model), the 32k Llama 2 tokenizer (.bin), kjv1k (.bin and the HF
+# tokenizer.json). Then the byte-level pre-tokenizers (gpt-2, llama3, qwen2) against their
+# published regexes run by the Python `regex` module, when python3-regex is installed.
+set -u
+cd "$(dirname "$0")/.."
+BUILD="${BUILD:-build}"
+S="${DYNQ_SHARED:-../shared}"
+T="${DYNQ_TMP:-$(mktemp -d)}/tok_spm"
+mkdir -p "$T"
+tool="$BUILD/tests/test_tok"
+PY=/usr/bin/python3
+if [ ! -d "$S/data" ] || [ ! -d "$S/models" ]; then
+    echo "skip tok_spm: $S/data or $S/models not found (set DYNQ_SHARED)"; exit 0
+fi
+if [ ! -x "$tool" ]; then echo "FAIL tok_spm: $tool not built"; exit 1; fi
+if ! $PY -c "import sentencepiece" 2>/dev/null; then
+    echo "skip tok_spm: python3-sentencepiece is not installed"; exit 0
+fi
+$PY tests/tok_spm_ref.py items "$T/items.txt" 2000 || { echo "FAIL tok_spm_items: generator failed"; exit 1; }
+n=$(wc -l < "$T/items.txt")
+
+# name | file for dynq | vocab hint | SentencePiece model giving the expected ids
+while IFS='|' read -r name file hint model; do
+    [ -n "$name" ] || continue
+    if [ ! -f "$S/$file" ] || [ ! -f "$S/$model" ]; then echo "skip tok_spm_$name: $S/$file or $S/$model missing"; continue; fi
+    ref="$T/ref_$(basename "$model").txt"
+    [ -f "$ref" ] || $PY tests/tok_spm_ref.py ids "$S/$model" "$T/items.txt" "$ref"
+    "$tool" --dump "$S/$file" "$hint" "$T/items.txt" > "$T/got_$name.txt" 2> "$T/err_$name.txt"
+    if cmp -s "$ref" "$T/got_$name.txt"; then
+        echo "ok tok_spm_$name ($n strings identical to sentencepiece)"
+    else
+        bad=$(diff "$ref" "$T/got_$name.txt" | grep -c '^<')
+        line=$(cmp "$ref" "$T/got_$name.txt" 2>&1 | sed -n 's/.*line \([0-9]*\).*/\1/p')
+        echo "FAIL tok_spm_$name: $bad of $n strings differ; first at line ${line:-?}: $(head -c 200 "$T/err_$name.txt")"
+        [ -n "$line" ] && { echo "  text: $(sed -n "${line}p" "$T/items.txt" | head -c 200)";
+                            echo "  want: $(sed -n "${line}p" "$ref" | head -c 200)";
+                            echo "  got:  $(sed -n "${line}p" "$T/got_$name.txt" | head -c 200)"; }
+    fi
+done <<'LIST'
+tok512|models/stories260K/tok512.bin|512|models/stories260K/tok512.model
+tok512-model|models/stories260K/tok512.model|0|models/stories260K/tok512.model
+llama2-32k|models/llama2-tokenizer/tokenizer.bin|32000|models/llama2-tokenizer/tokenizer.model
+kjv1k-bin|models/kjv/kjv1k-tok.bin|1024|models/kjv/kjv1k.model
+kjv-hf-json|models/kjv/kjv-hf/tokenizer.json|0|models/kjv/kjv1k.model
+LIST
+
+if ! $PY -c "import regex" 2>/dev/null; then
+    echo "skip tok_pretok: python3-regex is not installed (reference regex engine)"; exit 0
+fi
+$PY tests/tok_pretok_ref.py items "$T/pitems.bin" 3000
+for fam in gpt2 llama3 qwen2; do
+    $PY tests/tok_pretok_ref.py split $fam "$T/pitems.bin" > "$T/pref_$fam.txt"
+    "$tool" --split $fam "$T/pitems.bin" > "$T/pgot_$fam.txt"
+    if cmp -s "$T/pref_$fam.txt" "$T/pgot_$fam.txt"; then
+        echo "ok tok_pretok_$fam ($(wc -l < "$T/pref_$fam.txt") strings split as the regex does)"
+    else
+        echo "FAIL tok_pretok_$fam: $(diff "$T/pref_$fam.txt" "$T/pgot_$fam.txt" | grep -c '^<') strings split differently"
+    fi
+done
