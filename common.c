@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int dq_seterr_(dq_err *e, int code, const char *src, int line, const char *fmt, ...) {
     if (!e) return code;
@@ -135,4 +139,32 @@ void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]) {
     uint8_t d[32];
     dq_sha256(data, len, d);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+// ---------------------------------------------------------------- read-only mappings
+
+int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, dq_err *e) {
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return DQ_ERR(e, DQ_EFILE, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0 || (uint64_t)st.st_size < min_size) {
+        close(fd);
+        return DQ_ERR(e, DQ_EFILE, "%s: file too short (%lld bytes)", path, (long long)st.st_size);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return DQ_ERR(e, DQ_EFILE, "%s: cannot map: %s", path, strerror(errno));
+    *data = p;
+    *size = (size_t)st.st_size;
+    return DQ_OK;
+}
+
+void dq_unmap_file(const uint8_t *data, size_t size) {
+    if (data) munmap((void *)data, size);
 }

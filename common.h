@@ -59,6 +59,10 @@ int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e);
 
 
 
+// Maps a whole regular file read-only; files shorter than min_size (or empty) are an error.
+int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, dq_err *e);
+void dq_unmap_file(const uint8_t *data, size_t size);
+
 // SHA-256 of a byte range, and of a whole file (hex, 65 bytes with NUL), for provenance.
 void dq_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]);

@@ -7,12 +7,10 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,30 +24,10 @@ typedef struct mapped {
     size_t size;
 } mapped;
 
-static int map_file(mapped *mf, const char *path, dq_err *e) {
-    mf->p = NULL;
-    mf->size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return DQ_ERR(e, DQ_EFILE, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return DQ_ERR(e, DQ_EFILE, "%s: empty file", path);
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return DQ_ERR(e, DQ_EFILE, "%s: cannot map: %s", path, strerror(errno));
-    mf->p = p;
-    mf->size = (size_t)st.st_size;
-    return DQ_OK;
-}
+static int map_file(mapped *mf, const char *path, dq_err *e) { return dq_map_file(path, 1, &mf->p, &mf->size, e); }
 
 static void unmap_file(mapped *mf) {
-    if (mf->p) munmap((void *)mf->p, mf->size);
+    dq_unmap_file(mf->p, mf->size);
     mf->p = NULL;
 }
 

@@ -7,13 +7,10 @@
 #include "model.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "dynq files are little-endian; so is every host we build for");
@@ -254,24 +251,9 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     memset(m, 0, sizeof *m);
     double t0 = dq_now();
     m->path = path;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return DQ_ERR(e, DQ_EFILE, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size < DQ_HEADER_SIZE) {
-        close(fd);
-        return DQ_ERR(e, DQ_EFILE, "%s: too short to be a .dynq model (%lld bytes)", path, (long long)st.st_size);
-    }
-    m->size = (size_t)st.st_size;
-    void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return DQ_ERR(e, DQ_EFILE, "%s: cannot map: %s", path, strerror(errno));
-    m->map = p;
+    int rc = dq_map_file(path, DQ_HEADER_SIZE, &m->map, &m->size, e);
+    if (rc) return rc;
     const uint8_t *h = m->map;
-    int rc;
     if (memcmp(h + H_MAGIC, DQ_MAGIC, 4) != 0) {
         rc = DQ_ERR(e, DQ_EFILE, "%s: not a .dynq model (bad magic)", path);
         goto fail;
@@ -367,7 +349,7 @@ void dq_model_free(dq_model *m) {
     free(m->tensors);
     free(m->meta);
     if (m->tok) dq_tok_free(m->tok);
-    if (m->map) munmap((void *)m->map, m->size);
+    dq_unmap_file(m->map, m->size);
     memset(m, 0, sizeof *m);
 }
 
