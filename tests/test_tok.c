@@ -136,13 +136,14 @@ static int split_dump(const char *fam, const char *items) {
 }
 
 // ---------------------------------------------------------------- GGUF test vectors
-static void vocab_family(const char *fam) {
-    char path[1024], name[128];
-    snprintf(name, sizeof name, "tok_vocab_%s", fam);
+// Runs family fam's test vectors on the tokenizer loaded from `file` (the GGUF by default).
+static void vocab_family(const char *fam, const char *file, const char *label) {
+    char path[1024], name[160];
+    snprintf(name, sizeof name, "tok_vocab_%s%s", fam, label);
     snprintf(path, sizeof path, "%s/tokenizer-tests/ggml-vocab-%s.gguf", shared, fam);
     dq_err e = {0};
     dq_tokenizer *t;
-    if (dq_tok_load(&t, path, 0, &e)) {
+    if (dq_tok_load(&t, file ? file : path, 0, &e)) {
         CHECK(name, 0, "%s", e.msg);
         return;
     }
@@ -409,6 +410,103 @@ static void roundtrip(const vocab_case *vc) {
     dq_tok_free(t);
 }
 
+// ---------------------------------------------------------------- tokenizer.json loader
+// Writes the GGUF vocabulary of a family as a Hugging Face tokenizer.json (byte-level BPE:
+// pieces through GPT-2's byte map, merges as "a b"; WordPiece: "##" pieces, BertNormalizer),
+// so the JSON loader can be run on the same test vectors.
+static void json_str(FILE *f, const unsigned char *p, size_t n, int bytelevel) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = p[i];
+        if (bytelevel) {
+            int pr = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE);
+            unsigned cp = c;
+            if (!pr) {
+                cp = 256;
+                for (unsigned x = 0; x < c; x++)
+                    if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE))) cp++;
+            }
+            if (cp == '"' || cp == '\\') fprintf(f, "\\%c", cp);
+            else if (cp < 0x80) fputc((int)cp, f);
+            else fprintf(f, "%c%c", 0xC0 | (cp >> 6), 0x80 | (cp & 0x3F));
+            continue;
+        }
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04X", c);
+        else fputc((int)c, f);
+    }
+    fputc('"', f);
+}
+
+static int write_hf_json(const dq_tokenizer *t, const char *out) {
+    FILE *f = fopen(out, "wb");
+    if (!f) return 0;
+    int bl = t->type == DQ_TOK_BPE;
+    fprintf(f, "{\"version\": \"1.0\", \"added_tokens\": [");
+    int first = 1;
+    for (int i = 0; i < t->n_vocab; i++) {
+        if (t->attr[i] != TOKA_CONTROL && t->attr[i] != TOKA_USER) continue;
+        fprintf(f, "%s{\"id\": %d, \"content\": ", first ? "" : ", ", i);
+        json_str(f, (const unsigned char *)dq_tok_piece(t, i), t->len[i], 0);
+        fprintf(f, ", \"special\": %s}", t->attr[i] == TOKA_CONTROL ? "true" : "false");
+        first = 0;
+    }
+    if (bl)
+        fprintf(f, "], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
+                   " \"use_regex\": true}, \"decoder\": {\"type\": \"ByteLevel\"},\n\"model\": {\"type\": \"BPE\", \"vocab\": {");
+    else
+        fprintf(f, "], \"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": true}, \"pre_tokenizer\": "
+                   "{\"type\": \"BertPreTokenizer\"},\n\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", "
+                   "\"max_input_chars_per_word\": 100, \"vocab\": {");
+    for (int i = 0; i < t->n_vocab; i++) {
+        fprintf(f, "%s\n", i ? "," : "");
+        json_str(f, (const unsigned char *)dq_tok_piece(t, i), t->len[i], bl && t->attr[i] == TOKA_NORMAL);
+        fprintf(f, ": %d", i);
+    }
+    fprintf(f, "}");
+    if (bl) {
+        fprintf(f, ", \"merges\": [");
+        for (int r = 0; r < t->n_merges; r++) {
+            fprintf(f, "%s\n\"", r ? "," : "");
+            // "a b" inside one JSON string: write both sides without their quotes
+            for (int side = 0; side < 2; side++) {
+                int id = side ? t->m_right[r] : t->m_left[r];
+                char tmp[2048];
+                FILE *m = fmemopen(tmp, sizeof tmp, "wb");
+                json_str(m, (const unsigned char *)dq_tok_piece(t, id), t->len[id], 1);
+                long ml = ftell(m);
+                fclose(m);
+                fwrite(tmp + 1, 1, (size_t)ml - 2, f);
+                if (!side) fputc(' ', f);
+            }
+            fputc('"', f);
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "}}\n");
+    return fclose(f) == 0;
+}
+
+static void hf_json_family(const char *fam, const char *tmp) {
+    char path[1024], out[1024], name[160];
+    snprintf(path, sizeof path, "%s/tokenizer-tests/ggml-vocab-%s.gguf", shared, fam);
+    snprintf(out, sizeof out, "%s/%s-tokenizer.json", tmp, fam);
+    snprintf(name, sizeof name, "tok_vocab_%s_as_tokenizer_json", fam);
+    dq_err e = {0};
+    dq_tokenizer *t;
+    if (dq_tok_load(&t, path, 0, &e)) {
+        CHECK(name, 0, "%s", e.msg);
+        return;
+    }
+    int ok = write_hf_json(t, out);
+    dq_tok_free(t);
+    if (!ok) {
+        CHECK(name, 0, "cannot write %s", out);
+        return;
+    }
+    vocab_family(fam, out, "_as_tokenizer_json");
+}
+
 // ---------------------------------------------------------------- special tokens, EOG
 static void specials(void) {
     char path[1024];
@@ -663,7 +761,7 @@ int main(int argc, char **argv) {
     }
     fclose(f);
     const char *fams[] = {"llama-spm", "phi-3", "gpt-2", "falcon", "deepseek-llm", "bert-bge"};
-    for (int i = 0; i < 6; i++) vocab_family(fams[i]);
+    for (int i = 0; i < 6; i++) vocab_family(fams[i], NULL, "");
     for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++) roundtrip(&vocabs[i]);
     specials();
     char tmpl[] = "/tmp/dynq_test_tok.XXXXXX";
@@ -674,6 +772,10 @@ int main(int argc, char **argv) {
         mkdir(dir, 0755);
         tmpdir = dir;
     } else tmpdir = mkdtemp(tmpl);
-    if (tmpdir) malformed();
+    if (tmpdir) {
+        hf_json_family("gpt-2", tmpdir);
+        hf_json_family("bert-bge", tmpdir);
+        malformed();
+    }
     return failures ? 1 : 0;
 }
