@@ -141,6 +141,7 @@ int tok_load_gguf(dq_tokenizer **tok, const uint8_t *data, size_t size, const ch
     if (type == DQ_TOK_SPM) {
         t->flags |= TOKF_SPACE_PREFIX | TOKF_BYTE_FALLBACK;
         if (dq_gguf_get_bool(&g, "tokenizer.ggml.add_space_prefix", &flag) && !flag) t->flags &= ~TOKF_SPACE_PREFIX;
+        if (dq_gguf_get_bool(&g, "tokenizer.ggml.remove_extra_whitespaces", &flag) && flag) t->flags |= TOKF_REMOVE_WS;
         if (t->unk < 0 && n > 0 && t->attr[0] == TOKA_UNKNOWN) t->unk = 0;
     }
     if (type == DQ_TOK_WPM) {
