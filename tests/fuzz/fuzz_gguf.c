@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char path[300];
         fz_path(path, sizeof path, "vocab.gguf");
         fz_write(path, data, size);
-        fz_tok_file(path, 0, NULL, 0);
+        fz_tok_file(path, 0, data, size);
     }
     return 0;
 }
