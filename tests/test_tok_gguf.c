@@ -1,0 +1,189 @@
+// tests/test_tok_gguf.c: the GGUF reader on synthetic files: every metadata value type,
+// arrays (nested too), general.alignment and the data offset, tensor infos, versions 2 and 3,
+// and every truncation / a range of corruptions of such a file (errors, never crashes).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/gguf.h"
+
+static int failures;
+
+#define CHECK(name, cond, ...)                     \
+    do {                                           \
+        if (cond) printf("ok %s\n", name);         \
+        else {                                     \
+            printf("FAIL %s: ", name);             \
+            printf(__VA_ARGS__);                   \
+            printf("\n");                          \
+            failures++;                            \
+        }                                          \
+    } while (0)
+
+typedef struct {
+    uint8_t *d;
+    size_t n, cap;
+} buf;
+
+static void put(buf *b, const void *p, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->d = realloc(b->d, b->cap);
+    }
+    memcpy(b->d + b->n, p, n);
+    b->n += n;
+}
+static void u8(buf *b, uint8_t v) { put(b, &v, 1); }
+static void u16(buf *b, uint16_t v) { u8(b, (uint8_t)v), u8(b, (uint8_t)(v >> 8)); }
+static void u32(buf *b, uint32_t v) { u16(b, (uint16_t)v), u16(b, (uint16_t)(v >> 16)); }
+static void u64(buf *b, uint64_t v) { u32(b, (uint32_t)v), u32(b, (uint32_t)(v >> 32)); }
+static void str(buf *b, const char *s) {
+    u64(b, strlen(s));
+    put(b, s, strlen(s));
+}
+static void key(buf *b, const char *k, uint32_t type) {
+    str(b, k);
+    u32(b, type);
+}
+
+// A GGUF with one key of every type, arrays, a nested array, alignment 64 and two tensors.
+static buf make_gguf(uint32_t version) {
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    u32(&b, version);
+    u64(&b, 2);   // tensors
+    u64(&b, 17);  // kv
+    key(&b, "t.u8", DQ_GGUF_U8), u8(&b, 200);
+    key(&b, "t.i8", DQ_GGUF_I8), u8(&b, (uint8_t)-100);
+    key(&b, "t.u16", DQ_GGUF_U16), u16(&b, 60000);
+    key(&b, "t.i16", DQ_GGUF_I16), u16(&b, (uint16_t)-30000);
+    key(&b, "t.u32", DQ_GGUF_U32), u32(&b, 4000000000u);
+    key(&b, "t.i32", DQ_GGUF_I32), u32(&b, (uint32_t)-2000000000);
+    float f = 1.5f;
+    uint32_t fu;
+    memcpy(&fu, &f, 4);
+    key(&b, "t.f32", DQ_GGUF_F32), u32(&b, fu);
+    key(&b, "t.bool", DQ_GGUF_BOOL), u8(&b, 1);
+    key(&b, "t.str", DQ_GGUF_STRING), str(&b, "h\xC3\xA9llo");
+    key(&b, "t.u64", DQ_GGUF_U64), u64(&b, 1ULL << 40);
+    key(&b, "t.i64", DQ_GGUF_I64), u64(&b, (uint64_t)-5);
+    double dv = -2.25;
+    uint64_t du;
+    memcpy(&du, &dv, 8);
+    key(&b, "t.f64", DQ_GGUF_F64), u64(&b, du);
+    key(&b, "t.arr_i16", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_I16), u64(&b, 3), u16(&b, 1), u16(&b, (uint16_t)-2), u16(&b, 3);
+    key(&b, "t.arr_str", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_STRING), u64(&b, 3), str(&b, "a"), str(&b, ""), str(&b, "ccc");
+    key(&b, "t.arr_f64", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_F64), u64(&b, 1), u64(&b, du);
+    key(&b, "t.nested", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_ARRAY), u64(&b, 2);
+    u32(&b, DQ_GGUF_U8), u64(&b, 2), u8(&b, 1), u8(&b, 2);
+    u32(&b, DQ_GGUF_STRING), u64(&b, 1), str(&b, "x");
+    key(&b, "general.alignment", DQ_GGUF_U32), u32(&b, 64);
+    // tensors: F32 (4, 2) at 0, Q8_0 (64) at 64
+    str(&b, "a.weight"), u32(&b, 2), u64(&b, 4), u64(&b, 2), u32(&b, 0), u64(&b, 0);
+    str(&b, "b.weight"), u32(&b, 1), u64(&b, 64), u32(&b, 8), u64(&b, 64);
+    while (b.n % 64) u8(&b, 0);
+    for (int i = 0; i < 64 + 68; i++) u8(&b, (uint8_t)i);
+    return b;
+}
+
+static void check_file(uint32_t version) {
+    char name[64];
+    snprintf(name, sizeof name, "gguf_v%u_values", version);
+    buf b = make_gguf(version);
+    dq_gguf g;
+    dq_err e = {0};
+    if (dq_gguf_parse(&g, b.d, b.n, "synthetic.gguf", &e)) {
+        CHECK(name, 0, "%s", e.msg);
+        free(b.d);
+        return;
+    }
+    int64_t i;
+    double f;
+    int bo;
+    const char *s;
+    uint64_t l;
+    int ok = g.version == version && g.n_kv == 17 && g.n_tensors == 2;
+    ok &= dq_gguf_get_int(&g, "t.u8", &i) && i == 200;
+    ok &= dq_gguf_get_int(&g, "t.i8", &i) && i == -100;
+    ok &= dq_gguf_get_int(&g, "t.u16", &i) && i == 60000;
+    ok &= dq_gguf_get_int(&g, "t.i16", &i) && i == -30000;
+    ok &= dq_gguf_get_int(&g, "t.u32", &i) && i == 4000000000LL;
+    ok &= dq_gguf_get_int(&g, "t.i32", &i) && i == -2000000000LL;
+    ok &= dq_gguf_get_float(&g, "t.f32", &f) && f == 1.5;
+    ok &= dq_gguf_get_bool(&g, "t.bool", &bo) && bo == 1;
+    ok &= dq_gguf_get_str(&g, "t.str", &s, &l) && l == 6 && !memcmp(s, "h\xC3\xA9llo", 6);
+    ok &= dq_gguf_get_int(&g, "t.u64", &i) && i == (1LL << 40);
+    ok &= dq_gguf_get_int(&g, "t.i64", &i) && i == -5;
+    ok &= dq_gguf_get_float(&g, "t.f64", &f) && f == -2.25;
+    ok &= !dq_gguf_get_int(&g, "t.f64", &i) && !dq_gguf_get_float(&g, "t.u8", &f) && !dq_gguf_get_int(&g, "nope", &i);
+    const dq_gguf_kv *a = dq_gguf_find(&g, "t.arr_i16");
+    ok &= a && a->arr_n == 3 && dq_gguf_arr_int(a, 1, &i) && i == -2 && !dq_gguf_arr_int(a, 3, &i);
+    a = dq_gguf_find(&g, "t.arr_str");
+    ok &= a && a->arr_n == 3 && dq_gguf_arr_str(a, 2, &s, &l) && l == 3 && !memcmp(s, "ccc", 3) &&
+          dq_gguf_arr_str(a, 1, &s, &l) && l == 0;
+    a = dq_gguf_find(&g, "t.arr_f64");
+    ok &= a && dq_gguf_arr_float(a, 0, &f) && f == -2.25;
+    a = dq_gguf_find(&g, "t.nested");
+    ok &= a && a->arr_type == DQ_GGUF_ARRAY && a->arr_n == 2;
+    CHECK(name, ok, "a metadata value was read wrongly");
+    snprintf(name, sizeof name, "gguf_v%u_tensors", version);
+    ok = g.alignment == 64 && g.data_offset % 64 == 0 && g.data_offset + 64 + 68 == b.n &&
+         !strcmp(g.tensors[0].name, "a.weight") && g.tensors[0].n_dims == 2 && g.tensors[0].dims[1] == 2 &&
+         g.tensors[0].nbytes == 32 && !strcmp(g.tensors[1].name, "b.weight") && g.tensors[1].offset == 64 &&
+         g.tensors[1].nbytes == 68 && b.d[g.data_offset + 64] == 64;
+    CHECK(name, ok, "alignment %llu data_offset %llu", (unsigned long long)g.alignment,
+          (unsigned long long)g.data_offset);
+    dq_gguf_free(&g);
+
+    // every truncation fails; corruptions never crash
+    snprintf(name, sizeof name, "gguf_v%u_truncations", version);
+    int accepted = 0;
+    for (size_t cut = 0; cut < b.n; cut++) {
+        if (dq_gguf_parse(&g, b.d, cut, "cut.gguf", &e) == DQ_OK) {
+            accepted++;
+            dq_gguf_free(&g);
+        } else if (!strstr(e.msg, "cut.gguf")) accepted += 1000;
+    }
+    CHECK(name, accepted == 0, "%d truncated files accepted or errors without the file name", accepted);
+    uint8_t *c = malloc(b.n);
+    uint64_t st = 12345;
+    int unnamed = 0, rejected = 0;
+    for (int it = 0; it < 20000; it++) {
+        memcpy(c, b.d, b.n);
+        for (int k = 0; k < 3; k++) {
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+            c[(st >> 33) % b.n] = (uint8_t)(st >> 20);
+        }
+        if (dq_gguf_parse(&g, c, b.n, "fuzz.gguf", &e) == DQ_OK) {
+            for (uint64_t k = 0; k < g.n_kv; k++) {
+                const dq_gguf_kv *kv = &g.kv[k];
+                for (uint64_t j = 0; kv->type == DQ_GGUF_ARRAY && j < kv->arr_n && j < 8; j++) {
+                    dq_gguf_arr_int(kv, j, &i);
+                    dq_gguf_arr_float(kv, j, &f);
+                    dq_gguf_arr_str(kv, j, &s, &l);
+                }
+            }
+            dq_gguf_free(&g);
+        } else {
+            rejected++;
+            if (!strstr(e.msg, "fuzz.gguf")) unnamed++;
+        }
+    }
+    free(c);
+    // not crashing is the main point (run under ASan); errors must also name the file
+    snprintf(name, sizeof name, "gguf_v%u_fuzz", version);
+    CHECK(name, unnamed == 0 && rejected > 0, "%d of %d errors do not name the file", unnamed, rejected);
+    free(b.d);
+}
+
+int main(void) {
+    check_file(2);
+    check_file(3);
+    buf b = make_gguf(1);
+    dq_gguf g;
+    dq_err e = {0};
+    int rc = dq_gguf_parse(&g, b.d, b.n, "v1.gguf", &e);
+    CHECK("gguf_v1_rejected", rc != DQ_OK && strstr(e.msg, "version"), "rc %d: %s", rc, e.msg);
+    free(b.d);
+    return failures ? 1 : 0;
+}
