@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""scripts/make_malformed.py: damaged model, checkpoint and tokenizer files for tests/test_malformed.sh.
+
+  /usr/bin/python3 scripts/make_malformed.py --dynq ./dynq --out DIR
+
+Starts from valid files (a .dynq converted from models/stories260K.bin + models/tok512.bin, tiny
+llama2.c checkpoints, a tiny Hugging Face directory, tok512.bin, a small GGUF vocabulary) and
+writes one damaged copy per case into DIR, plus DIR/cases.tsv with one line per case:
+  name  expected-status  kind  input  tokenizer
+kind "run": dynq run -m input; kind "convert": dynq convert input [--tokenizer tok] -o DIR/out/name.dynq.
+A few valid controls (expected status 0) prove the harness can tell success from failure.
+.dynq damage past the header is written twice where it matters: with the stale checksum (must be
+rejected as damaged) and with the FNV-1a checksum recomputed (so the deeper check must fire).
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_seeds as ms  # noqa: E402  (shared writers)
+
+H_NTENS, H_DIM, H_NHEADS, H_NKV, H_HEADDIM, H_VOCAB, H_CTX, H_THETA, H_EPS, H_WTYPE, H_ARCH = \
+    12, 20, 28, 32, 36, 44, 48, 56, 60, 68, 16
+D_DTYPE, D_NDIM, D_DIMS, D_OFFSET, D_NBYTES = 48, 52, 56, 80, 88
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dynq", default=os.path.join(ms.REPO, "dynq"))
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    out = os.path.abspath(a.out)
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(os.path.join(out, "out"))
+    cases = []
+
+    def add(name, status, kind, data=None, tok="", is_dir=False):
+        p = os.path.join(out, name)
+        if data is not None and not is_dir:
+            with open(p, "wb") as f:
+                f.write(data)
+        cases.append((name, str(status), kind, p, tok))
+
+    tok512 = ms.tok512_path()
+    with open(tok512, "rb") as f:
+        tokbin = f.read()
+    stories = os.path.join(ms.REPO, "models", "stories260K.bin")
+    if not os.path.exists(stories):
+        stories = os.path.join(ms.shared_dir(), "models", "stories260K", "stories260K.bin")
+    good = ms.convert(a.dynq, stories, tok512, os.path.join(out, "out", "_good.dynq"))
+    os.unlink(os.path.join(out, "out", "_good.dynq"))
+    d_off, n_t, to, ts, mo, msz, do = ms.dynq_sections(good)
+    fix = ms.dynq_fix_checksum
+
+    def patch(b, off, fmt, *v):
+        b = bytearray(b)
+        struct.pack_into(fmt, b, off, *v)
+        return bytes(b)
+
+    def dirent(i):
+        return d_off + 96 * i
+
+    # ---- .dynq: controls, truncation at every section boundary
+    add("dynq_valid.dynq", 0, "run", good)
+    add("dynq_zero_scale.dynq", 0, "run", None)  # filled below (a zero scale is a valid all-zero row)
+    for nm, cut in (("empty", 0), ("mid_header", 100), ("header_only", 256), ("mid_directory", d_off + 48),
+                    ("at_tokenizer", to), ("mid_tokenizer", to + ts // 2), ("at_metadata", mo),
+                    ("at_data", do), ("mid_data", do + 1000), ("last_byte", len(good) - 1)):
+        add("dynq_trunc_%s.dynq" % nm, 2, "run", good[:cut])
+    # truncated, but the header's file size patched to match: the section/tensor checks must fire
+    add("dynq_trunc_data_sizefixed.dynq", 2, "run", fix(patch(good[:do + 64], 120, "<Q", do + 64)))
+    add("dynq_trunc_tok_sizefixed.dynq", 2, "run", fix(patch(good[:to + 64], 120, "<Q", to + 64)))
+    add("dynq_bad_magic.dynq", 2, "run", b"GGUF" + good[4:])
+    add("dynq_version2.dynq", 2, "run", fix(patch(good, 4, "<I", 2)))
+    add("dynq_header_size.dynq", 2, "run", fix(patch(good, 8, "<I", 128)))
+    add("dynq_bad_checksum.dynq", 2, "run", patch(good, mo, "<B", good[mo] ^ 1))
+    # offsets and counts
+    add("dynq_dir_past_end.dynq", 2, "run", fix(patch(good, 72, "<Q", len(good) - 10)))
+    add("dynq_tok_past_end.dynq", 2, "run", fix(patch(good, 80, "<Q", len(good) + 64)))
+    add("dynq_meta_huge.dynq", 2, "run", fix(patch(good, 104, "<Q", 1 << 63)))
+    add("dynq_ntensors_huge.dynq", 2, "run", fix(patch(good, H_NTENS, "<I", 0xFFFFFFFF)))
+    add("dynq_ntensors_short.dynq", 2, "run", fix(patch(good, H_NTENS, "<I", n_t - 1)))
+    last = dirent(n_t - 1)
+    add("dynq_tensor_past_end.dynq", 2, "run", fix(patch(good, last + D_OFFSET, "<Q", len(good) + 64)))
+    add("dynq_tensor_offset_wrap.dynq", 2, "run", fix(patch(good, last + D_OFFSET, "<Q", (1 << 64) - 64)))
+    add("dynq_tensor_unaligned.dynq", 2, "run", fix(patch(good, dirent(1) + D_OFFSET, "<Q",
+                                                           struct.unpack_from("<Q", good, dirent(1) + D_OFFSET)[0] + 4)))
+    off0 = struct.unpack_from("<Q", good, dirent(0) + D_OFFSET)[0]
+    add("dynq_tensor_overlap.dynq", 2, "run", fix(patch(good, dirent(1) + D_OFFSET, "<Q", off0)))
+    add("dynq_tensor_over_header.dynq", 2, "run", fix(patch(good, dirent(1) + D_OFFSET, "<Q", 0)))
+    add("dynq_shape_overflow.dynq", 2, "run", fix(patch(patch(good, dirent(0) + D_NDIM, "<I", 3), dirent(0) + D_DIMS,
+                                                         "<QQQ", 1 << 32, 1 << 32, 16)))
+    add("dynq_zero_dim.dynq", 2, "run", fix(patch(good, dirent(0) + D_DIMS, "<Q", 0)))
+    add("dynq_ndim4.dynq", 2, "run", fix(patch(good, dirent(0) + D_NDIM, "<I", 4)))
+    add("dynq_bad_dtype.dynq", 2, "run", fix(patch(good, dirent(0) + D_DTYPE, "<I", 9)))
+    add("dynq_nbytes_mismatch.dynq", 2, "run", fix(patch(good, dirent(0) + D_NBYTES, "<Q",
+                                                          struct.unpack_from("<Q", good, dirent(0) + D_NBYTES)[0] - 1)))
+    add("dynq_name_unterminated.dynq", 2, "run", fix(patch(good, dirent(0), "48s", b"x" * 48)))
+    add("dynq_tensor_renamed.dynq", 2, "run", fix(patch(good, dirent(2), "48s", b"blk.0.wq_missing")))
+    # hyperparameters
+    add("dynq_dim_zero.dynq", 2, "run", fix(patch(good, H_DIM, "<I", 0)))
+    add("dynq_dim_changed.dynq", 2, "run", fix(patch(good, H_DIM, "<I", 32)))
+    add("dynq_kv_heads_not_divide.dynq", 2, "run", fix(patch(good, H_NKV, "<I", 3)))
+    add("dynq_head_dim_odd.dynq", 2, "run", fix(patch(good, H_HEADDIM, "<I", 7)))
+    add("dynq_heads_huge.dynq", 2, "run", fix(patch(patch(good, H_NHEADS, "<I", 1 << 31), H_NKV, "<I", 1)))
+    add("dynq_vocab_mismatch.dynq", 2, "run", fix(patch(good, H_VOCAB, "<I", 513)))
+    add("dynq_ctx_zero.dynq", 2, "run", fix(patch(good, H_CTX, "<I", 0)))
+    add("dynq_theta_nan.dynq", 2, "run", fix(patch(good, H_THETA, "<f", float("nan"))))
+    add("dynq_eps_inf.dynq", 2, "run", fix(patch(good, H_EPS, "<f", float("inf"))))
+    add("dynq_arch.dynq", 2, "run", fix(patch(good, H_ARCH, "<I", 7)))
+    add("dynq_wtype.dynq", 2, "run", fix(patch(good, H_WTYPE, "<I", 5)))
+    # scales (the first .scale tensor)
+    for i in range(n_t):
+        nm = good[dirent(i):dirent(i) + 48].split(b"\0")[0]
+        if nm.endswith(b".scale"):
+            so = struct.unpack_from("<Q", good, dirent(i) + D_OFFSET)[0]
+            break
+    add("dynq_scale_nan.dynq", 2, "run", patch(good, so + 4, "<f", float("nan")))
+    add("dynq_scale_inf.dynq", 2, "run", patch(good, so + 4, "<f", float("inf")))
+    add("dynq_scale_negative.dynq", 2, "run", patch(good, so + 4, "<f", -1.0))
+    cases[1] = cases[1][:3] + (os.path.join(out, "dynq_zero_scale.dynq"), "")
+    with open(cases[1][3], "wb") as f:
+        f.write(patch(good, so + 4, "<f", 0.0))
+    # tokenizer section (blob): huge piece length, counts that disagree with the size
+    add("dynq_tok_piece_huge.dynq", 2, "run", fix(patch(good, to + 64, "<I", 0x7FFFFFF0)))
+    add("dynq_tok_vocab_count.dynq", 2, "run", fix(patch(good, to + 24, "<i", 511)))
+    add("dynq_tok_bad_magic.dynq", 2, "run", fix(patch(good, to, "4s", b"XXXX")))
+
+    # ---- llama2.c checkpoints (convert with tok512.bin)
+    tiny = ms.llama2c_bin()
+    add("l2c_valid.bin", 0, "convert", tiny, tok512)
+    add("l2c_trunc_header.bin", 2, "convert", tiny[:20], tok512)
+    add("l2c_trunc_weights.bin", 2, "convert", tiny[:-4], tok512)
+    add("l2c_extra_bytes.bin", 2, "convert", tiny + b"\0\0\0\0", tok512)
+    for nm, hdr in (("zero_dim", [0, 16, 1, 2, 2, 512, 16]), ("negative_layers", [8, 16, -1, 2, 2, 512, 16]),
+                    ("heads_not_divide_width", [8, 16, 1, 3, 3, 512, 16]),
+                    ("kv_not_divide_heads", [8, 16, 1, 4, 3, 512, 16]), ("odd_head_dim", [6, 16, 1, 2, 2, 512, 16]),
+                    ("vocab_intmin", [8, 16, 1, 2, 2, -2 ** 31, 16]), ("huge_everything", [65536, 1 << 20, 1024, 1, 1, 1 << 24, 1 << 22])):
+        add("l2c_%s.bin" % nm, 2, "convert", struct.pack("<7i", *hdr) + tiny[28:], tok512)
+    add("l2c_vocab_mismatch.bin", 2, "convert", ms.llama2c_bin(vocab=600), tok512)
+    nanb = bytearray(tiny)
+    struct.pack_into("<f", nanb, 28 + 4 * 100, float("nan"))
+    add("l2c_nan_weight.bin", 2, "convert", bytes(nanb), tok512)
+    struct.pack_into("<f", nanb, 28 + 4 * 100, float("inf"))
+    add("l2c_inf_weight.bin", 2, "convert", bytes(nanb), tok512)
+
+    # ---- tokenizer.bin damage (converting the valid tiny checkpoint)
+    l2c = os.path.join(out, "l2c_valid.bin")
+    add("tokbin_trunc.bin", 2, "convert", tokbin[:len(tokbin) // 2], None)
+    add("tokbin_huge_len.bin", 2, "convert", tokbin[:12] + struct.pack("<i", 0x7FFFFFFF) + tokbin[16:], None)
+    add("tokbin_negative_len.bin", 2, "convert", tokbin[:12] + struct.pack("<i", -5) + tokbin[16:], None)
+    add("tokbin_max_len_huge.bin", 2, "convert", struct.pack("<i", 1 << 30) + tokbin[4:], None)
+    for i in range(len(cases) - 4, len(cases)):
+        n_, s_, k_, p_, _ = cases[i]
+        cases[i] = (n_, s_, k_, l2c, p_)  # input = valid checkpoint, tokenizer = the damaged file
+
+    # ---- Hugging Face directories
+    def hf(name, status, cfg=None, st=None, cfgkw=None, tok=tok512):
+        d = os.path.join(out, name)
+        os.makedirs(d)
+        kw = cfgkw or {}
+        with open(os.path.join(d, "config.json"), "wb") as f:
+            f.write(cfg if cfg is not None else ms.hf_config(**kw))
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(st if st is not None else ms.safetensors(ms.hf_tensors(**kw)))
+        add(name, status, "convert", None, tok, is_dir=True)
+
+    T = ms.hf_tensors()
+    good_st = ms.safetensors(T)
+    hf("hf_valid", 0)
+    hf("hf_valid_bf16", 0, st=ms.safetensors(T, dtype="BF16"))
+    hf("hf_header_len_past_end", 2, st=struct.pack("<Q", len(good_st)) + good_st[8:])
+    hf("hf_header_len_huge", 2, st=struct.pack("<Q", 1 << 63) + good_st[8:])
+    hf("hf_header_not_json", 2, st=struct.pack("<Q", 8) + b"{garbage" + good_st[8:])
+    hf("hf_header_invalid_utf8", 2, st=struct.pack("<Q", 16) + b'{"\xff\xfe":1}    ' + good_st[8:])
+    hf("hf_trunc_data", 2, st=good_st[:-100])
+    hf("hf_trunc_8", 2, st=good_st[:8])
+
+    def edit(name, fn):
+        def o(h):
+            fn(h[name])
+        return o
+    hf("hf_offsets_past_end", 2, st=ms.safetensors(T, header_override=edit("model.norm.weight",
+       lambda t: t.__setitem__("data_offsets", [10 ** 9, 10 ** 9 + 32]))))
+    hf("hf_offsets_reversed", 2, st=ms.safetensors(T, header_override=edit("model.norm.weight",
+       lambda t: t.__setitem__("data_offsets", t["data_offsets"][::-1]))))
+    hf("hf_overlapping_tensors", 2, st=ms.safetensors(T, header_override=lambda h: h["model.norm.weight"].__setitem__(
+        "data_offsets", [h["model.embed_tokens.weight"]["data_offsets"][0],
+                         h["model.embed_tokens.weight"]["data_offsets"][0] + 32])))
+    hf("hf_shape_overflow", 2, st=ms.safetensors(T, header_override=edit("model.embed_tokens.weight",
+       lambda t: t.__setitem__("shape", [2 ** 62, 2 ** 8]))))
+    hf("hf_zero_dim", 2, st=ms.safetensors(T, header_override=edit("model.norm.weight",
+       lambda t: t.__setitem__("shape", [0]))))
+    hf("hf_negative_dim", 2, st=ms.safetensors(T, header_override=edit("model.norm.weight",
+       lambda t: t.__setitem__("shape", [-8]))))
+    hf("hf_wrong_dtype", 2, st=ms.safetensors(T, header_override=edit("model.norm.weight",
+       lambda t: t.__setitem__("dtype", "I64"))))
+    hf("hf_missing_tensor", 2, st=ms.safetensors([t for t in T if t[0] != "model.layers.0.mlp.up_proj.weight"]))
+    hf("hf_heads_not_divide", 2, cfg=ms.hf_config(n_heads=3, n_kv=3))
+    hf("hf_kv_not_divide", 2, cfg=ms.hf_config(n_heads=2, n_kv=3))
+    hf("hf_vocab_mismatch", 2, cfgkw={"vocab": 600})
+    hf("hf_config_missing_width", 2, cfg=b'{"model_type": "llama", "vocab_size": 512}')
+    hf("hf_config_not_llama", 2, cfg=ms.hf_config(model_type="gpt2"))
+    hf("hf_config_trunc", 2, cfg=ms.hf_config()[:40])
+    hf("hf_config_huge_string", 2, cfg=b'{"model_type": "' + b"l" * 100000 + b'"}')
+    hf("hf_config_bad_escape", 2, cfg=b'{"model_type": "\\ud800x"}')
+    hf("hf_theta_nan", 2, cfg=ms.hf_config().replace(b'"rope_theta": 10000.0', b'"rope_theta": 1e999'))
+    nan_st = bytearray(good_st)
+    struct.pack_into("<f", nan_st, len(nan_st) - 8, float("nan"))
+    hf("hf_nan_weight", 2, st=bytes(nan_st))
+
+    # ---- GGUF vocabularies (as the tokenizer of a checkpoint with the same vocabulary size)
+    kv = ms.gguf_vocab("llama")
+    nv = len(kv[2][2])
+    l2c_g = os.path.join(out, "l2c_gguf_vocab.bin")
+    with open(l2c_g, "wb") as f:
+        f.write(ms.llama2c_bin(vocab=nv))
+    gg = ms.gguf(kv)
+
+    def gadd(name, status, data):
+        p = os.path.join(out, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        cases.append((name, str(status), "convert", l2c_g, p))
+    gadd("gguf_valid.gguf", 0, gg)
+    gadd("gguf_version1.gguf", 2, gg[:4] + struct.pack("<I", 1) + gg[8:])
+    gadd("gguf_nkv_huge.gguf", 2, gg[:16] + struct.pack("<Q", 1 << 62) + gg[24:])
+    gadd("gguf_ntensors_huge.gguf", 2, gg[:8] + struct.pack("<Q", 1 << 62) + gg[16:])
+    gadd("gguf_key_len_huge.gguf", 2, gg[:24] + struct.pack("<Q", 1 << 63) + gg[32:])
+    for cut in (10, 30, len(gg) // 2, len(gg) - 40):
+        gadd("gguf_trunc_%d.gguf" % cut, 2, gg[:cut])
+    bad = [list(x) for x in kv]
+    bad[2][2] = bad[2][2][:-1] + [b"\xff\xfe\xc0"]
+    gadd("gguf_token_invalid_utf8.gguf", 2, ms.gguf([tuple(x) for x in bad]))
+    bad = [list(x) for x in kv]
+    bad[4][2] = bad[4][2][:10]
+    gadd("gguf_token_type_short.gguf", 2, ms.gguf([tuple(x) for x in bad]))
+    bad = [list(x) for x in kv]
+    bad[5][2] = 100000
+    gadd("gguf_bos_out_of_range.gguf", 2, ms.gguf([tuple(x) for x in bad]))
+    # a string whose declared length runs past the end of the file
+    i = gg.find(b"tokenizer.ggml.model")
+    sl = i + len(b"tokenizer.ggml.model") + 4
+    gadd("gguf_string_len_huge.gguf", 2, gg[:sl] + struct.pack("<Q", 1 << 40) + gg[sl + 8:])
+    j = gg.find(b"tokenizer.ggml.tokens") + len(b"tokenizer.ggml.tokens") + 4 + 4
+    gadd("gguf_array_len_huge.gguf", 2, gg[:j] + struct.pack("<Q", 1 << 61) + gg[j + 8:])
+    gadd("gguf_value_type_unknown.gguf", 2, gg[:j - 8] + struct.pack("<I", 77) + gg[j - 4:])
+
+    with open(os.path.join(out, "cases.tsv"), "w") as f:
+        for c in cases:
+            f.write("\t".join(x or "" for x in c) + "\n")
+    print("make_malformed: %d cases (%d damaged) in %s" % (len(cases), sum(c[1] != "0" for c in cases), out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tests/test_malformed.sh: every damaged file from scripts/make_malformed.py must be refused
+# cleanly: exit status 2, exactly one line on stderr naming the file and the problem, no
+# sanitizer report, and (for convert) neither the -o target nor a *.tmp.* file left behind.
+# Valid controls in the same list must succeed (status 0). Uses $DYNQ (default ./dynq), so
+# `make test-asan` runs it against the ASan + UBSan build.
+cd "$(dirname "$0")/.."
+DYNQ=${DYNQ:-./dynq}
+PY=/usr/bin/python3
+if [ ! -x "$DYNQ" ]; then echo "skip malformed: $DYNQ not built"; exit 0; fi
+if [ ! -x "$PY" ]; then echo "skip malformed: $PY missing"; exit 0; fi
+export DYNQ_SHARED=${DYNQ_SHARED:-$(cd .. && pwd)/shared}
+W=$(mktemp -d /tmp/dynq-malformed.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+# Sanitizer reports must not be hidden by a clean exit code.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:exitcode=98:print_stacktrace=1}
+if ! "$PY" scripts/make_malformed.py --dynq "$DYNQ" --out "$W/cases" > "$W/gen.log" 2>&1; then
+    echo "FAIL malformed-generate: $(tail -3 "$W/gen.log" | tr '\n' ' ')"
+    exit 1
+fi
+n=0 bad=0
+while IFS=$'\t' read -r name want kind input tok; do
+    n=$((n + 1))
+    out="$W/cases/out/$name.dynq"
+    if [ "$kind" = run ]; then
+        "$DYNQ" run -m "$input" -p "Once upon" -n 3 --seed 1 -t 1 > "$W/stdout" 2> "$W/stderr" < /dev/null
+    else
+        if [ -n "$tok" ]; then
+            "$DYNQ" convert "$input" --tokenizer "$tok" -o "$out" > "$W/stdout" 2> "$W/stderr" < /dev/null
+        else
+            "$DYNQ" convert "$input" -o "$out" > "$W/stdout" 2> "$W/stderr" < /dev/null
+        fi
+    fi
+    rc=$?
+    why=""
+    if grep -qE 'Sanitizer|runtime error|LeakSanitizer|internal error' "$W/stderr"; then
+        why="sanitizer/internal report: $(grep -m1 -E 'ERROR|runtime error|internal error' "$W/stderr")"
+    elif [ "$rc" != "$want" ]; then
+        why="exit status $rc, want $want: $(head -c 300 "$W/stderr" | tr '\n' ' ')"
+    elif [ "$want" = 2 ]; then
+        lines=$(wc -l < "$W/stderr")
+        # the damaged thing is the tokenizer when one is given and the input is a shared valid file
+        blame=$name
+        if [ "$lines" != 1 ]; then
+            why="$lines lines on stderr, want 1: $(head -c 300 "$W/stderr" | tr '\n' '|')"
+        elif ! grep -qF "$blame" "$W/stderr" && ! { [[ $name == *vocab_mismatch* ]] && grep -qF "$tok" "$W/stderr"; }; then
+            # (a vocabulary mismatch may be blamed on either of the two files involved)
+            why="error does not name $blame: $(cat "$W/stderr")"
+        elif [ -e "$out" ]; then
+            why="output file left behind"
+        elif ls "$W/cases/out/" | grep -q '\.tmp\.'; then
+            why="temporary file left behind: $(ls "$W/cases/out/" | grep '\.tmp\.' | head -1)"
+        fi
+    fi
+    [ "$kind" = convert ] && rm -f "$out"
+    rm -f "$W"/cases/out/*.tmp.* 2>/dev/null
+    if [ -n "$why" ]; then
+        echo "FAIL malformed-$name: $why"
+        bad=$((bad + 1))
+    else
+        echo "ok malformed-$name"
+    fi
+done < "$W/cases/cases.tsv"
+[ "$n" -ge 40 ] && echo "ok malformed-count ($n cases)" || { echo "FAIL malformed-count: only $n cases"; bad=$((bad + 1)); }
+exit $((bad > 0))
