@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tokenizer/gguf.h"
+#include "tokenizer/tok_internal.h"
 
 static int failures;
 
@@ -176,7 +177,102 @@ static void check_file(uint32_t version) {
     free(b.d);
 }
 
+// A tiny vocabulary GGUF. model "gpt2": the 256 byte-level singles plus "ab", merge "a b";
+// model "llama": "<unk>", "<s>", "</s>", "▁a", "b" with scores. `bad` picks a defect.
+enum { V_OK, V_UNKNOWN_MERGE, V_TYPE_COUNT, V_BAD_UTF8, V_HUGE_STRING, V_HUGE_ARRAY, V_NO_TOKENS, V_BAD_ID };
+static buf make_vocab(const char *model, int bad) {
+    buf b = {0};
+    int gpt2 = !strcmp(model, "gpt2");
+    put(&b, "GGUF", 4);
+    u32(&b, 3);
+    u64(&b, 0);
+    u64(&b, bad == V_NO_TOKENS ? 1 : 5);
+    key(&b, "tokenizer.ggml.model", DQ_GGUF_STRING), str(&b, model);
+    if (bad == V_NO_TOKENS) return b;
+    int n = gpt2 ? 257 : 5;
+    key(&b, "tokenizer.ggml.tokens", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_STRING);
+    u64(&b, bad == V_HUGE_ARRAY ? (1ULL << 40) : (uint64_t)n);
+    if (gpt2) {
+        for (int c = 0; c < 256; c++) {  // GPT-2 byte map, written out
+            int pr = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE, cp = c;
+            if (!pr) {
+                cp = 256;
+                for (int x = 0; x < c; x++) cp += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE);
+            }
+            char t[3] = {0};
+            if (cp < 0x80) t[0] = (char)cp;
+            else t[0] = (char)(0xC0 | (cp >> 6)), t[1] = (char)(0x80 | (cp & 0x3F));
+            str(&b, t);
+        }
+        str(&b, "ab");
+    } else {
+        str(&b, "<unk>"), str(&b, "<s>"), str(&b, "</s>");
+        if (bad == V_HUGE_STRING) u64(&b, 1ULL << 50);
+        else str(&b, bad == V_BAD_UTF8 ? "\xE2\x96" : "\xE2\x96\x81" "a");
+        str(&b, "b");
+    }
+    key(&b, "tokenizer.ggml.token_type", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_I32);
+    int nt = bad == V_TYPE_COUNT ? n - 1 : n;
+    u64(&b, (uint64_t)nt);
+    for (int i = 0; i < nt; i++) u32(&b, gpt2 ? 1 : (i == 0 ? 2 : i < 3 ? 3 : 1));
+    if (gpt2) {
+        key(&b, "tokenizer.ggml.merges", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_STRING), u64(&b, 1);
+        str(&b, bad == V_UNKNOWN_MERGE ? "a zz" : "a b");
+    } else {
+        key(&b, "tokenizer.ggml.scores", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_F32), u64(&b, 5);
+        for (int i = 0; i < 5; i++) u32(&b, 0);
+    }
+    key(&b, "tokenizer.ggml.eos_token_id", DQ_GGUF_U32), u32(&b, bad == V_BAD_ID ? 999999 : 2);
+    return b;
+}
+
+static void vocab_checks(void) {
+    static const struct {
+        const char *model, *name, *expect;
+        int bad;
+    } cases[] = {
+        {"gpt2", "gguf_vocab_unknown_merge", "not in the vocabulary", V_UNKNOWN_MERGE},
+        {"gpt2", "gguf_vocab_type_count", "token_type has", V_TYPE_COUNT},
+        {"llama", "gguf_vocab_bad_utf8", "UTF-8", V_BAD_UTF8},
+        {"llama", "gguf_vocab_huge_string", "past end of file", V_HUGE_STRING},
+        {"llama", "gguf_vocab_huge_array", "larger than the file", V_HUGE_ARRAY},
+        {"llama", "gguf_vocab_no_tokens", "tokenizer.ggml.tokens", V_NO_TOKENS},
+        {"llama", "gguf_vocab_bad_special_id", "outside the vocabulary", V_BAD_ID},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        buf b = make_vocab(cases[k].model, cases[k].bad);
+        dq_tokenizer *t = NULL;
+        dq_err e = {0};
+        int rc = tok_load_gguf(&t, b.d, b.n, "vocab.gguf", &e);
+        CHECK(cases[k].name, rc != DQ_OK && strstr(e.msg, "vocab.gguf") && strstr(e.msg, cases[k].expect),
+              "rc %d: %s", rc, rc ? e.msg : "loaded");
+        dq_tok_free(t);
+        free(b.d);
+    }
+    // the valid ones encode as expected
+    const char *models[] = {"gpt2", "llama"};
+    for (int m = 0; m < 2; m++) {
+        buf b = make_vocab(models[m], V_OK);
+        dq_tokenizer *t = NULL;
+        dq_err e = {0};
+        int32_t *ids = NULL;
+        size_t n = 0;
+        int rc = tok_load_gguf(&t, b.d, b.n, "vocab.gguf", &e);
+        if (!rc) rc = dq_tok_encode(t, "ab", 2, 0, &ids, &n, &e);
+        char name[64];
+        snprintf(name, sizeof name, "gguf_vocab_valid_%s", models[m]);
+        // gpt2: "ab" is one merged token (256); llama: "▁a" (3) then "b" (4)
+        int ok = !rc && (m == 0 ? (n == 1 && ids[0] == 256) : (n == 2 && ids[0] == 3 && ids[1] == 4)) &&
+                 dq_tok_eos(t) == 2;
+        CHECK(name, ok, "rc %d (%s), %zu ids", rc, rc ? e.msg : "", n);
+        free(ids);
+        dq_tok_free(t);
+        free(b.d);
+    }
+}
+
 int main(void) {
+    vocab_checks();
     check_file(2);
     check_file(3);
     buf b = make_gguf(1);
