@@ -53,7 +53,7 @@ fuzz: fuzz-build fuzz-seeds
 	  $(FUZZ_BUILD)/$$h -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=1200000 -close_fd_mask=3 \
 	    -print_final_stats=1 -artifact_prefix=$(abspath $(FUZZ_BUILD))/crash/$$h/ \
 	    $(abspath $(FUZZ_BUILD))/corpus/$$h $(abspath $(FUZZ_BUILD))/seeds/$$h $(abspath tests/regress)/$$h 2>&1 | \
-	    grep -E '^(stat::number_of_executed_units|stat::peak_rss)|#[0-9]+ +DONE|ERROR|SUMMARY|artifact' ; \
+	    grep -E '^(stat::number_of_executed_units|stat::peak_rss)|#[0-9]+[[:space:]]+DONE|ERROR|SUMMARY|artifact' ; \
 	done
 
 fuzz-smoke: fuzz-build
