@@ -28,6 +28,12 @@ static const dq_json *find_type(const dq_json *j, const char *type, int depth) {
 
 // A Split pre-tokenizer regex tells which byte-level family this is.
 static int pre_from_json(const dq_json *pre) {
+    if (find_type(pre, "Punctuation", 0) && find_type(pre, "Digits", 0)) return PRE_FALCON;
+    const dq_json *list = dq_json_get(pre, "pretokenizers");
+    for (size_t i = 0; list && list->type == DQ_JSON_ARRAY && i < list->n; i++) {
+        const dq_json *pat = dq_json_get(dq_json_get(&list->items[i], "pattern"), "Regex");
+        if (pat && pat->type == DQ_JSON_STRING && strstr(pat->str, "\xE4\xB8\x80-\xE9\xBE\xA5")) return PRE_DEEPSEEK_LLM;
+    }
     const dq_json *split = find_type(pre, "Split", 0);
     if (split) {
         const dq_json *pat = dq_json_get(dq_json_get(split, "pattern"), "Regex");
@@ -188,6 +194,9 @@ int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const
             const dq_json *bf = dq_json_get(model, "byte_fallback");
             if (bf && bf->type == DQ_JSON_TRUE) t->flags |= TOKF_BYTE_FALLBACK;
         }
+        const dq_json *bl = find_type(pret, "ByteLevel", 0);
+        const dq_json *aps = dq_json_get(bl, "add_prefix_space");
+        if (type == DQ_TOK_BPE && aps && aps->type == DQ_JSON_TRUE) t->flags |= TOKF_SPACE_PREFIX;
         const dq_json *im = dq_json_get(model, "ignore_merges");
         if (type == DQ_TOK_BPE && im && im->type == DQ_JSON_TRUE) t->flags |= TOKF_IGNORE_MERGES;
         // BOS: the first special token of the post-processor's single template, else by name

@@ -967,7 +967,17 @@ static int encode_spm(const dq_tokenizer *t, const char *s, size_t n, int at_sta
 static int encode_text(const dq_tokenizer *t, const char *s, size_t n, int at_start, tok_ids *out) {
     switch (t->type) {
     case DQ_TOK_SPM: return encode_spm(t, s, n, at_start, out);
-    case DQ_TOK_BPE: return tok_encode_bytelevel(t, s, n, out);
+    case DQ_TOK_BPE:
+        if (at_start && n > 0 && s[0] != ' ' && (t->flags & TOKF_SPACE_PREFIX)) {  // ByteLevel add_prefix_space
+            char *b = malloc(n + 1);
+            if (!b) return DQ_ENOMEM;
+            b[0] = ' ';
+            memcpy(b + 1, s, n);
+            int rc = tok_encode_bytelevel(t, b, n + 1, out);
+            free(b);
+            return rc;
+        }
+        return tok_encode_bytelevel(t, s, n, out);
     case DQ_TOK_WPM: return tok_encode_wordpiece(t, s, n, out);
     }
     return DQ_EFILE;
