@@ -79,6 +79,7 @@ struct dq_tokenizer {
     // CONTROL and USER tokens sorted by length (longest first) for special matching
     int n_special;
     int32_t *special;
+    uint8_t special_first[256];  // bit 1: a USER token starts with this byte, bit 2: a CONTROL token does
     int wpm_max_chars;     // WordPiece: longer words become [UNK]
 };
 

@@ -337,6 +337,11 @@ int tok_finalize(dq_tokenizer *t, const char *path, dq_err *e) {
             if ((t->attr[id] == TOKA_CONTROL || t->attr[id] == TOKA_USER) && t->len[id] > 0) t->special[k++] = id;
         qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special, t);
     }
+    memset(t->special_first, 0, sizeof t->special_first);
+    for (int k = 0; k < t->n_special; k++) {
+        int id = t->special[k];
+        t->special_first[(unsigned char)t->blob[t->off[id]]] |= t->attr[id] == TOKA_USER ? 1 : 2;
+    }
     return DQ_OK;
 }
 
@@ -985,6 +990,7 @@ static int encode_text(const dq_tokenizer *t, const char *s, size_t n, int at_st
 
 // Longest special/added token matching at s (USER tokens always, CONTROL only when allowed).
 static int match_special(const dq_tokenizer *t, const char *s, size_t n, int allow_control) {
+    if (!(t->special_first[(unsigned char)s[0]] & (allow_control ? 3 : 1))) return -1;
     for (int k = 0; k < t->n_special; k++) {
         int id = t->special[k];
         if (t->attr[id] == TOKA_CONTROL && !allow_control) continue;
