@@ -19,17 +19,24 @@ if ! "$PY" scripts/make_malformed.py --dynq "$DYNQ" --out "$W/cases" > "$W/gen.l
     echo "FAIL malformed-generate: $(tail -3 "$W/gen.log" | tr '\n' ' ')"
     exit 1
 fi
+# Plain build: every command runs under a 2 GiB address-space limit, so an allocation sized by an
+# unchecked field of the file fails (exit 4) instead of quietly succeeding. ASan builds reserve
+# terabytes of shadow memory and cannot run under a limit.
+is_asan=0
+nm -a "$DYNQ" 2>/dev/null | grep -q __asan_init && is_asan=1
+LIMIT=""
+[ "$is_asan" = 0 ] && LIMIT="ulimit -v 2097152;"
 n=0 bad=0
 while IFS=$'\t' read -r name want kind input tok; do
     n=$((n + 1))
     out="$W/cases/out/$name.dynq"
     if [ "$kind" = run ]; then
-        "$DYNQ" run -m "$input" -p "Once upon" -n 3 --seed 1 -t 1 > "$W/stdout" 2> "$W/stderr" < /dev/null
+        (eval "$LIMIT"; exec "$DYNQ" run -m "$input" -p "Once upon" -n 3 --seed 1 -t 1) > "$W/stdout" 2> "$W/stderr" < /dev/null
     else
         if [ -n "$tok" ]; then
-            "$DYNQ" convert "$input" --tokenizer "$tok" -o "$out" > "$W/stdout" 2> "$W/stderr" < /dev/null
+            (eval "$LIMIT"; exec "$DYNQ" convert "$input" --tokenizer "$tok" -o "$out") > "$W/stdout" 2> "$W/stderr" < /dev/null
         else
-            "$DYNQ" convert "$input" -o "$out" > "$W/stdout" 2> "$W/stderr" < /dev/null
+            (eval "$LIMIT"; exec "$DYNQ" convert "$input" -o "$out") > "$W/stdout" 2> "$W/stderr" < /dev/null
         fi
     fi
     rc=$?
@@ -62,5 +69,21 @@ while IFS=$'\t' read -r name want kind input tok; do
         echo "ok malformed-$name"
     fi
 done < "$W/cases/cases.tsv"
+# Resource limits: a --ctx whose KV cache cannot be allocated must be a clear one-line error
+# (status 4), not a crash or an OOM kill. Run under a 1 GiB address-space limit so the test is
+# safe on a shared machine (plain build only).
+if [ "$is_asan" = 0 ]; then
+    good="$W/cases/dynq_valid.dynq"
+    (ulimit -v 1048576; exec "$DYNQ" run -m "$good" --ctx 4194304 -p "Once" -n 2 -t 1) > "$W/stdout" 2> "$W/stderr" < /dev/null
+    rc=$?
+    if [ "$rc" = 4 ] && [ "$(wc -l < "$W/stderr")" = 1 ] && grep -qiE 'context|kv' "$W/stderr"; then
+        echo "ok resource-ctx-too-large (status 4: $(cat "$W/stderr"))"
+    else
+        echo "FAIL resource-ctx-too-large: status $rc, want 4 and one line naming the context: $(head -c 300 "$W/stderr" | tr '\n' '|')"
+        bad=$((bad + 1))
+    fi
+else
+    echo "skip resource-ctx-too-large: needs an address-space limit, which ASan builds cannot run under"
+fi
 [ "$n" -ge 40 ] && echo "ok malformed-count ($n cases)" || { echo "FAIL malformed-count: only $n cases"; bad=$((bad + 1)); }
 exit $((bad > 0))
