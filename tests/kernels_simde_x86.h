@@ -58,6 +58,14 @@ static inline float dqs_reduce_add_ps(simde__m512 a) {
         for (int i = 0; i < w; i++) v[i] += v[i + w];
     return v[0];
 }
+// SIMDe 0.7.4 emulates vmaskmovps with a full load; the instruction never reads masked lanes.
+static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mask) {
+    int32_t m[8];
+    float f[8];
+    simde_mm256_storeu_si256(m, mask);
+    for (int i = 0; i < 8; i++) f[i] = m[i] < 0 ? p[i] : 0.0f;
+    return simde_mm256_loadu_ps(f);
+}
 #define _mm512_cvtepi32_ps dqs_cvtepi32_ps
 #define _mm512_cvtps_epi32 dqs_cvtps_epi32
 #define _mm512_mask_storeu_ps dqs_mask_storeu_ps
@@ -90,7 +98,7 @@ static inline float dqs_reduce_add_ps(simde__m512 a) {
 #define _mm256_loadu_si256 simde_mm256_loadu_si256
 #define _mm256_madd_epi16 simde_mm256_madd_epi16
 #define _mm256_maddubs_epi16 simde_mm256_maddubs_epi16
-#define _mm256_maskload_ps simde_mm256_maskload_ps
+#define _mm256_maskload_ps dqs_mm256_maskload_ps
 #define _mm256_max_epi32 simde_mm256_max_epi32
 #define _mm256_min_epi32 simde_mm256_min_epi32
 #define _mm256_mul_ps simde_mm256_mul_ps
