@@ -110,7 +110,8 @@ static int bench(const char *file, int hint, const char *textfile, int reps) {
 
 // Pre-tokenizer splits of NUL-separated items: UTF-8 byte lengths of the fragments, one line each.
 static int split_dump(const char *fam, const char *items) {
-    int pre = !strcmp(fam, "gpt2") ? PRE_GPT2 : !strcmp(fam, "llama3") ? PRE_LLAMA3 : !strcmp(fam, "qwen2") ? PRE_QWEN2 : -1;
+    int pre = !strcmp(fam, "gpt2") ? PRE_GPT2 : !strcmp(fam, "llama3") ? PRE_LLAMA3 : !strcmp(fam, "qwen2") ? PRE_QWEN2
+            : !strcmp(fam, "falcon") ? PRE_FALCON : !strcmp(fam, "deepseek-llm") ? PRE_DEEPSEEK_LLM : -1;
     dq_err e = {0};
     uint8_t *d;
     size_t n;

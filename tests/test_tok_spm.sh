@@ -2,8 +2,9 @@
 # tests/test_tok_spm.sh: dynq's SentencePiece-style tokenizers against python3-sentencepiece
 # on every line of every text in $DYNQ_SHARED/data/ plus 2,000 random Unicode strings:
 # tok512 (.bin and .model), the 32k Llama 2 tokenizer (.bin), kjv1k (.bin and the HF
-# tokenizer.json). Then the byte-level pre-tokenizers (gpt-2, llama3, qwen2) against their
-# published regexes run by the Python `regex` module, when python3-regex is installed.
+# tokenizer.json). Then the byte-level pre-tokenizers (gpt-2, llama3, qwen2, falcon,
+# deepseek-llm) against their published regexes run by the Python `regex` module, when
+# python3-regex is installed.
 set -u
 cd "$(dirname "$0")/.."
 BUILD="${BUILD:-build}"
@@ -51,7 +52,7 @@ if ! $PY -c "import regex" 2>/dev/null; then
     echo "skip tok_pretok: python3-regex is not installed (reference regex engine)"; exit 0
 fi
 $PY tests/tok_pretok_ref.py items "$T/pitems.bin" 3000
-for fam in gpt2 llama3 qwen2; do
+for fam in gpt2 llama3 qwen2 falcon deepseek-llm; do
     $PY tests/tok_pretok_ref.py split $fam "$T/pitems.bin" > "$T/pref_$fam.txt"
     "$tool" --split $fam "$T/pitems.bin" > "$T/pgot_$fam.txt"
     if cmp -s "$T/pref_$fam.txt" "$T/pgot_$fam.txt"; then

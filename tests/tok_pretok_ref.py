@@ -13,6 +13,35 @@ PATTERNS = {
     'qwen2': r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 }
 
+# Families whose pre-tokenizer is a sequence of isolated splits (each regex splits every piece
+# the previous one produced into matches and the gaps between them). DeepSeek's long list of
+# cased letters is written here as \p{Lu}\p{Ll}\p{Lt} plus U+00B5, as dynq implements it.
+SEQUENCES = {
+    'falcon': [r"[\p{P}\$\+<=>\^~\|`]+",
+               r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
+               r"[0-9][0-9][0-9]"],
+    'deepseek-llm': [r"[\r\n]",
+                     r"\s?[\p{Lu}\p{Ll}\p{Lt}\u00b5]+",
+                     r"\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
+                     r"\s+$",
+                     r"[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+",
+                     r"\p{N}+"],
+}
+
+
+def isolated_split(pieces, pat):
+    out = []
+    for frag in pieces:
+        pos = 0
+        for m in pat.finditer(frag):
+            if m.start() > pos:
+                out.append(frag[pos:m.start()])
+            out.append(m.group())
+            pos = m.end()
+        if pos < len(frag):
+            out.append(frag[pos:])
+    return out
+
 
 def random_strings(n, seed=99):
     rng = random.Random(seed)
@@ -45,12 +74,17 @@ def main():
                 f.write(it.encode('utf-8') + b'\0')
     elif sys.argv[1] == 'split':
         import regex
-        pat = regex.compile(PATTERNS[sys.argv[2]])
+        fam = sys.argv[2]
         with open(sys.argv[3], 'rb') as f:
             items = f.read().split(b'\0')[:-1]
         out = sys.stdout
         for it in items:
-            parts = pat.findall(it.decode('utf-8'))
+            if fam in SEQUENCES:
+                parts = [it.decode('utf-8')] if it else []
+                for p in SEQUENCES[fam]:
+                    parts = isolated_split(parts, regex.compile(p))
+            else:
+                parts = regex.compile(PATTERNS[fam]).findall(it.decode('utf-8'))
             assert ''.join(parts) == it.decode('utf-8')
             out.write(' '.join(str(len(p.encode('utf-8'))) for p in parts) + '\n')
     else:
