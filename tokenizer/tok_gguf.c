@@ -23,10 +23,12 @@ int tok_pre_from_name(const char *name) {
     return -1;
 }
 
-static int get_id(const dq_gguf *g, const char *key, int n, int *out) {
+// Special token id: absent, -1 or 0xFFFFFFFF mean none. Out of range is an error when
+// `required` (BOS/EOS: generation depends on them), else ignored (PAD/SEP/CLS/UNK).
+static int get_id(const dq_gguf *g, const char *key, int n, int *out, int required) {
     int64_t v;
-    if (!dq_gguf_get_int(g, key, &v)) return 1;
-    if (v < 0 || v >= n) return 0;
+    if (!dq_gguf_get_int(g, key, &v) || v == -1 || v == 0xFFFFFFFFLL) return 1;
+    if (v < 0 || v >= n) return !required;
     *out = (int)v;
     return 1;
 }
@@ -129,12 +131,13 @@ int tok_load_gguf(dq_tokenizer **tok, const uint8_t *data, size_t size, const ch
         }
         tok_set_piece(t, i, s, bl, &used);
     }
-    if (!get_id(&g, "tokenizer.ggml.bos_token_id", n, &t->bos) || !get_id(&g, "tokenizer.ggml.eos_token_id", n, &t->eos) ||
-        !get_id(&g, "tokenizer.ggml.unknown_token_id", n, &t->unk) ||
-        !get_id(&g, "tokenizer.ggml.padding_token_id", n, &t->pad) ||
-        !get_id(&g, "tokenizer.ggml.seperator_token_id", n, &t->sep) ||
-        !get_id(&g, "tokenizer.ggml.cls_token_id", n, &t->cls)) {
-        rc = DQ_ERR(e, DQ_EFILE, "%s: a tokenizer.ggml.*_token_id is outside the vocabulary of %d", path, n);
+    if (!get_id(&g, "tokenizer.ggml.bos_token_id", n, &t->bos, 1) ||
+        !get_id(&g, "tokenizer.ggml.eos_token_id", n, &t->eos, 1) ||
+        !get_id(&g, "tokenizer.ggml.unknown_token_id", n, &t->unk, 0) ||
+        !get_id(&g, "tokenizer.ggml.padding_token_id", n, &t->pad, 0) ||
+        !get_id(&g, "tokenizer.ggml.seperator_token_id", n, &t->sep, 0) ||
+        !get_id(&g, "tokenizer.ggml.cls_token_id", n, &t->cls, 0)) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: tokenizer.ggml.bos/eos_token_id is outside the vocabulary of %d", path, n);
         goto done;
     }
     int flag;
