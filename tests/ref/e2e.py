@@ -499,6 +499,97 @@ def suite_ppl():
     else:
         skip("ppl_full_kjv_eval", "whole-file run (~1 min) only with E2E_FULL=1")
 
+    # --ref figures recomputed here from dynq's own logits dumps of both models (independent of
+    # the perplexity command's bookkeeping): chunks of 128, positions 64..126 scored.
+    if mf and mi:
+        sp = R.sp_load(KJV_SP)
+        tok = ppl_ref.tokenize_file(sp, text)
+        ctx, nch = 128, 2
+        kl, t1, nll = [], 0, []
+        bad = None
+        for c in range(nch):
+            ids = [1] + tok[c * ctx + 1:(c + 1) * ctx]
+            a, e1 = dynq_logits(mi, ids)
+            b, e2 = dynq_logits(mf, ids)
+            if a is None or b is None:
+                bad = e1 or e2
+                break
+            pos = np.arange(ctx // 2, ctx - 1)
+            la = a[pos] - a[pos].max(1, keepdims=True)
+            la -= np.log(np.exp(la).sum(1, keepdims=True))
+            lb = b[pos] - b[pos].max(1, keepdims=True)
+            lb -= np.log(np.exp(lb).sum(1, keepdims=True))
+            kl.append((np.exp(lb) * (lb - la)).sum(1))       # KL(P_fp32 || P_int8)
+            t1 += int((a[pos].argmax(1) == b[pos].argmax(1)).sum())
+            nll.append(-la[np.arange(len(pos)), np.array(ids)[pos + 1]])
+        got, err = ppl_json(["-m", mi, "--ref", mf, "-f", text, "--ctx", str(ctx), "--chunks",
+                             str(nch)])
+        cname = "ppl_ref_figures_recomputed[kjv int8 vs f32]"
+        if bad or got is None:
+            fail(cname, bad or err)
+        else:
+            kl = np.concatenate(kl)
+            nll = np.concatenate(nll)
+            n = len(kl)
+            mine = dict(kld_mean=float(kl.mean()), top1_agree=t1 / n, ppl=float(np.exp(nll.mean())),
+                        kld_p99=float(np.percentile(kl, 99)))
+            probs = []
+            if abs(got.get("kld_mean", -1) - mine["kld_mean"]) > 2e-2 * mine["kld_mean"]:
+                probs.append("kld_mean %.6g, recomputed %.6g" % (got.get("kld_mean", -1),
+                                                                 mine["kld_mean"]))
+            if abs(got.get("top1_agree", -1) - mine["top1_agree"]) > 1.5 / n:
+                probs.append("top1_agree %.6g, recomputed %.6g" % (got.get("top1_agree", -1),
+                                                                   mine["top1_agree"]))
+            if abs(got.get("ppl", -1) - mine["ppl"]) > 1e-5 * mine["ppl"]:
+                probs.append("ppl %.7g, recomputed %.7g" % (got.get("ppl", -1), mine["ppl"]))
+            # p99 of 126 values: definitions of the percentile differ; accept between the 98th
+            # and the 100th
+            lo, hi = np.percentile(kl, 98), kl.max()
+            if not lo * 0.98 <= got.get("kld_p99", -1) <= hi * 1.02:
+                probs.append("kld_p99 %.6g outside [%.6g, %.6g]" % (got.get("kld_p99", -1), lo, hi))
+            lay = got.get("layers", [])
+            if len(lay) != 6 or not all(isinstance(x, (int, float)) and 0 < x < 0.5 for x in lay):
+                probs.append("layers %r: want 6 values in (0, 0.5)" % (lay,))
+            print("   %s: dynq kld_mean %.6g top1 %.4f ppl %.6f | recomputed %.6g %.4f %.6f" % (
+                cname, got.get("kld_mean", -1), got.get("top1_agree", -1), got.get("ppl", -1),
+                mine["kld_mean"], mine["top1_agree"], mine["ppl"]))
+            check(cname, not probs, "; ".join(probs))
+
+    # whole short text without --chunks: partial last sliding window, N % ctx != 0 for chunks
+    if mf:
+        small = os.path.join(TMP, "kjv-small.txt")
+        with open(text, encoding="utf-8") as f:
+            body = f.read()[:2000]
+        with open(small, "w", encoding="utf-8") as f:
+            f.write(body)
+        sp = R.sp_load(KJV_SP)
+        tok = ppl_ref.tokenize_file(sp, small)
+        kref = R.load(KJV_BIN)
+        for method, ctx, stride in (("sliding", 128, 50), ("sliding", 100, 100), ("sliding", 16, 3),
+                                    ("chunks", 100, 0)):
+            cname = "ppl_whole_small_text[%s,ctx=%d,stride=%d,N=%d]" % (method, ctx, stride,
+                                                                         len(tok))
+            args = ["-m", mf, "-f", small, "--ctx", str(ctx), "--method", method] + (
+                ["--stride", str(stride)] if stride else [])
+            got, err = ppl_json(args)
+            if got is None:
+                fail(cname, err)
+                continue
+            want = ppl_ref.perplexity(kref, tok, ctx, method, stride or None, 0)
+            ok_ = (got.get("n_tokens") == want["n_tokens"] and
+                   abs(got["ppl"] - want["ppl"]) <= 1e-4 * want["ppl"])
+            check(cname, ok_, "ppl %.6f n %s, want %.6f n %d" % (
+                got.get("ppl", -1), got.get("n_tokens"), want["ppl"], want["n_tokens"]))
+        r1, e1 = ppl_json(["-m", mf, "-f", small, "--ctx", "128", "--method", "sliding",
+                           "--stride", "50", "-t", "1"])
+        r2, e2 = ppl_json(["-m", mf, "-f", small, "--ctx", "128", "--method", "sliding",
+                           "--stride", "50", "-t", "2"])
+        if r1 is None or r2 is None:
+            fail("ppl_threads_nll_sum[kjv-f32,sliding]", e1 or e2)
+        else:
+            d = abs(r1["nll_sum"] - r2["nll_sum"]) / abs(r1["nll_sum"])
+            check("ppl_threads_nll_sum[kjv-f32,sliding]", d <= 1e-9, "rel %.3g" % d)
+
     # errors: non-zero exit and exactly one line on stderr
     ms = convert(ST_BIN, "f32", ST_TOK)
     empty = os.path.join(TMP, "empty.txt")
