@@ -291,47 +291,85 @@ def suite_prefill():
         if name == "kjv-hf-bf16":
             continue
         ref = R.load(refsrc)
-        T = min(64, ref.seq_len)
-        ids = [1] + [int(x) for x in rng.integers(3, ref.vocab, T - 1)]
-        m = convert(src, "f32", tok)
-        if m:
-            a, e1 = dynq_logits(m, ids)
-            b, e2 = dynq_logits(m, ids, ["--one-by-one"])
-            cname = "prefill_vs_onebyone_f32[%s]" % name
-            if a is None or b is None:
-                fail(cname, e1 or e2)
-            else:
-                r = rel(a, b)
-                print("   %s: rel %.3g" % (cname, r))
-                check(cname, r <= 1e-5, "rel %.3g > 1e-5; %s" % (r, worst(a, b)))
-        if name not in ("stories260K", "kjv.bin", "synth.bin"):
+        for T in ((64, ref.seq_len) if name in ("stories260K", "kjv.bin", "synth.bin") else (64,)):
+            prefill_one(name, src, tok, ref, T, rng)
+
+
+def prefill_one(name, src, tok, ref, T, rng):
+    """FP32: rel <= 1e-5; INT8 (sym, asym): within one classifier-input step (see top)."""
+    ids = [1] + [int(x) for x in rng.integers(3, ref.vocab, T - 1)]
+    m = convert(src, "f32", tok)
+    if m:
+        a, e1 = dynq_logits(m, ids)
+        b, e2 = dynq_logits(m, ids, ["--one-by-one"])
+        cname = "prefill_vs_onebyone_f32[%s,T=%d]" % (name, T)
+        if a is None or b is None:
+            fail(cname, e1 or e2)
+        else:
+            r = rel(a, b)
+            print("   %s: rel %.3g" % (cname, r))
+            check(cname, r <= 1e-5, "rel %.3g > 1e-5; %s" % (r, worst(a, b)))
+    if name not in ("stories260K", "kjv.bin", "synth.bin"):
+        return
+    mi = convert(src, "int8", tok)
+    if not mi or not m:
+        return
+    h = final_hidden(ref, ids)
+    wmax = np.abs(ref.wcls).max()
+    fp, _ = dynq_logits(m, ids)
+    for act in ("sym", "asym"):
+        cname = "prefill_vs_onebyone_int8_%s[%s,T=%d]" % (act, name, T)
+        a, e1 = dynq_logits(mi, ids, ["--act", act])
+        b, e2 = dynq_logits(mi, ids, ["--act", act, "--one-by-one"])
+        if a is None or b is None:
+            fail(cname, e1 or e2)
             continue
+        if act == "sym":
+            s = np.abs(h).max(axis=1) / 127.0
+        else:
+            s = (h.max(axis=1) - h.min(axis=1)) / 255.0
+        step = s * wmax
+        d = np.abs(a - b).max(axis=1)
+        ratio = d / step
+        t = int(np.argmax(ratio))
+        qerr = np.abs(a - fp).max(axis=1) / step if fp is not None else np.zeros(1)
+        print("   %s: max |prefill-onebyone| = %.3g steps (pos %d), INT8-vs-FP32 = %.3g steps "
+              "(median %.3g)" % (cname, ratio.max(), t, qerr.max(), np.median(qerr)))
+        check(cname, ratio.max() <= 1.0, "position %d differs by %.4g > one step %.4g" % (
+            t, d[t], step[t]))
+
+
+def suite_int8_loose():
+    """INT8 logits near the reference on every loader path (separate classifier, GQA 5:1, F16/BF16
+    Hugging Face): rel <= 0.08 and top-1 >= 85% on 64 tokens (observed 0.02-0.04 and 94-98%;
+    a wrongly scaled or transposed INT8 matrix gives rel ~1). And thread-count independence:
+    -t 1 and -t 2 give bit-identical logits, FP32 and INT8."""
+    rng = np.random.default_rng(11)
+    for name, src, tok, refsrc in model_table():
+        ref = R.load(refsrc)
+        ids = [1] + [int(x) for x in rng.integers(3, ref.vocab, 63)]
+        want = R.forward(ref, ids)
         mi = convert(src, "int8", tok)
-        if not mi or not m:
-            continue
-        h = final_hidden(ref, ids)
-        wmax = np.abs(ref.wcls).max()
-        fp, _ = dynq_logits(m, ids)
-        for act in ("sym", "asym"):
-            cname = "prefill_vs_onebyone_int8_%s[%s]" % (act, name)
-            a, e1 = dynq_logits(mi, ids, ["--act", act])
-            b, e2 = dynq_logits(mi, ids, ["--act", act, "--one-by-one"])
+        if mi:
+            a, err = dynq_logits(mi, ids)
+            cname = "logits_int8_near_ref[%s]" % name
+            if a is None:
+                fail(cname, err)
+            else:
+                r, t1 = rel(a, want), float((a.argmax(1) == want.argmax(1)).mean())
+                print("   %s: rel %.4f top-1 %.3f" % (cname, r, t1))
+                check(cname, r <= 0.08 and t1 >= 0.85, "rel %.4f top-1 %.3f" % (r, t1))
+        for typ, m in (("f32", convert(src, "f32", tok)), ("int8", mi)):
+            if not m:
+                continue
+            a, e1 = dynq_logits(m, ids, ["-t", "1"])
+            b, e2 = dynq_logits(m, ids, ["-t", "2"])
+            cname = "logits_threads_identical_%s[%s]" % (typ, name)
             if a is None or b is None:
                 fail(cname, e1 or e2)
-                continue
-            if act == "sym":
-                s = np.abs(h).max(axis=1) / 127.0
             else:
-                s = (h.max(axis=1) - h.min(axis=1)) / 255.0
-            step = s * wmax
-            d = np.abs(a - b).max(axis=1)
-            ratio = d / step
-            t = int(np.argmax(ratio))
-            qerr = np.abs(a - fp).max(axis=1) / step if fp is not None else np.zeros(1)
-            print("   %s: max |prefill-onebyone| = %.3g steps (pos %d), INT8-vs-FP32 = %.3g steps "
-                  "(median %.3g)" % (cname, ratio.max(), t, qerr.max(), np.median(qerr)))
-            check(cname, ratio.max() <= 1.0, "position %d differs by %.4g > one step %.4g" % (
-                t, d[t], step[t]))
+                check(cname, np.array_equal(a, b), "max diff %.3g; %s" % (np.abs(a - b).max(),
+                                                                          worst(a, b)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -756,7 +794,7 @@ def snapshot_dynq():
 
 
 def main(argv):
-    suites = dict(golden=suite_golden, logits=suite_logits, logits_text=suite_logits_text, prefill=suite_prefill,
+    suites = dict(golden=suite_golden, logits=suite_logits, logits_text=suite_logits_text, int8_loose=suite_int8_loose, prefill=suite_prefill,
                   int8top1=suite_int8top1, ppl=suite_ppl, badinput=suite_badinput)
     if len(argv) != 1 or argv[0] not in suites:
         print("usage: e2e.py %s" % "|".join(suites), file=sys.stderr)
