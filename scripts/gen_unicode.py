@@ -6,7 +6,9 @@ pre-tokenizers use instead of a regex library:
   - category flags per code point range (letter, number, punctuation, symbol, mark,
     nonspacing mark, white space, control/format), looked up by binary search;
   - simple lowercase mappings (plus U+0130 from SpecialCasing.txt) for WordPiece;
-  - full canonical decompositions (NFD, recursive) for WordPiece accent stripping.
+  - full canonical decompositions (NFD, recursive) for WordPiece accent stripping and NFC;
+  - canonical combining classes and the primary composites (NFC composition pairs, from
+    UnicodeData.txt less DerivedNormalizationProps.txt's Full_Composition_Exclusion).
 
 Usage: scripts/gen_unicode.py [UNICODE_DIR] > tokenizer/unicode_data.c
 """
@@ -21,6 +23,7 @@ cat_flag = {'L': F_L, 'N': F_N, 'P': F_P, 'S': F_S, 'M': F_M}
 flags = {}
 lower = {}
 decomp = {}
+ccc = {}
 first = None
 with open(os.path.join(udir, 'UnicodeData.txt'), encoding='utf-8') as f:
     for line in f:
@@ -42,6 +45,8 @@ with open(os.path.join(udir, 'UnicodeData.txt'), encoding='utf-8') as f:
                 flags[c] = fl
             continue
         flags[cp] = fl
+        if int(p[3]):
+            ccc[cp] = int(p[3])
         if p[13]:
             lower[cp] = int(p[13], 16)
         if p[5] and not p[5].startswith('<'):
@@ -60,6 +65,21 @@ with open(os.path.join(udir, 'PropList.txt'), encoding='utf-8') as f:
         hi = int(hi, 16) if hi else lo
         for c in range(lo, hi + 1):
             flags[c] = flags.get(c, 0) | F_WS
+
+excluded = set()
+with open(os.path.join(udir, 'DerivedNormalizationProps.txt'), encoding='utf-8') as f:
+    for line in f:
+        line = line.split('#')[0].strip()
+        if not line:
+            continue
+        parts = [x.strip() for x in line.split(';')]
+        if parts[1] != 'Full_Composition_Exclusion':
+            continue
+        lo, _, hi = parts[0].partition('..')
+        lo = int(lo, 16)
+        hi = int(hi, 16) if hi else lo
+        excluded.update(range(lo, hi + 1))
+compose = sorted((d[0], d[1], cp) for cp, d in decomp.items() if len(d) == 2 and cp not in excluded)
 
 lower[0x130] = 0x69  # SpecialCasing: U+0130 -> "i\u0307"; WordPiece then strips the U+0307
 
@@ -112,4 +132,22 @@ for cp in dec:
     w('    {0x%X, 0x%X, 0x%X, 0x%X, 0x%X},' % (cp, d[0], d[1], d[2], d[3]))
 w('};')
 w('const int uc_n_decomp = %d;' % len(dec))
+w('')
+ccc_ranges = []
+for cp in sorted(ccc):
+    if ccc_ranges and ccc_ranges[-1][1] == cp - 1 and ccc_ranges[-1][2] == ccc[cp]:
+        ccc_ranges[-1][1] = cp
+    else:
+        ccc_ranges.append([cp, cp, ccc[cp]])
+w('const uc_ccc_range uc_ccc[] = {  // canonical combining class (non-zero ranges)')
+for lo, hi, c in ccc_ranges:
+    w('    {0x%X, 0x%X, %d},' % (lo, hi, c))
+w('};')
+w('const int uc_n_ccc = %d;' % len(ccc_ranges))
+w('')
+w('const uint32_t uc_compose[][3] = {  // first, second, primary composite (sorted)')
+for a, b, c in compose:
+    w('    {0x%X, 0x%X, 0x%X},' % (a, b, c))
+w('};')
+w('const int uc_n_compose = %d;' % len(compose))
 print('\n'.join(out))

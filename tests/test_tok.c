@@ -3,6 +3,7 @@
 // As a helper for tests/test_tok_spm.sh and scripts/bench_tokenizer.sh:
 //   test_tok --dump FILE HINT ITEMS        prints the ids of each line of ITEMS (no BOS)
 //   test_tok --split FAMILY ITEMS          pre-tokenizer piece lengths of NUL-separated items
+//   test_tok --nfc ITEMS                   NFC of NUL-separated items, one per line
 //   test_tok --bench FILE HINT TEXT REPS   encoding speed in MB/s
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "tokenizer/json.h"
 #include "tokenizer/tok_internal.h"
+#include "tokenizer/unicode.h"
 #include "tokenizer/tokenizer.h"
 
 static const char *shared;
@@ -105,6 +107,26 @@ static int bench(const char *file, int hint, const char *textfile, int reps) {
            file, n, ntok, n / best[0] / 1e6, n / best_cpu[0] / 1e6, n / best[1] / 1e6, n / best_cpu[1] / 1e6);
     free(d);
     dq_tok_free(t);
+    return 0;
+}
+
+// NFC of each NUL-separated item, one per line (items hold no newline).
+static int nfc_dump(const char *items) {
+    dq_err e = {0};
+    uint8_t *d;
+    size_t n;
+    if (dq_read_file(items, &d, &n, &e)) return 2;
+    for (size_t i = 0, s = 0; i < n; i++) {
+        if (d[i] != 0) continue;
+        char *o;
+        size_t ol;
+        if (uc_nfc((const char *)d + s, i - s, &o, &ol)) return 2;
+        fwrite(o, 1, ol, stdout);
+        putchar('\n');
+        free(o);
+        s = i + 1;
+    }
+    free(d);
     return 0;
 }
 
@@ -749,6 +771,7 @@ static void json_tests(void) {
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], atoi(argv[3]), argv[4]);
     if (argc == 4 && strcmp(argv[1], "--split") == 0) return split_dump(argv[2], argv[3]);
+    if (argc == 3 && strcmp(argv[1], "--nfc") == 0) return nfc_dump(argv[2]);
     if (argc == 6 && strcmp(argv[1], "--bench") == 0) return bench(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
     shared = getenv("DYNQ_SHARED");
     if (!shared) shared = "../shared";

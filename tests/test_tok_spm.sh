@@ -4,7 +4,7 @@
 # tok512 (.bin and .model), the 32k Llama 2 tokenizer (.bin), kjv1k (.bin and the HF
 # tokenizer.json). Then the byte-level pre-tokenizers (gpt-2, llama3, qwen2, falcon,
 # deepseek-llm) against their published regexes run by the Python `regex` module, when
-# python3-regex is installed.
+# python3-regex is installed. Then NFC against Python's unicodedata.
 set -u
 cd "$(dirname "$0")/.."
 BUILD="${BUILD:-build}"
@@ -49,8 +49,8 @@ kjv-hf-json|models/kjv/kjv-hf/tokenizer.json|0|models/kjv/kjv1k.model
 LIST
 
 if ! $PY -c "import regex" 2>/dev/null; then
-    echo "skip tok_pretok: python3-regex is not installed (reference regex engine)"; exit 0
-fi
+    echo "skip tok_pretok: python3-regex is not installed (reference regex engine)"
+else
 $PY tests/tok_pretok_ref.py items "$T/pitems.bin" 3000
 for fam in gpt2 llama3 qwen2 falcon deepseek-llm; do
     $PY tests/tok_pretok_ref.py split $fam "$T/pitems.bin" > "$T/pref_$fam.txt"
@@ -61,3 +61,14 @@ for fam in gpt2 llama3 qwen2 falcon deepseek-llm; do
         echo "FAIL tok_pretok_$fam: $(diff "$T/pref_$fam.txt" "$T/pgot_$fam.txt" | grep -c '^<') strings split differently"
     fi
 done
+fi
+
+# NFC (tokenizer.json "NFC" normalizer) against Python's unicodedata
+$PY tests/tok_nfc_ref.py items "$T/nitems.bin" 5000
+$PY tests/tok_nfc_ref.py nfc "$T/nitems.bin" > "$T/nref.txt"
+"$tool" --nfc "$T/nitems.bin" > "$T/ngot.txt"
+if cmp -s "$T/nref.txt" "$T/ngot.txt"; then
+    echo "ok tok_nfc ($(wc -l < "$T/nref.txt") strings normalized as unicodedata does)"
+else
+    echo "FAIL tok_nfc: $(diff "$T/nref.txt" "$T/ngot.txt" | grep -c '^<') strings differ from unicodedata.normalize('NFC')"
+fi

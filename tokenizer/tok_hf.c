@@ -194,6 +194,7 @@ int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const
             const dq_json *bf = dq_json_get(model, "byte_fallback");
             if (bf && bf->type == DQ_JSON_TRUE) t->flags |= TOKF_BYTE_FALLBACK;
         }
+        if (find_type(norm, "NFC", 0)) t->flags |= TOKF_NFC;
         const dq_json *bl = find_type(pret, "ByteLevel", 0);
         const dq_json *aps = dq_json_get(bl, "add_prefix_space");
         if (type == DQ_TOK_BPE && aps && aps->type == DQ_JSON_TRUE) t->flags |= TOKF_SPACE_PREFIX;

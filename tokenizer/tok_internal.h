@@ -39,7 +39,8 @@ enum {
     TOKF_BYTE_FALLBACK = 8,  // unknown characters become <0xNN> pieces
     TOKF_ADD_EOS = 16,
     TOKF_REMOVE_WS = 32,
-    TOKF_IGNORE_MERGES = 64, // byte-level BPE: a pre-token that is itself a piece is emitted whole (Llama 3)     // SPM remove_extra_whitespaces: drop leading/trailing spaces, collapse runs
+    TOKF_IGNORE_MERGES = 64, // byte-level BPE: a pre-token that is itself a piece is emitted whole (Llama 3)
+    TOKF_NFC = 128,          // text is put in Unicode NFC first (tokenizer.json "NFC" normalizer, e.g. Qwen2)     // SPM remove_extra_whitespaces: drop leading/trailing spaces, collapse runs
 };
 
 #define TOK_MAX_PIECE 248  // longest piece in bytes: dq_detok_push promises cap 256 suffices

@@ -3,6 +3,7 @@
 // serialized blob embedded in .dynq files (docs/TOKENIZER_FORMAT.md), special-token
 // splitting, SentencePiece-style encoding, the merge engine and the streaming decoder.
 #include "tok_internal.h"
+#include "unicode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -970,6 +971,16 @@ static int encode_spm(const dq_tokenizer *t, const char *s, size_t n, int at_sta
 }
 
 static int encode_text(const dq_tokenizer *t, const char *s, size_t n, int at_start, tok_ids *out) {
+    if ((t->flags & TOKF_NFC) && n > 0) {
+        char *norm;
+        size_t nl;
+        if (uc_nfc(s, n, &norm, &nl)) return DQ_ENOMEM;
+        dq_tokenizer tmp = *t;  // same tables, without the flag: encode the normalized text
+        tmp.flags &= ~TOKF_NFC;
+        int rc = encode_text(&tmp, norm, nl, at_start, out);
+        free(norm);
+        return rc;
+    }
     switch (t->type) {
     case DQ_TOK_SPM: return encode_spm(t, s, n, at_start, out);
     case DQ_TOK_BPE:

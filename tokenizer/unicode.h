@@ -29,6 +29,14 @@ extern const uint32_t uc_lower[][2];
 extern const int uc_n_lower;
 extern const uint32_t uc_decomp[][5];
 extern const int uc_n_decomp;
+typedef struct {
+    uint32_t lo, hi;
+    uint8_t ccc;
+} uc_ccc_range;
+extern const uc_ccc_range uc_ccc[];
+extern const int uc_n_ccc;
+extern const uint32_t uc_compose[][3];
+extern const int uc_n_compose;
 
 int uc_flags(uint32_t cp);     // UC_* bits, 0 for unassigned
 uint32_t uc_tolower(uint32_t cp);
@@ -39,5 +47,8 @@ int uc_decompose(uint32_t cp, uint32_t out[4]);
 // character of length 1 with *cp = 0x110000 + byte (no category: it counts as "other").
 size_t uc_decode(const unsigned char *s, size_t n, uint32_t *cp);
 size_t uc_encode(uint32_t cp, char *out);  // 1..4 bytes
+// NFC of s[0..n) (invalid bytes pass through unchanged) into a malloc'd *out. Returns DQ_OK
+// or DQ_ENOMEM.
+int uc_nfc(const char *s, size_t n, char **out, size_t *out_len);
 
 #endif
