@@ -82,6 +82,26 @@ if [ "$is_asan" = 0 ]; then
         echo "FAIL resource-ctx-too-large: status $rc, want 4 and one line naming the context: $(head -c 300 "$W/stderr" | tr '\n' '|')"
         bad=$((bad + 1))
     fi
+    # A model whose KV cache at the largest --ctx exceeds this machine's RAM (16 layers x 64 KV
+    # width = 8 KiB per position): must be refused before allocating (still under a limit, so a
+    # missing check fails this test instead of waking the OOM killer).
+    mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)
+    ctx=$(( mem_kib / 8 * 1024 / 1024 + 4096 ))  # positions needed to exceed RAM
+    if [ -n "$mem_kib" ] && [ "$ctx" -le 4194304 ]; then
+        "$PY" -c "import sys; sys.path.insert(0, 'scripts'); import make_seeds as m
+sys.stdout.buffer.write(m.llama2c_bin(dim=64, hidden=64, n_layers=16, n_heads=8, n_kv=8, vocab=512, seq=64))" > "$W/deep.bin"
+        "$DYNQ" convert "$W/deep.bin" --tokenizer models/tok512.bin -o "$W/deep.dynq" > /dev/null 2>&1
+        (ulimit -v 1048576; exec "$DYNQ" run -m "$W/deep.dynq" --ctx "$ctx" -p "Once" -n 2 -t 1) > "$W/stdout" 2> "$W/stderr" < /dev/null
+        rc=$?
+        if [ "$rc" = 4 ] && [ "$(wc -l < "$W/stderr")" = 1 ] && grep -qiE 'context|kv' "$W/stderr"; then
+            echo "ok resource-ctx-exceeds-ram (--ctx $ctx, status 4: $(cat "$W/stderr"))"
+        else
+            echo "FAIL resource-ctx-exceeds-ram: --ctx $ctx: status $rc, want 4 and one line: $(head -c 300 "$W/stderr" | tr '\n' '|')"
+            bad=$((bad + 1))
+        fi
+    else
+        echo "skip resource-ctx-exceeds-ram: this machine has more RAM than a 4M-token cache of the test model needs"
+    fi
 else
     echo "skip resource-ctx-too-large: needs an address-space limit, which ASan builds cannot run under"
 fi
