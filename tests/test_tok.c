@@ -4,6 +4,8 @@
 //   test_tok --dump FILE HINT ITEMS        prints the ids of each line of ITEMS (no BOS)
 //   test_tok --split FAMILY ITEMS          pre-tokenizer piece lengths of NUL-separated items
 //   test_tok --nfc ITEMS                   NFC of NUL-separated items, one per line
+//   test_tok --write-json GGUF FAMILY OUT  byte-level vocabulary as tokenizer.json with FAMILY's split
+//   test_tok --dump0 FILE ITEMS            ids of NUL-separated items, one line each
 //   test_tok --bench FILE HINT TEXT REPS   encoding speed in MB/s
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,51 @@ static int bench(const char *file, int hint, const char *textfile, int reps) {
     printf("%s: %zu bytes -> %zu tokens\n  whole text:   %6.2f MB/s (wall), %6.2f MB/s (CPU time)\n"
            "  line by line: %6.2f MB/s (wall), %6.2f MB/s (CPU time)\n",
            file, n, ntok, n / best[0] / 1e6, n / best_cpu[0] / 1e6, n / best[1] / 1e6, n / best_cpu[1] / 1e6);
+    free(d);
+    dq_tok_free(t);
+    return 0;
+}
+
+static int write_hf_json(const dq_tokenizer *t, const char *out, const char *split_regex, int ignore_merges);
+
+// Writes the GGUF vocabulary at gguf as a byte-level tokenizer.json with the given family's
+// Split regex (llama3 also with ignore_merges), for tests/tok_bpe_ref.py.
+static int write_json_mode(const char *gguf, const char *fam, const char *out) {
+    static const char *llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *qwen2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    dq_err e = {0};
+    dq_tokenizer *t;
+    if (dq_tok_load(&t, gguf, 0, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 2;
+    }
+    int ok = !strcmp(fam, "llama3") ? write_hf_json(t, out, llama3, 1)
+           : !strcmp(fam, "qwen2")  ? write_hf_json(t, out, qwen2, 0)
+                                    : write_hf_json(t, out, NULL, 0);
+    dq_tok_free(t);
+    return ok ? 0 : 2;
+}
+
+// Ids of each NUL-separated item, one line each (no BOS).
+static int dump0(const char *file, const char *items) {
+    dq_err e = {0};
+    dq_tokenizer *t;
+    uint8_t *d;
+    size_t n;
+    if (dq_tok_load(&t, file, 0, &e) || dq_read_file(items, &d, &n, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 2;
+    }
+    for (size_t i = 0, s = 0; i < n; i++) {
+        if (d[i] != 0) continue;
+        int32_t *ids;
+        size_t k;
+        if (dq_tok_encode(t, (const char *)d + s, i - s, 0, &ids, &k, &e)) return 2;
+        for (size_t j = 0; j < k; j++) printf(j ? " %d" : "%d", ids[j]);
+        printf("\n");
+        free(ids);
+        s = i + 1;
+    }
     free(d);
     dq_tok_free(t);
     return 0;
@@ -461,7 +508,7 @@ static void json_str(FILE *f, const unsigned char *p, size_t n, int bytelevel) {
     fputc('"', f);
 }
 
-static int write_hf_json(const dq_tokenizer *t, const char *out) {
+static int write_hf_json(const dq_tokenizer *t, const char *out, const char *split_regex, int ignore_merges) {
     FILE *f = fopen(out, "wb");
     if (!f) return 0;
     int bl = t->type == DQ_TOK_BPE;
@@ -474,7 +521,14 @@ static int write_hf_json(const dq_tokenizer *t, const char *out) {
         fprintf(f, ", \"special\": %s}", t->attr[i] == TOKA_CONTROL ? "true" : "false");
         first = 0;
     }
-    if (bl)
+    if (bl && split_regex) {
+        fprintf(f, "], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+                   "{\"type\": \"Split\", \"pattern\": {\"Regex\": ");
+        json_str(f, (const unsigned char *)split_regex, strlen(split_regex), 0);
+        fprintf(f, "}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": "
+                   "false, \"use_regex\": false}]}, \"decoder\": {\"type\": \"ByteLevel\"},\n\"model\": {\"type\": \"BPE\", "
+                   "\"ignore_merges\": %s, \"vocab\": {", ignore_merges ? "true" : "false");
+    } else if (bl)
         fprintf(f, "], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
                    " \"use_regex\": true}, \"decoder\": {\"type\": \"ByteLevel\"},\n\"model\": {\"type\": \"BPE\", \"vocab\": {");
     else
@@ -521,7 +575,7 @@ static void hf_json_family(const char *fam, const char *tmp) {
         CHECK(name, 0, "%s", e.msg);
         return;
     }
-    int ok = write_hf_json(t, out);
+    int ok = write_hf_json(t, out, NULL, 0);
     dq_tok_free(t);
     if (!ok) {
         CHECK(name, 0, "cannot write %s", out);
@@ -772,6 +826,8 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], atoi(argv[3]), argv[4]);
     if (argc == 4 && strcmp(argv[1], "--split") == 0) return split_dump(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "--nfc") == 0) return nfc_dump(argv[2]);
+    if (argc == 5 && strcmp(argv[1], "--write-json") == 0) return write_json_mode(argv[2], argv[3], argv[4]);
+    if (argc == 4 && strcmp(argv[1], "--dump0") == 0) return dump0(argv[2], argv[3]);
     if (argc == 6 && strcmp(argv[1], "--bench") == 0) return bench(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
     shared = getenv("DYNQ_SHARED");
     if (!shared) shared = "../shared";

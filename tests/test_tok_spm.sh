@@ -61,6 +61,20 @@ for fam in gpt2 llama3 qwen2 falcon deepseek-llm; do
         echo "FAIL tok_pretok_$fam: $(diff "$T/pref_$fam.txt" "$T/pgot_$fam.txt" | grep -c '^<') strings split differently"
     fi
 done
+# whole byte-level BPE through tokenizer.json (GPT-2's 50k vocabulary with each family's Split
+# regex; llama3 with ignore_merges) against the small Python BPE in tests/tok_bpe_ref.py
+g="$S/tokenizer-tests/ggml-vocab-gpt-2.gguf"
+for fam in gpt2 llama3 qwen2; do
+    [ -f "$g" ] || { echo "skip tok_bpe_json_$fam: $g missing"; continue; }
+    "$tool" --write-json "$g" $fam "$T/tj_$fam.json" &&
+        $PY tests/tok_bpe_ref.py "$T/tj_$fam.json" "$T/pitems.bin" > "$T/bref_$fam.txt" &&
+        "$tool" --dump0 "$T/tj_$fam.json" "$T/pitems.bin" > "$T/bgot_$fam.txt"
+    if cmp -s "$T/bref_$fam.txt" "$T/bgot_$fam.txt"; then
+        echo "ok tok_bpe_json_$fam ($(wc -l < "$T/bref_$fam.txt") strings, same ids as the Python BPE)"
+    else
+        echo "FAIL tok_bpe_json_$fam: $(diff "$T/bref_$fam.txt" "$T/bgot_$fam.txt" | grep -c '^<') strings differ from tests/tok_bpe_ref.py"
+    fi
+done
 fi
 
 # NFC (tokenizer.json "NFC" normalizer) against Python's unicodedata
