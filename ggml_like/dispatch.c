@@ -15,12 +15,18 @@
 static const char *const isa_names[] = {"scalar", "avx2", "avx512vnni", "amx", "neon"};
 const char *dq_isa_name(dq_isa isa) { return (unsigned)isa < 5 ? isa_names[isa] : "?"; }
 
+static dq_cpu *probed_cpu(void);
+
 static const dq_kernels *built_table(dq_isa isa) {
     switch (isa) {
     case DQ_ISA_SCALAR: return dq_kernels_scalar();
 // ggml_like.mk defines DQ_WITH_<ISA> for the kernel files it builds on this architecture.
 #ifdef DQ_WITH_AVX2
-    case DQ_ISA_AVX2: return dq_kernels_avx2();
+    // The avx2 ISA runs AVX-VNNI's vpdpbusd on ymm when the CPU has it (DYNQ_AVX2=plain: not).
+    case DQ_ISA_AVX2: {
+        const char *v = getenv("DYNQ_AVX2");
+        return probed_cpu()->avxvnni && !(v && strcmp(v, "plain") == 0) ? dq_kernels_avxvnni() : dq_kernels_avx2();
+    }
 #endif
 #ifdef DQ_WITH_AVX512VNNI
     case DQ_ISA_AVX512VNNI: return dq_kernels_avx512vnni();
@@ -43,6 +49,8 @@ static struct {
     dq_isa chosen;
     const dq_kernels *K;
 } g = {.once = PTHREAD_ONCE_INIT};
+
+static dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing in init_once
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);

@@ -13,9 +13,10 @@ XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_NEON
 XFLAGS_ggml_like_neon := $(NOCONTRACT)
 else
 # x86-64: every x86 kernel file is built; dispatch.c learns which through DQ_WITH_*.
-GGML_SRCS += $(GGML_COMMON) ggml_like/avx2.c ggml_like/avx512vnni.c ggml_like/amx.c
+GGML_SRCS += $(GGML_COMMON) ggml_like/avx2.c ggml_like/avxvnni.c ggml_like/avx512vnni.c ggml_like/amx.c
 XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_AVX2 -DDQ_WITH_AVX512VNNI -DDQ_WITH_AMX
 XFLAGS_ggml_like_avx2 := $(NOCONTRACT) -mavx2 -mfma
+XFLAGS_ggml_like_avxvnni := $(NOCONTRACT) -mavx2 -mfma -mavxvnni
 XFLAGS_ggml_like_avx512vnni := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 XFLAGS_ggml_like_amx := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mamx-tile -mamx-int8
 endif
@@ -24,3 +25,4 @@ endif
 XFLAGS_tests_test_kernels_simde_avx2 := -Wno-psabi
 XFLAGS_tests_test_kernels_simde_avx512vnni := -Wno-psabi
 XFLAGS_tests_test_kernels_amx := -Wno-psabi
+XFLAGS_tests_test_kernels_simde_avxvnni := -Wno-psabi

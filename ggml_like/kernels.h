@@ -52,7 +52,8 @@ typedef struct dq_kernels {
 // DQ_KTABLE_SUFFIX lets a test compile the same source a second time (SIMDe, AMX model)
 // under another name.
 const dq_kernels *dq_kernels_scalar(void);
-const dq_kernels *dq_kernels_avx2(void);
+const dq_kernels *dq_kernels_avx2(void);     // vpmaddubsw variant
+const dq_kernels *dq_kernels_avxvnni(void);  // ymm vpdpbusd variant of the "avx2" ISA
 const dq_kernels *dq_kernels_avx512vnni(void);
 const dq_kernels *dq_kernels_amx(void);
 const dq_kernels *dq_kernels_neon(void);

@@ -84,6 +84,7 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define __mmask16 simde__mmask16
 
 // ---------------------------------------------------------------- names
+#define _mm256_maskload_ps dqs_mm256_maskload_ps
 #define _mm256_abs_epi8 simde_mm256_abs_epi8
 #define _mm256_add_epi32 simde_mm256_add_epi32
 #define _mm256_castps256_ps128 simde_mm256_castps256_ps128
@@ -98,7 +99,6 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm256_loadu_si256 simde_mm256_loadu_si256
 #define _mm256_madd_epi16 simde_mm256_madd_epi16
 #define _mm256_maddubs_epi16 simde_mm256_maddubs_epi16
-#define _mm256_maskload_ps dqs_mm256_maskload_ps
 #define _mm256_max_epi32 simde_mm256_max_epi32
 #define _mm256_min_epi32 simde_mm256_min_epi32
 #define _mm256_mul_ps simde_mm256_mul_ps
@@ -137,6 +137,8 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm_mul_ss simde_mm_mul_ss
 #define _mm_packs_epi16 simde_mm_packs_epi16
 #define _mm_packs_epi32 simde_mm_packs_epi32
+#define _mm_set1_epi8 simde_mm_set1_epi8
 #define _mm_set_ss simde_mm_set_ss
+#define _mm_xor_si128 simde_mm_xor_si128
 
 #endif

@@ -202,6 +202,14 @@ int main(int argc, char **argv) {
         kc_check_f32(K, dq_isa_name((dq_isa)i), pool);
         check_invariance(K, dq_isa_name((dq_isa)i));
     }
+#if defined(__x86_64__)
+    // On AVX-VNNI CPUs the avx2 ISA runs avxvnni.c; check the vpmaddubsw kernels as well.
+    const dq_kernels *a2 = dq_kernels_table(DQ_ISA_AVX2);
+    if (a2 && a2 != dq_kernels_avx2()) {
+        kc_check_table(dq_kernels_avx2(), "avx2_plain", pool, 0);
+        check_invariance(dq_kernels_avx2(), "avx2_plain");
+    }
+#endif
     dq_pool_free(pool);
     check_forcing();
     return kc_failures ? 1 : 0;

@@ -1,0 +1,139 @@
+// ggml_like/avxvnni.c: AVX-VNNI kernels (VEX vpdpbusd on ymm) for x86-64 CPUs that have it
+// without AVX-512 (Alder Lake and later client cores, Zen 5 client parts run it too). Part of
+// the "avx2" ISA: dispatch.c picks this table instead of avx2.c's when CPUID says AVX-VNNI.
+//   gemm_u8s8_4x16c4__avxvnni   int8 GEMM/GEMV: 4 tokens x 1 weight panel (16 rows)
+// Codes are stored as c + 128 (u8) and the epilogue removes (128 + off) * rowsum, exactly as in
+// avx512vnni.c; vpdpbusd does not saturate. FP32 uses avx2.c's kernel.
+// Built with -mavx2 -mfma -mavxvnni; the tests build it against SIMDe (which maps the VEX
+// instruction to its AVX512VL twin, same arithmetic).
+#include <string.h>
+
+#include "kernels.h"
+
+#ifdef DQ_SIMDE_HEADER
+#include DQ_SIMDE_HEADER
+#define VNNI_DPBUSD(acc, u, s) simde_mm256_dpbusd_epi32(acc, u, s)
+#else
+#include <immintrin.h>
+#define VNNI_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#endif
+
+#define VNNI_INLINE static inline __attribute__((always_inline))
+
+// ---------------------------------------------------------------- activation codes
+static void vnni_quant(int8_t *q, const float *x, int k, float inv, int32_t off) {
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i voff = _mm256_set1_epi32(off), lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv)), voff);
+        c = _mm256_min_epi32(_mm256_max_epi32(c, lo), hi);
+        __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+        __m128i b8 = _mm_xor_si128(_mm_packs_epi16(w16, w16), _mm_set1_epi8((char)0x80));  // c + 128 as u8
+        int64_t v = _mm_cvtsi128_si64(b8);
+        memcpy(q + j, &v, 8);
+    }
+    for (; j < k; j++) {
+        int32_t c = _mm_cvtss_si32(_mm_mul_ss(_mm_set_ss(x[j]), _mm_set_ss(inv))) + off;
+        c = c < -127 ? -127 : c > 127 ? 127 : c;
+        q[j] = (int8_t)(uint8_t)(c + 128);
+    }
+}
+
+// ---------------------------------------------------------------- int8 GEMM
+static inline int32_t vnni_load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+VNNI_INLINE void vnni_store(float *y, __m256i acc, int row, int n, const dq_wpack *p, float sx, int32_t off) {
+    if (row >= n) return;
+    __m256i corr =
+        _mm256_mullo_epi32(_mm256_set1_epi32(128 + off), _mm256_loadu_si256((const void *)(p->rowsum + row)));
+    __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr));
+    __m256 v = _mm256_mul_ps(f, _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(p->scale + row)));
+    if (n - row >= 8) {
+        _mm256_storeu_ps(y + row, v);
+    } else {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, v);
+        memcpy(y + row, tmp, (size_t)(n - row) * 4);
+    }
+}
+
+VNNI_INLINE void vnni_ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
+                              const dq_wpack *p, int i, int n, const float *sx, const int32_t *off) {
+    __m256i acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int s = 0; s < kp / 4; s++) {
+        __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
+        __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            __m256i xb = _mm256_set1_epi32(vnni_load4(x + (size_t)r * kp + 4 * s));
+            acc[r][0] = VNNI_DPBUSD(acc[r][0], xb, w0);
+            acc[r][1] = VNNI_DPBUSD(acc[r][1], xb, w1);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++) {
+        vnni_store(y + (size_t)r * ldy, acc[r][0], i, n, p, sx[r], off[r]);
+        vnni_store(y + (size_t)r * ldy, acc[r][1], i + 8, n, p, sx[r], off[r]);
+    }
+}
+
+static void gemm_q8_avxvnni(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
+                            int i1) {
+    const dq_wpack *p = w->packed;
+    const int kp = p->kp, n = i1;
+    DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
+    for (int i = i0; i < i1; i += 16) {
+        const int8_t *wp = p->panels + (size_t)i * kp;
+        for (int t = t0; t < t1; t += 4) {
+            const int8_t *xt = qa->q + (size_t)t * kp;
+            float *yt = y + (size_t)t * ldy;
+            const float *sx = qa->scale + t;
+            const int32_t *off = qa->off + t;
+            switch (t1 - t < 4 ? t1 - t : 4) {
+            case 1: vnni_ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            case 2: vnni_ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            case 3: vnni_ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            default: vnni_ukernel(4, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- roofline loop
+static int64_t int8_peak_avxvnni(int64_t iters, int32_t *sink) {
+    __m256i a[12];
+    for (int r = 0; r < 12; r++) a[r] = _mm256_set1_epi32(r);
+    const __m256i u = _mm256_set1_epi32(*sink | 0x01010101), s = _mm256_set1_epi32(0x02fe03fd);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int r = 0; r < 12; r++) a[r] = VNNI_DPBUSD(a[r], u, s);
+    __m256i t = a[0];
+    for (int r = 1; r < 12; r++) t = _mm256_add_epi32(t, a[r]);
+    int32_t v[8];
+    _mm256_storeu_si256((void *)v, t);
+    *sink = v[0] + v[5];
+    return iters * 12 * 32 * 2;
+}
+
+static dq_kernels vnni_table = {
+    .isa = DQ_ISA_AVX2,
+    .name = "gemm_u8s8_4x16c4__avxvnni, gemm_f32_4x3__avx2",
+    .use_panels = 1,
+    .act_bias = 128,
+    .quant = vnni_quant,
+    .gemm_q8 = gemm_q8_avxvnni,
+    .gemm_f32 = NULL,  // avx2.c's, set below
+    .int8_peak = int8_peak_avxvnni,
+};
+
+const dq_kernels *dq_kernels_avxvnni(void) {
+    vnni_table.gemm_f32 = dq_kernels_avx2()->gemm_f32;  // same value every call: no race in effect
+    return &vnni_table;
+}
