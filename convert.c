@@ -62,7 +62,8 @@ static int tb_add_file_hash(textbuf *t, const char *key, const mapped *mf, const
 // Sizes (in floats) of a llama2.c version-0 checkpoint's tensors, in file order.
 static int llama2c_layout(const int32_t hdr[7], uint64_t *n_floats_shared, dq_config *c) {
     int32_t dim = hdr[0], hidden = hdr[1], nl = hdr[2], nh = hdr[3], nkv = hdr[4], vocab = hdr[5], seq = hdr[6];
-    if (vocab < 0) vocab = -vocab;
+    if (vocab == INT32_MIN) return -1;  // its negation overflows
+    if (vocab < 0) vocab = -vocab;  // llama2.c's in-band flag: negative = separate classifier
     if (dim <= 0 || hidden <= 0 || nl <= 0 || nh <= 0 || nkv <= 0 || vocab <= 0 || seq <= 0) return -1;
     if (dim > 65536 || hidden > (1 << 20) || nl > 1024 || nh > 4096 || vocab > (1 << 24) || seq > (1 << 22)) return -1;
     if (dim % nh != 0 || nh % nkv != 0) return -1;
