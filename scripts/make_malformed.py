@@ -92,6 +92,9 @@ def main():
     off0 = struct.unpack_from("<Q", good, dirent(0) + D_OFFSET)[0]
     add("dynq_tensor_overlap.dynq", 2, "run", fix(patch(good, dirent(1) + D_OFFSET, "<Q", off0)))
     add("dynq_tensor_over_header.dynq", 2, "run", fix(patch(good, dirent(1) + D_OFFSET, "<Q", 0)))
+    # the first tensor placed on top of the header/directory/tokenizer (the next tensor stays after it)
+    add("dynq_tensor0_over_header.dynq", 2, "run", fix(patch(good, dirent(0) + D_OFFSET, "<Q", 0)))
+    add("dynq_tensor0_over_tokenizer.dynq", 2, "run", fix(patch(good, dirent(0) + D_OFFSET, "<Q", (to // 64) * 64)))
     add("dynq_shape_overflow.dynq", 2, "run", fix(patch(patch(good, dirent(0) + D_NDIM, "<I", 3), dirent(0) + D_DIMS,
                                                          "<QQQ", 1 << 32, 1 << 32, 16)))
     add("dynq_zero_dim.dynq", 2, "run", fix(patch(good, dirent(0) + D_DIMS, "<Q", 0)))
