@@ -616,6 +616,27 @@ static void specials(void) {
     CHECK("tok_kjv_bos_eos", dq_tok_bos(t) == 1 && dq_tok_eos(t) == 2 && dq_tok_is_eog(t, 2) && !dq_tok_is_eog(t, 1) &&
                                  !strcmp(dq_tok_piece(t, 1), "<s>") && dq_tok_find(t, "</s>") == 2,
           "bos %d eos %d", dq_tok_bos(t), dq_tok_eos(t));
+    // a Hugging Face directory loads its tokenizer.json (with tokenizer_config.json's BOS/EOS)
+    dq_tokenizer *h;
+    snprintf(path, sizeof path, "%s/models/kjv/kjv-hf", shared);
+    if (dq_tok_load(&h, path, 0, &e)) {
+        CHECK("tok_hf_directory", 0, "%s", e.msg);
+    } else {
+        int32_t *a, *b;
+        size_t na, nb;
+        const char *txt = "And God said, Let there be light: and there was light.";
+        int same = !dq_tok_encode(h, txt, strlen(txt), DQ_TOK_ADD_BOS, &a, &na, &e);
+        if (same) {
+            same = !dq_tok_encode(t, txt, strlen(txt), DQ_TOK_ADD_BOS, &b, &nb, &e) && na == nb &&
+                   !memcmp(a, b, na * sizeof *a);
+            free(a);
+            free(b);
+        }
+        CHECK("tok_hf_directory", same && dq_tok_bos(h) == 1 && dq_tok_eos(h) == 2 && dq_tok_add_bos(h) &&
+                                      dq_tok_is_eog(h, 2) && dq_tok_type(h) == DQ_TOK_SPM,
+              "kjv-hf/ differs from kjv1k-tok.bin (bos %d eos %d)", dq_tok_bos(h), dq_tok_eos(h));
+        dq_tok_free(h);
+    }
     // "<s>" typed in text is text unless special parsing is on
     ok = !dq_tok_encode(t, "<s>", 3, 0, &ids, &n, &e);
     int has = 0;

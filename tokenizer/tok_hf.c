@@ -45,6 +45,60 @@ static int pre_from_json(const dq_json *pre) {
     return PRE_GPT2;
 }
 
+// A JSON file next to path (same directory), parsed, or NULL if absent or not valid JSON.
+static dq_json *sibling_json(const char *path, const char *name) {
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path + 1) : 0;
+    char *p = malloc(dl + strlen(name) + 1);
+    if (!p) return NULL;
+    memcpy(p, path, dl);
+    strcpy(p + dl, name);
+    uint8_t *d;
+    size_t n;
+    dq_json *j = NULL;
+    if (dq_read_file(p, &d, &n, NULL) == DQ_OK) {
+        if (dq_json_parse(&j, (const char *)d, n, p, NULL) != DQ_OK) j = NULL;
+        free(d);
+    }
+    free(p);
+    return j;
+}
+
+// "<s>" or {"content": "<s>", ...} -> id, or -1.
+static int token_ref(const dq_tokenizer *t, const dq_json *v) {
+    if (v && v->type == DQ_JSON_OBJECT) v = dq_json_get(v, "content");
+    if (!v || v->type != DQ_JSON_STRING) return -1;
+    return tok_lookup(t, v->str, v->str_len);
+}
+
+// tokenizer_config.json beside tokenizer.json names BOS/EOS and whether BOS is added; it
+// overrides the guesses from the token names.
+static void apply_hf_configs(dq_tokenizer *t, const char *path) {
+    dq_json *c = sibling_json(path, "tokenizer_config.json");
+    if (!c) return;
+    int b = token_ref(t, dq_json_get(c, "bos_token")), s = token_ref(t, dq_json_get(c, "eos_token"));
+    if (b >= 0) t->bos = b;
+    if (s >= 0) t->eos = s;
+    const dq_json *ab = dq_json_get(c, "add_bos_token");
+    if (ab && ab->type == DQ_JSON_TRUE && t->bos >= 0) t->flags |= TOKF_ADD_BOS;
+    if (ab && ab->type == DQ_JSON_FALSE) t->flags &= ~TOKF_ADD_BOS;
+    dq_json_free(c);
+}
+
+// generation_config.json's eos_token_id (a number or a list, e.g. Llama 3 Instruct's
+// [128001, 128009]) are end-of-generation tokens too.
+static void add_generation_eog(dq_tokenizer *t, const char *path) {
+    dq_json *g = sibling_json(path, "generation_config.json");
+    const dq_json *v = dq_json_get(g, "eos_token_id");
+    size_t n = v && v->type == DQ_JSON_ARRAY ? v->n : (v ? 1 : 0);
+    for (size_t i = 0; i < n; i++) {
+        const dq_json *x = v->type == DQ_JSON_ARRAY ? &v->items[i] : v;
+        if (x->type != DQ_JSON_NUMBER || !x->is_int || x->inum < 0 || x->inum >= t->n_vocab) continue;
+        if (!dq_tok_is_eog(t, (int)x->inum) && t->n_eog < TOK_MAX_EOG) t->eog[t->n_eog++] = (int32_t)x->inum;
+    }
+    dq_json_free(g);
+}
+
 int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const char *path, dq_err *e) {
     *tok = NULL;
     dq_json *root;
@@ -274,8 +328,10 @@ int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const
             goto done;
         }
     }
+    if (type != DQ_TOK_WPM) apply_hf_configs(t, path);
     t->n_eog = 0;
     rc = tok_finalize(t, path, e);
+    if (!rc && type != DQ_TOK_WPM) add_generation_eog(t, path);
 done:
     dq_json_free(root);
     if (rc) {

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -655,6 +656,20 @@ static int load_dynq(dq_tokenizer **tok, FILE *f, const char *path, dq_err *e) {
 
 int dq_tok_load(dq_tokenizer **tok, const char *path, int n_vocab_hint, dq_err *e) {
     *tok = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {  // a Hugging Face model directory
+        static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+        for (int k = 0; k < 2; k++) {
+            size_t pl = strlen(path);
+            char *p = malloc(pl + 20);
+            if (!p) return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+            snprintf(p, pl + 20, "%s/%s", path, names[k]);
+            int rc = stat(p, &st) == 0 ? dq_tok_load(tok, p, n_vocab_hint, e) : -1;
+            free(p);
+            if (rc >= 0) return rc;
+        }
+        return DQ_ERR(e, DQ_EFILE, "%s: directory without tokenizer.json or tokenizer.model", path);
+    }
     FILE *f = fopen(path, "rb");
     if (!f) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
     char magic[4] = {0};
