@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kernels.h"
 
@@ -142,18 +143,49 @@ void dq_cpu_describe(char *buf, size_t cap) {
 }
 
 // ---------------------------------------------------------------- weights
+// The packed copy is an anonymous mapping: zero-filled by the kernel (pads need no memset), and
+// with transparent huge pages requested, which cuts page faults at load and TLB misses when
+// decoding streams it.
+static void *map_zeroed(size_t bytes) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= ((size_t)2 << 20)) madvise(m, bytes, MADV_HUGEPAGE);
+#endif
+    return m;
+}
+
+static int32_t row_sum(const int8_t *r, int k) {
+    // SWAR over 8 bytes: u = w + 128 in [0, 255]; byte pairs, then 4 x 16-bit lanes summed by a
+    // multiply (each lane <= 510, total <= 2040: no carry out of the top lane).
+    const uint64_t lo = 0x00ff00ff00ff00ffull;
+    int64_t su = 0;
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        uint64_t v;
+        memcpy(&v, r + j, 8);
+        v ^= 0x8080808080808080ull;
+        v = (v & lo) + ((v >> 8) & lo);
+        su += (int64_t)((v * 0x0001000100010001ull) >> 48) - 8 * 128;
+    }
+    for (; j < k; j++) su += r[j];
+    return (int32_t)su;
+}
+
 int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e) {
     dq_qweight_release(w);
     if (w->n < 1 || w->k < 1 || w->k > DQ_MAX_K)
         return DQ_ERR(e, DQ_EFILE, "weight matrix %d x %d: shape out of range (k must be 1..%d)", w->n, w->k,
                       DQ_MAX_K);
+    if (w->n > INT32_MAX - DQ_PANEL) return DQ_ERR(e, DQ_EFILE, "weight matrix: %d rows is too many", w->n);
     int np = dq_round_up(w->n, DQ_PANEL), kp = dq_round_up(w->k, DQ_KALIGN);
-    size_t hdr = dq_round_up((int)sizeof(dq_wpack), 64), vec = (size_t)dq_round_up(np * 4, 64);
+    size_t hdr = 64, vec = ((size_t)np * 4 + 63) & ~(size_t)63;
     size_t pan = 0, total;
     if (K->use_panels && dq_mul_size((size_t)np, (size_t)kp, &pan))
         return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: size overflow", w->n, w->k);
     if (dq_add_size(hdr + 2 * vec, pan, &total)) return DQ_ERR(e, DQ_ENOMEM, "weight matrix: size overflow");
-    uint8_t *mem = dq_alloc(total);
+    _Static_assert(sizeof(dq_wpack) <= 64, "dq_wpack header must fit its 64-byte slot");
+    uint8_t *mem = map_zeroed(total);
     if (!mem) return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: out of memory packing %zu bytes", w->n, w->k, total);
     dq_wpack *p = (dq_wpack *)mem;
     p->isa = K->isa;
@@ -164,23 +196,37 @@ int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e) {
     p->rowsum = (int32_t *)(mem + hdr);
     p->scale = (float *)(mem + hdr + vec);
     p->panels = K->use_panels ? (int8_t *)(mem + hdr + 2 * vec) : NULL;
-    for (int i = 0; i < w->n; i++) {
-        const int8_t *r = w->w + (size_t)i * w->k;
-        int32_t s = 0;
-        for (int j = 0; j < w->k; j++) s += r[j];
-        p->rowsum[i] = s;
-        p->scale[i] = w->scale[i];
-    }
-    if (p->panels) {
-        int ng = kp / 4;
+    const int k = w->k;
+    for (int i = 0; i < w->n; i++) p->scale[i] = w->scale[i];
+    if (!p->panels) {
+        for (int i = 0; i < w->n; i++) p->rowsum[i] = row_sum(w->w + (size_t)i * k, k);
+    } else {
+        // One pass over each source row: its 4-byte groups go to their panel slots (the panel,
+        // 16 * kp bytes, stays in cache while its 16 rows are scattered into it) and the row
+        // sum is taken from the same 8-byte loads.
+        const uint64_t lo = 0x00ff00ff00ff00ffull;
         for (int i = 0; i < w->n; i++) {
-            const int8_t *r = w->w + (size_t)i * w->k;
+            const int8_t *src = w->w + (size_t)i * k;
             int8_t *dst = p->panels + (size_t)(i / DQ_PANEL) * DQ_PANEL * kp + (i % DQ_PANEL) * 4;
+            int64_t su = 0;
             int j = 0;
-            for (int s = 0; s < ng && j + 4 <= w->k; s++, j += 4) memcpy(dst + (size_t)s * 64, r + j, 4);
-            for (; j < w->k; j++) dst[(size_t)(j / 4) * 64 + (j % 4)] = r[j];
+            for (; j + 8 <= k; j += 8) {
+                uint64_t v;
+                memcpy(&v, src + j, 8);
+                memcpy(dst + (size_t)(j / 4) * 64, &v, 4);
+                memcpy(dst + (size_t)(j / 4 + 1) * 64, (const uint8_t *)&v + 4, 4);
+                v ^= 0x8080808080808080ull;
+                v = (v & lo) + ((v >> 8) & lo);
+                su += (int64_t)((v * 0x0001000100010001ull) >> 48) - 8 * 128;
+            }
+            for (; j < k; j++) {
+                dst[(size_t)(j / 4) * 64 + (j % 4)] = src[j];
+                su += src[j];
+            }
+            p->rowsum[i] = (int32_t)su;
         }
     }
+    p->map_bytes = total;
     w->packed = p;
     w->packed_bytes = total;
     return DQ_OK;
@@ -192,8 +238,39 @@ int dq_qweight_prepare(dq_qweight *w, dq_err *e) {
     return dq_qweight_prepare_with(dq_kernels_current(), w, e);
 }
 
+typedef struct prep_ctx {
+    dq_qweight *ws;
+    int count;
+    _Atomic int next, failed;
+    dq_err err;  // the first failure
+} prep_ctx;
+
+static void prep_task(void *arg, int ith, int nth) {
+    prep_ctx *c = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&c->next, 1);
+        if (i >= c->count) return;
+        dq_err e;
+        if (dq_qweight_prepare_with(dq_kernels_current(), &c->ws[i], &e) != DQ_OK && !atomic_exchange(&c->failed, 1))
+            c->err = e;
+    }
+}
+
+int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e) {
+    int rc = dq_kernels_init(e);
+    if (rc != DQ_OK) return rc;
+    prep_ctx c = {.ws = ws, .count = count};
+    dq_pool_run(pool, prep_task, &c);
+    if (atomic_load(&c.failed)) {
+        if (e) *e = c.err;
+        return c.err.code;
+    }
+    return DQ_OK;
+}
+
 void dq_qweight_release(dq_qweight *w) {
-    dq_free(w->packed);
+    dq_wpack *p = w->packed;
+    if (p) munmap(p, p->map_bytes);
     w->packed = NULL;
     w->packed_bytes = 0;
 }

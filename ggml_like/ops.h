@@ -66,6 +66,10 @@ void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweig
 // Separate from the buffer that holds quantized activations (dq_qact below).
 void *dq_pool_scratch(dq_pool *pool, size_t bytes);
 
+// dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load).
+// On failure returns the first error; matrices already packed stay packed (release them).
+int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e);
+
 // Quantized activations, ready for dq_matmul_q8_pre. Quantize once, multiply by several
 // matrices that share the input (q/k/v, gate/up). Codes live in the pool's scratch: valid
 // until the next dq_quantize_act or dq_matmul_q8 on the same pool.
