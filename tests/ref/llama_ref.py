@@ -70,8 +70,13 @@ class Model:
         c = lambda a: np.ascontiguousarray(a, dtype=dtype)
         self.emb = c(emb)
         self.layers = [{k: c(v) for k, v in L.items()} for L in layers]
+        # (in, out) contiguous copies for x @ W^T: about 2x faster with the reference BLAS
+        for L in self.layers:
+            for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3"):
+                L[k + "_t"] = np.ascontiguousarray(L[k].T)
         self.final_norm = c(final_norm)
         self.wcls = self.emb if wcls is None else c(wcls)
+        self.wcls_t = np.ascontiguousarray(self.wcls.T)
         assert self.n_heads % self.n_kv == 0
         assert self.head_dim % 2 == 0
         assert self.emb.shape == (self.vocab, self.dim)
@@ -237,9 +242,9 @@ def forward(m, ids, return_hidden=False):
     hidden = []
     for L in m.layers:
         h = rmsnorm(x, L["att_norm"], m.eps)
-        q = (h @ L["wq"].T).reshape(B, T, H, hd)
-        k = (h @ L["wk"].T).reshape(B, T, G, hd)
-        v = (h @ L["wv"].T).reshape(B, T, G, hd)
+        q = (h @ L["wq_t"]).reshape(B, T, H, hd)
+        k = (h @ L["wk_t"]).reshape(B, T, G, hd)
+        v = (h @ L["wv_t"]).reshape(B, T, G, hd)
         q = rope(q, pos, hd, m.theta, m.rope)
         k = rope(k, pos, hd, m.theta, m.rope)
         # GQA: query head h reads kv head h // rep
@@ -251,14 +256,14 @@ def forward(m, ids, return_hidden=False):
         p = np.exp(s)
         p /= p.sum(axis=-1, keepdims=True)
         a = (p @ v).reshape(B, H, T, hd).transpose(0, 2, 1, 3).reshape(B, T, H * hd)
-        x = x + a @ L["wo"].T
+        x = x + a @ L["wo_t"]
         h = rmsnorm(x, L["ffn_norm"], m.eps)
-        g = h @ L["w1"].T
-        u = h @ L["w3"].T
-        x = x + ((g / (1.0 + np.exp(-g))) * u) @ L["w2"].T
+        g = h @ L["w1_t"]
+        u = h @ L["w3_t"]
+        x = x + ((g / (1.0 + np.exp(-g))) * u) @ L["w2_t"]
         if return_hidden:
             hidden.append(x[0] if squeeze else x)
-    logits = rmsnorm(x, m.final_norm, m.eps) @ m.wcls.T
+    logits = rmsnorm(x, m.final_norm, m.eps) @ m.wcls_t
     if squeeze:
         logits = logits[0]
     return (logits, hidden) if return_hidden else logits
