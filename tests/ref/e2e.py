@@ -535,7 +535,7 @@ def suite_ppl():
                 check(cname, abs(got["ppl"] - want) <= 1e-4 * want and got["n_tokens"] == n,
                       "ppl %.6f n %d, want %.6f n %d" % (got["ppl"], got["n_tokens"], want, n))
     else:
-        skip("ppl_full_kjv_eval", "whole-file run (~1 min) only with E2E_FULL=1")
+        print("   (ppl_full_kjv_eval, the whole-file KJV figures, runs with E2E_FULL=1)")
 
     # --ref figures recomputed here from dynq's own logits dumps of both models (independent of
     # the perplexity command's bookkeeping): chunks of 128, positions 64..126 scored.
