@@ -49,6 +49,7 @@ KJV_HF = SH + "/models/kjv/kjv-hf"
 KJV_BF16 = SH + "/models/kjv/kjv-hf-bf16"
 SYN_BIN = TMP + "/synth.bin"
 SYN_HF = TMP + "/synth-hf"
+SYN_HF_THETA = TMP + "/synth-hf-theta"   # same weights, rope_theta 500000 and rms_norm_eps 1e-2 (each changes the logits by ~1e-2 or more, far above 1e-4)
 
 
 def ok(name):
@@ -107,6 +108,14 @@ def ensure_synth():
     if not os.path.exists(SYN_BIN):
         subprocess.run([PY, os.path.join(ROOT, "scripts/make_synthetic.py"), TMP,
                         "--kjv-hf", KJV_HF], check=True)
+    if not os.path.exists(SYN_HF_THETA):
+        shutil.copytree(SYN_HF, SYN_HF_THETA)
+        cp = os.path.join(SYN_HF_THETA, "config.json")
+        with open(cp) as f:
+            c = json.load(f)
+        c["rope_theta"], c["rms_norm_eps"] = 500000.0, 1e-2
+        with open(cp, "w") as f:
+            json.dump(c, f, indent=2)
 
 
 def dynq_logits(model, ids, extra=()):
@@ -210,7 +219,8 @@ def model_table(with_synth=True):
          ("kjv-hf", KJV_HF, None, KJV_HF), ("kjv-hf-bf16", KJV_BF16, None, KJV_BF16)]
     if with_synth:
         ensure_synth()
-        t += [("synth.bin", SYN_BIN, KJV_TOK, SYN_BIN), ("synth-hf-f16", SYN_HF, None, SYN_HF)]
+        t += [("synth.bin", SYN_BIN, KJV_TOK, SYN_BIN), ("synth-hf-f16", SYN_HF, None, SYN_HF),
+              ("synth-hf-theta5e5-eps1e-2", SYN_HF_THETA, None, SYN_HF_THETA)]
     return t
 
 
