@@ -200,6 +200,28 @@ def suite_golden():
             rc, out, _ = run(["run", "-m", mi, "-p", prompt, "-n", "32", "--temp", "0", "--quiet"])
             same += strip_nl(out) == cont.replace("\\n", "\n").encode()
         print("   kjv INT8 greedy: %d of %d golden lines reproduced exactly" % (same, len(lines)))
+    # INT8 generation path (prefill, then one token at a time, classifier on the last position
+    # only) == greedy argmax of INT8 logits over the whole prefix (dynq logits)
+    if mi:
+        sp = R.sp_load(KJV_SP)
+        for prompt in ("And the LORD said unto Moses", "Blessed are the"):
+            ids = [1] + sp.encode(prompt)
+            gen = []
+            err = None
+            for _ in range(16):
+                a, err = dynq_logits(mi, ids + gen)
+                if a is None:
+                    break
+                gen.append(int(np.argmax(a[-1])))
+            cname = "run_int8_equals_logits_greedy[kjv,%r]" % prompt
+            if err:
+                fail(cname, err)
+                continue
+            want = R.render(sp, gen, after_bos=False)
+            rc, out, e = run(["run", "-m", mi, "-p", prompt, "-n", "16", "--temp", "0", "--quiet"])
+            out = strip_nl(out)
+            check(cname, rc == 0 and out == want, "exit %d: run gave %r, logits argmax gives %r" % (
+                rc, out, want))
     # stdin prompt: the same as -p
     m = convert(KJV_BIN, "f32", KJV_TOK)
     if m:
@@ -778,6 +800,13 @@ def suite_badinput():
         check("bad_run_context_overflow", rc == 3 and out == b"" and
               len(err.decode().strip().splitlines()) == 1,
               "exit %d, stdout %d bytes, stderr %r" % (rc, len(out), err[:200]))
+        rc, out, err = run(["run", "-m", good, "-c", "16", "-p", "Once upon a time", "-n", "14",
+                            "--temp", "0", "--quiet"])
+        check("bad_run_ctx_option_overflow", rc == 3 and out == b"",
+              "exit %d, stdout %d bytes, stderr %r" % (rc, len(out), err[:200]))
+        rc, out, err = run(["run", "-m", good, "-c", "16", "-p", "Once upon a time", "-n", "8",
+                            "--temp", "0", "--quiet"])
+        check("run_ctx_option_fits", rc == 0 and len(out) > 1, "exit %d: %s" % (rc, first_line(err)))
         # a token id outside the vocabulary
         expect_fail("bad_logits_id_out_of_range", ["logits", "-m", good, "--ids", "1 512", "-o",
                                                    os.path.join(fresh(), "l.f32")],
