@@ -16,7 +16,7 @@
 static const char *const isa_names[] = {"scalar", "avx2", "avx512vnni", "amx", "neon"};
 const char *dq_isa_name(dq_isa isa) { return (unsigned)isa < 5 ? isa_names[isa] : "?"; }
 
-static dq_cpu *probed_cpu(void);
+static inline dq_cpu *probed_cpu(void);
 
 static const dq_kernels *built_table(dq_isa isa) {
     switch (isa) {
@@ -51,7 +51,7 @@ static struct {
     const dq_kernels *K;
 } g = {.once = PTHREAD_ONCE_INIT};
 
-static dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing in init_once
+static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing in init_once
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);

@@ -26,3 +26,4 @@ XFLAGS_tests_test_kernels_simde_avx2 := -Wno-psabi
 XFLAGS_tests_test_kernels_simde_avx512vnni := -Wno-psabi
 XFLAGS_tests_test_kernels_amx := -Wno-psabi
 XFLAGS_tests_test_kernels_simde_avxvnni := -Wno-psabi
+XFLAGS_tests_test_kernels_simde_neon := -Wno-psabi

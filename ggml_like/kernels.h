@@ -58,6 +58,7 @@ const dq_kernels *dq_kernels_avxvnni(void);  // ymm vpdpbusd variant of the "avx
 const dq_kernels *dq_kernels_avx512vnni(void);
 const dq_kernels *dq_kernels_amx(void);
 const dq_kernels *dq_kernels_neon(void);
+const dq_kernels *dq_kernels_neon_level(int level);  // 0 plain, 1 dotprod, 2 i8mm
 const dq_kernels *dq_kernels_table(dq_isa isa);  // NULL if this build or CPU lacks it
 const dq_kernels *dq_kernels_current(void);      // the chosen one (after dq_kernels_init)
 

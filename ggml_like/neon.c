@@ -22,8 +22,6 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-static int have_dot, have_i8mm;  // set once by dq_kernels_neon (from the probe)
-
 // ---------------------------------------------------------------- activation codes
 static void quant_neon(int8_t *q, const float *x, int k, float inv, int32_t off) {
     const int32x4_t voff = vdupq_n_s32(off), lo = vdupq_n_s32(-127), hi = vdupq_n_s32(127);
@@ -289,29 +287,26 @@ static int64_t peak_neon(int64_t iters, int32_t *sink) {
     return iters * 8 * 8 * 2;
 }
 
-static dq_kernels table = {
-    .isa = DQ_ISA_NEON,
-    .use_panels = 1,
-    .act_bias = 0,
-    .quant = quant_neon,
-    .gemm_f32 = gemm_f32_neon,
+#define NEON_TABLE(gemm, peak, nm)                                                                  \
+    {.isa = DQ_ISA_NEON, .name = nm, .use_panels = 1, .act_bias = 0, .quant = quant_neon, .gemm_q8 = gemm, \
+     .gemm_f32 = gemm_f32_neon, .int8_peak = peak}
+static const dq_kernels tables[3] = {
+    NEON_TABLE(gemm_q8_neon, peak_neon, "gemm_s8s8_1x16c4__neon, gemm_f32_4x4__neon"),
+    NEON_TABLE(gemm_q8_neondot, peak_dot, "gemm_s8s8_4x16c4__neondot, gemm_f32_4x4__neon"),
+    NEON_TABLE(gemm_q8_i8mm, peak_dot,
+               "gemm_s8s8_2x16c8__neoni8mm (+4x16c4__neondot for m odd), gemm_f32_4x4__neon"),
 };
 
-// The variant follows the CPU (dq_cpu_probe); DYNQ_NEON=plain|dot|i8mm narrows it (tests).
+// level: 0 plain NEON, 1 dotprod, 2 i8mm (+ dotprod). The caller makes sure the CPU has it.
+const dq_kernels *dq_kernels_neon_level(int level) { return &tables[level < 0 ? 0 : level > 2 ? 2 : level]; }
+
+// The variant follows the CPU (dq_cpu_probe); DYNQ_NEON=plain|dot narrows it (tests).
 const dq_kernels *dq_kernels_neon(void) {
-    if (!table.gemm_q8) {
-        dq_cpu c;
-        dq_cpu_probe(&c);
-        have_dot = c.asimddp;
-        have_i8mm = c.i8mm && c.asimddp;
-        const char *v = getenv("DYNQ_NEON");
-        if (v && strcmp(v, "plain") == 0) have_dot = have_i8mm = 0;
-        if (v && strcmp(v, "dot") == 0) have_i8mm = 0;
-        table.gemm_q8 = have_i8mm ? gemm_q8_i8mm : have_dot ? gemm_q8_neondot : gemm_q8_neon;
-        table.int8_peak = have_dot ? peak_dot : peak_neon;
-        table.name = have_i8mm  ? "gemm_s8s8_2x16c8__neoni8mm (+4x16c4__neondot for m odd), gemm_f32_4x4__neon"
-                     : have_dot ? "gemm_s8s8_4x16c4__neondot, gemm_f32_4x4__neon"
-                                : "gemm_s8s8_1x16c4__neon, gemm_f32_4x4__neon";
-    }
-    return &table;
+    dq_cpu c;
+    dq_cpu_probe(&c);
+    int level = c.asimddp ? (c.i8mm ? 2 : 1) : 0;
+    const char *v = getenv("DYNQ_NEON");
+    if (v && strcmp(v, "plain") == 0) level = 0;
+    if (v && strcmp(v, "dot") == 0 && level > 1) level = 1;
+    return dq_kernels_neon_level(level);
 }

@@ -3,8 +3,10 @@
 // tables: this runs the avxvnni kernel code on any x86-64 host, whatever its CPU has.
 #define DQ_SIMDE_HEADER "tests/kernels_simde_x86.h"
 #define dq_kernels_avxvnni dq_kernels_avxvnni_simde
+#define dq_kernels_avx2 dq_kernels_scalar  // its FP32 kernel comes from avx2.c (not built on every arch)
 #include "ggml_like/avxvnni.c"
 #undef dq_kernels_avxvnni
+#undef dq_kernels_avx2
 
 #include "kernels_check.h"
 
