@@ -842,7 +842,7 @@ def main(argv):
         skip("e2e_%s" % argv[0], "DYNQ_SHARED=%s has no models/" % SH)
         return 0
     if not os.access(DYNQ, os.X_OK):
-        skip("e2e_%s" % argv[0], "%s not built" % DYNQ)
+        fail("e2e_%s" % argv[0], "%s is missing or not executable (run make first)" % DYNQ)
         return 0
     snapshot_dynq()
     suites[argv[0]]()
