@@ -42,7 +42,7 @@ for bin in "$FUZZ_BUILD"/fuzz_*; do
         fi
     fi
     mkdir -p "$W/corpus/$h" "$W/seeds/$h" "$W/crash"
-    if (cd "$W" && "$bin" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -close_fd_mask=3 \
+    if (cd "$W" && "$bin" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -close_fd_mask=3 -print_final_stats=1 \
             -artifact_prefix="$W/crash/$h-" "$W/corpus/$h" "$W/seeds/$h" > "$W/$h.log" 2>&1); then
         echo "ok fuzz-smoke-$h ($(grep -oE 'DONE[[:space:]]+cov: [0-9]+' "$W/$h.log" | grep -oE '[0-9]+$') edges," \
              "$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$W/$h.log" | grep -oE '[0-9]+$') runs)"
