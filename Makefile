@@ -70,3 +70,4 @@ bench: $(DYNQ)
 
 clean:
 	rm -rf build build-* dynq models/*.dynq
+include tests/fuzz/fuzz.mk

@@ -203,6 +203,7 @@ static int parse_shard(hf_model *hm, const mapped *mf, const char *path, int sha
         return DQ_ERR(e, DQ_EFILE, "%s: safetensors header is not a JSON object", path);
     }
     const uint8_t *base = mf->p + 8 + hlen;
+    const int first = hm->n;
     uint64_t avail = mf->size - 8 - hlen;
     for (size_t i = 0; i < root->n; i++) {
         const char *key = root->keys[i];
@@ -257,6 +258,13 @@ static int parse_shard(hf_model *hm, const mapped *mf, const char *path, int sha
         t->data = base + o0->inum;
         hm->n++;
     }
+    // Tensors of one shard must not share bytes (a crafted header could alias weights).
+    for (int i = first; i < hm->n && !rc; i++)
+        for (int j = i + 1; j < hm->n && !rc; j++) {
+            const st_tensor *a = &hm->t[i], *b = &hm->t[j];
+            if (a->data < b->data + b->nbytes && b->data < a->data + a->nbytes)
+                rc = DQ_ERR(e, DQ_EFILE, "%s: tensors '%s' and '%s' overlap", path, a->name, b->name);
+        }
     dq_json_free(root);
     return rc;
 }

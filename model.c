@@ -178,7 +178,7 @@ static int get_tensor(const dq_model *m, const char *name, uint32_t dtype, uint6
     return DQ_OK;
 }
 
-static int load_directory(dq_model *m, uint64_t dir_off, dq_err *e) {
+static int load_directory(dq_model *m, uint64_t dir_off, uint64_t data_off, dq_err *e) {
     const char *path = m->path;
     uint64_t dir_bytes = (uint64_t)m->n_tensors * DQ_DIRENT_SIZE;
     if (!dq_range_ok(dir_off, dir_bytes, m->size))
@@ -210,6 +210,9 @@ static int load_directory(dq_model *m, uint64_t dir_off, dq_err *e) {
         if (t->offset % DQ_ALIGN != 0) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is not 64-byte aligned", path, t->name);
         if (!dq_range_ok(t->offset, t->nbytes, m->size))
             return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' extends past the end of the file", path, t->name);
+        if (t->offset < data_off)
+            return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' lies before the data section (offset %llu < %llu)", path, t->name,
+                          (unsigned long long)t->offset, (unsigned long long)data_off);
     }
     // No two tensors may overlap (the directory is written in offset order).
     for (uint32_t i = 1; i < m->n_tensors; i++) {
@@ -280,7 +283,15 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
         rc = DQ_ERR(e, DQ_EFILE, "%s: tokenizer or metadata section extends past the end of the file", path);
         goto fail;
     }
-    if ((rc = load_directory(m, dir_off, e))) goto fail;
+    // Sections in file order, none overlapping: header, directory, tokenizer, metadata, tensor data.
+    uint64_t data_off = rd64(h + H_DATAOFF);
+    if (!dq_range_ok(dir_off, (uint64_t)m->n_tensors * DQ_DIRENT_SIZE, m->size) || dir_off < DQ_HEADER_SIZE || tok_off < dir_off + (uint64_t)m->n_tensors * DQ_DIRENT_SIZE ||
+        meta_off < tok_off + tok_size || data_off < meta_off + meta_size || data_off > m->size ||
+        data_off % DQ_ALIGN != 0) {
+        rc = DQ_ERR(e, DQ_EFILE, "%s: sections overlap or are out of order", path);
+        goto fail;
+    }
+    if ((rc = load_directory(m, dir_off, data_off, e))) goto fail;
     // Checksum: header with its checksum field zeroed, directory, tokenizer, metadata.
     uint8_t hcopy[DQ_HEADER_SIZE];
     memcpy(hcopy, h, DQ_HEADER_SIZE);

@@ -1029,6 +1029,7 @@ int dq_tok_encode(const dq_tokenizer *t, const char *text, size_t len, int flags
                   dq_err *e) {
     *ids = NULL;
     *n_ids = 0;
+    if (len == 0) text = "";  // callers may pass (NULL, 0); pointer arithmetic on NULL is undefined
     tok_ids out = {0};
     int rc = DQ_OK;
     int bos = dq_tok_bos(t);
