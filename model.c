@@ -244,9 +244,30 @@ static int bind_matrix(dq_model *m, const tensor_spec *t, dq_err *e) {
     }
     M->q.n = (int)t->n;
     M->q.k = (int)t->k;
+    return DQ_OK;
+}
+
+// Lets the kernels repack every INT8 matrix for the chosen ISA, all cores in parallel; the
+// time is reported as repack_seconds.
+static int prepare_matrices(dq_model *m, const tensor_spec *specs, int ns, dq_err *e) {
+    int count = 0;
+    for (int i = 0; i < ns; i++) count += specs[i].matrix;
+    dq_qweight *ws = malloc(sizeof *ws * (size_t)count);
+    if (!ws) return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", m->path);
+    for (int i = 0, j = 0; i < ns; i++)
+        if (specs[i].matrix) ws[j++] = specs[i].dst_mat->q;
     double t0 = dq_now();
-    rc = dq_qweight_prepare(&M->q, e);
-    m->repack_seconds += dq_now() - t0;
+    dq_pool *pool;
+    int rc = dq_pool_create(&pool, dq_physical_cores(), e);
+    if (!rc) {
+        rc = dq_qweight_prepare_many(pool, ws, count, e);
+        dq_pool_free(pool);
+    }
+    // Copy back even on failure, so dq_model_free releases what was packed.
+    for (int i = 0, j = 0; i < ns; i++)
+        if (specs[i].matrix) specs[i].dst_mat->q = ws[j++];
+    m->repack_seconds = dq_now() - t0;
+    free(ws);
     return rc;
 }
 
@@ -332,6 +353,7 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
             rc = get_tensor(m, t->name, DQ_DT_F32, t->n, 1, (const void **)t->dst_vec, e);
         }
     }
+    if (!rc && m->c.wtype == DQ_WTYPE_INT8) rc = prepare_matrices(m, specs, ns, e);
     free(specs);
     if (rc) goto fail;
     if (m->c.tied) m->cls = m->tok_emb;
