@@ -24,26 +24,8 @@ static void usage(FILE *f) {
 }
 
 static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) return NULL;
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(b, cap * 2 + 1);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-    }
-    b[n] = 0;
-    *len = n;
-    return b;
+    uint8_t *b;
+    return dq_read_stream(stdin, "stdin", &b, len, NULL) == DQ_OK ? (char *)b : NULL;
 }
 
 // Length of a well-formed UTF-8 character at u (1 for ASCII), 0 if ill-formed.

@@ -47,25 +47,19 @@ double dq_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e) {
+int dq_read_stream(FILE *f, const char *what, uint8_t **data, size_t *size, dq_err *e) {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap + 1);
-    if (!buf) {
-        fclose(f);
-        return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
-    }
+    if (!buf) return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", what);
     for (;;) {
         if (n == cap) {
             size_t nc = cap * 2;
             uint8_t *nb = (nc > cap) ? realloc(buf, nc + 1) : NULL;
             if (!nb) {
                 free(buf);
-                fclose(f);
-                return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", path);
+                return DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", what);
             }
             buf = nb;
             cap = nc;
@@ -74,16 +68,24 @@ int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e) {
         n += r;
         if (r == 0) break;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    if (ferror(f)) {
         free(buf);
-        return DQ_ERR(e, DQ_EFILE, "%s: read error", path);
+        return DQ_ERR(e, DQ_EFILE, "%s: read error", what);
     }
     buf[n] = 0;
     *data = buf;
     *size = n;
     return DQ_OK;
+}
+
+int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
+    int rc = dq_read_stream(f, path, data, size, e);
+    fclose(f);
+    return rc;
 }
 
 // ---------------------------------------------------------------- SHA-256 (FIPS 180-4)

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DYNQ_VERSION "0.1.0"
 
@@ -56,6 +57,8 @@ double dq_now(void);
 
 // Whole-file read (malloc'd, NUL-terminated beyond size). Returns status.
 int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e);
+// The same for an open stream (e.g. stdin); `what` names it in errors.
+int dq_read_stream(FILE *f, const char *what, uint8_t **data, size_t *size, dq_err *e);
 
 
 

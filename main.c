@@ -117,31 +117,6 @@ static int parse_float(args *a, const char *flag, float *out) {
     return 0;
 }
 
-// Reads all of stdin (malloc'd).
-static int read_stdin(char **buf, size_t *len) {
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) return DQ_ENOMEM;
-    for (;;) {
-        if (n == cap) {
-            char *nb = realloc(b, cap * 2 + 1);
-            if (!nb) {
-                free(b);
-                return DQ_ENOMEM;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) break;
-    }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    return DQ_OK;
-}
-
 // Common model/session options.
 typedef struct session_opts {
     const char *model;
@@ -498,7 +473,8 @@ static int cmd_run(int argc, char **argv) {
     size_t tlen = 0;
     if (!prompt) {
         if (isatty(0)) return usage_error("run", "%s", "no prompt: give -p TEXT or pipe text on stdin");
-        if (read_stdin(&text, &tlen)) return DQ_ENOMEM;
+        dq_err re = {0};
+        if (dq_read_stream(stdin, "stdin", (uint8_t **)&text, &tlen, &re)) return fail(&re);
         if (tlen == 0) {
             free(text);
             return usage_error("run", "%s", "empty prompt on stdin");
