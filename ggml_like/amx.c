@@ -155,7 +155,8 @@ static const dq_kernels amx_base = {
     .name = "gemm_u8s8_32x32__amx (m < 16: gemm_u8s8_8x32c4__avx512vnni), gemm_f32_4x4__avx512f",
     .use_panels = 1,
     .act_bias = 128,
-    .quant = NULL,     // filled from the AVX-512 table (same code format)
+    .absmax = NULL,    // filled from the AVX-512 table
+    .quant = NULL,     // idem (same code format)
     .gemm_q8 = gemm_q8_amx,
     .gemm_f32 = NULL,  // idem
     .int8_peak = int8_peak_amx,
@@ -167,6 +168,7 @@ static void amx_table_init(void) {
     const dq_kernels *v = dq_kernels_avx512vnni();
     amx_table = amx_base;
     amx_table.quant = v->quant;
+    amx_table.absmax = v->absmax;
     amx_table.gemm_f32 = v->gemm_f32;
 }
 const dq_kernels *dq_kernels_amx(void) {

@@ -10,6 +10,7 @@
 // most 2 * 128 * 127 = 32512 < 32767: no saturation, the int16 sums are exact. vpmaddwd with 1s
 // then widens each row's 4 products to int32 (exact) before vpaddd accumulates.
 // Built with -mavx2 -mfma (ggml_like.mk); the tests also build it against SIMDe.
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -23,6 +24,22 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------- activation codes
+// max(v, a) returns a when v is NaN: NaNs are ignored, as in the scalar spec.
+static float absmax_avx2(const float *x, int k) {
+    const __m256 mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 a = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= k; j += 8) a = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), mag), a);
+    float t[8], r = 0.0f;
+    _mm256_storeu_ps(t, a);
+    for (int i = 0; i < 8; i++) r = t[i] > r ? t[i] : r;
+    for (; j < k; j++) {
+        float v = fabsf(x[j]);
+        r = v > r ? v : r;
+    }
+    return r;
+}
+
 static void quant_avx2(int8_t *q, const float *x, int k, float inv, int32_t off) {
     const __m256 vinv = _mm256_set1_ps(inv);
     const __m256i voff = _mm256_set1_epi32(off), lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
@@ -213,6 +230,7 @@ static const dq_kernels table = {
     .name = "gemm_s8s8_3x16c4__avx2, gemm_f32_4x3__avx2",
     .use_panels = 1,
     .act_bias = 0,
+    .absmax = absmax_avx2,
     .quant = quant_avx2,
     .gemm_q8 = gemm_q8_avx2,
     .gemm_f32 = gemm_f32_avx2,

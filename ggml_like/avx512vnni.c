@@ -22,6 +22,21 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------- activation codes
+// max(v, a) returns a when v is NaN: NaNs are ignored, as in the scalar spec.
+static float absmax_avx512(const float *x, int k) {
+    const __m512i mag = _mm512_set1_epi32(0x7fffffff);
+    __m512 a = _mm512_setzero_ps();
+    for (int j = 0; j < k; j += 16) {
+        __mmask16 mk = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        __m512 v = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mk, x + j)), mag));
+        a = _mm512_max_ps(v, a);
+    }
+    float t[16], r = 0.0f;
+    _mm512_storeu_ps(t, a);
+    for (int i = 0; i < 16; i++) r = t[i] > r ? t[i] : r;
+    return r;
+}
+
 static void quant_avx512(int8_t *q, const float *x, int k, float inv, int32_t off) {
     const __m512 vinv = _mm512_set1_ps(inv);
     const __m512i voff = _mm512_set1_epi32(off + 0), lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127),
@@ -224,6 +239,7 @@ static const dq_kernels table = {
     .name = "gemm_u8s8_8x32c4__avx512vnni, gemm_f32_4x4__avx512f",
     .use_panels = 1,
     .act_bias = 128,
+    .absmax = absmax_avx512,
     .quant = quant_avx512,
     .gemm_q8 = gemm_q8_avx512vnni,
     .gemm_f32 = gemm_f32_avx512,

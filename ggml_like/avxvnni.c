@@ -127,6 +127,7 @@ static dq_kernels vnni_table = {
     .name = "gemm_u8s8_4x16c4__avxvnni, gemm_f32_4x3__avx2",
     .use_panels = 1,
     .act_bias = 128,
+    .absmax = NULL,  // avx2.c's, set below
     .quant = vnni_quant,
     .gemm_q8 = gemm_q8_avxvnni,
     .gemm_f32 = NULL,  // avx2.c's, set below
@@ -134,6 +135,7 @@ static dq_kernels vnni_table = {
 };
 
 const dq_kernels *dq_kernels_avxvnni(void) {
-    vnni_table.gemm_f32 = dq_kernels_avx2()->gemm_f32;  // same value every call: no race in effect
+    vnni_table.gemm_f32 = dq_kernels_avx2()->gemm_f32;  // same values every call: no race in effect
+    vnni_table.absmax = dq_kernels_avx2()->absmax;
     return &vnni_table;
 }

@@ -283,15 +283,6 @@ typedef struct qctx {
     float tensor_amax;
 } qctx;
 
-static float absmax(const float *x, int k) {
-    float a = 0.0f;
-    for (int j = 0; j < k; j++) {
-        float v = fabsf(x[j]);
-        a = v > a ? v : a;
-    }
-    return a;
-}
-
 // Token t: scale(s), offset and codes. Scales are computed here, once for every ISA.
 static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t, float tensor_amax) {
     int8_t *q = qa->q + (size_t)t * qa->kp;
@@ -299,7 +290,7 @@ static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t
     switch (qa->scheme) {
     case DQ_ACT_SYM:
     case DQ_ACT_TENSOR: {
-        float amax = qa->scheme == DQ_ACT_TENSOR ? tensor_amax : absmax(xr, k);
+        float amax = qa->scheme == DQ_ACT_TENSOR ? tensor_amax : K->absmax(xr, k);
         qa->scale[t] = amax / 127.0f;
         qa->off[t] = 0;
         K->quant(q, xr, k, amax > 0.0f ? 127.0f / amax : 0.0f, 0);
@@ -324,7 +315,7 @@ static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t
         qa->off[t] = 0;
         for (int g0 = 0; g0 < qa->ngroup; g0++) {
             int j0 = g0 * 64, len = k - j0 < 64 ? k - j0 : 64;
-            float amax = absmax(xr + j0, len);
+            float amax = K->absmax(xr + j0, len);
             qa->scale[(size_t)t * qa->ngroup + g0] = amax / 127.0f;
             K->quant(q + j0, xr + j0, len, amax > 0.0f ? 127.0f / amax : 0.0f, 0);
         }
@@ -360,7 +351,7 @@ void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const
     qa->bias = K->act_bias;
     if (mp > m) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
     qctx c = {.K = K, .qa = qa, .x = x};
-    if (scheme == DQ_ACT_TENSOR) c.tensor_amax = absmax(x, m * k);  // m*k < 2^31: callers' buffers
+    if (scheme == DQ_ACT_TENSOR) c.tensor_amax = K->absmax(x, m * k);  // m*k < 2^31: callers' buffers
     if ((size_t)m * k >= 65536) dq_pool_run(pool, quant_task, &c);
     else quant_task(&c, 0, 1);
 }

@@ -38,6 +38,8 @@ typedef struct dq_kernels {
     const char *name;  // kernel names, for dq_cpu_describe
     int use_panels;    // dq_qweight_prepare builds the panel layout
     uint8_t act_bias;  // activation codes stored as c + act_bias (0 or 128)
+    // max_j |x[j]| (0 for k = 0; NaNs ignored, as the scalar `v > a ? v : a`). Exact on every ISA.
+    float (*absmax)(const float *x, int k);
     // codes q[j] = clamp(lrintf(x[j] * inv) + off, -127, 127) + act_bias, j < k (round half even)
     void (*quant)(int8_t *q, const float *x, int k, float inv, int32_t off);
     // y[t*ldy + i] for tokens t in [t0, t1) and rows i in [i0, i1); i0 is a multiple of 16.

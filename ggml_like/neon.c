@@ -23,6 +23,24 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------- activation codes
+// FMAX would propagate NaN; vbslq keeps a where v > a is false (NaN included), like the spec.
+static float absmax_neon(const float *x, int k) {
+    float32x4_t a = vdupq_n_f32(0.0f);
+    int j = 0;
+    for (; j + 4 <= k; j += 4) {
+        float32x4_t v = vabsq_f32(vld1q_f32(x + j));
+        a = vbslq_f32(vcgtq_f32(v, a), v, a);
+    }
+    float t[4], r = 0.0f;
+    vst1q_f32(t, a);
+    for (int i = 0; i < 4; i++) r = t[i] > r ? t[i] : r;
+    for (; j < k; j++) {
+        float v = fabsf(x[j]);
+        r = v > r ? v : r;
+    }
+    return r;
+}
+
 static void quant_neon(int8_t *q, const float *x, int k, float inv, int32_t off) {
     const int32x4_t voff = vdupq_n_s32(off), lo = vdupq_n_s32(-127), hi = vdupq_n_s32(127);
     int j = 0;
@@ -288,7 +306,8 @@ static int64_t peak_neon(int64_t iters, int32_t *sink) {
 }
 
 #define NEON_TABLE(gemm, peak, nm)                                                                  \
-    {.isa = DQ_ISA_NEON, .name = nm, .use_panels = 1, .act_bias = 0, .quant = quant_neon, .gemm_q8 = gemm, \
+    {.isa = DQ_ISA_NEON, .name = nm, .use_panels = 1, .act_bias = 0, .absmax = absmax_neon, .quant = quant_neon, \
+     .gemm_q8 = gemm,                                                                                  \
      .gemm_f32 = gemm_f32_neon, .int8_peak = peak}
 static const dq_kernels tables[3] = {
     NEON_TABLE(gemm_q8_neon, peak_neon, "gemm_s8s8_1x16c4__neon, gemm_f32_4x4__neon"),

@@ -7,6 +7,15 @@
 #include "kernels.h"
 
 // ---------------------------------------------------------------- activation codes
+static float absmax_scalar(const float *x, int k) {
+    float a = 0.0f;
+    for (int j = 0; j < k; j++) {
+        float v = fabsf(x[j]);
+        a = v > a ? v : a;
+    }
+    return a;
+}
+
 static void quant_scalar(int8_t *q, const float *x, int k, float inv, int32_t off) {
     for (int j = 0; j < k; j++) {
         long v = lrintf(x[j] * inv) + off;  // round half to even, as cvtps2dq does
@@ -94,6 +103,7 @@ static const dq_kernels table = {
     .name = "gemm_s8s8__scalar, gemm_f32__scalar",
     .use_panels = 0,
     .act_bias = 0,
+    .absmax = absmax_scalar,
     .quant = quant_scalar,
     .gemm_q8 = gemm_q8_scalar,
     .gemm_f32 = gemm_f32_scalar,

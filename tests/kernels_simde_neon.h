@@ -39,9 +39,12 @@ static inline simde_int32x4_t dqn_vmmlaq_s32(simde_int32x4_t r, simde_int8x16_t 
 #define int32x4_t simde_int32x4_t
 #define float32x4_t simde_float32x4_t
 
+#define vabsq_f32 simde_vabsq_f32
 #define vaddq_s32 simde_vaddq_s32
 #define vaddvq_f32 simde_vaddvq_f32
 #define vaddvq_s32 simde_vaddvq_s32
+#define vbslq_f32 simde_vbslq_f32
+#define vcgtq_f32 simde_vcgtq_f32
 #define vcombine_s16 simde_vcombine_s16
 #define vcombine_s32 simde_vcombine_s32
 #define vcombine_s8 simde_vcombine_s8

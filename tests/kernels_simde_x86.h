@@ -87,7 +87,9 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm256_maskload_ps dqs_mm256_maskload_ps
 #define _mm256_abs_epi8 simde_mm256_abs_epi8
 #define _mm256_add_epi32 simde_mm256_add_epi32
+#define _mm256_and_ps simde_mm256_and_ps
 #define _mm256_castps256_ps128 simde_mm256_castps256_ps128
+#define _mm256_castsi256_ps simde_mm256_castsi256_ps
 #define _mm256_castsi256_si128 simde_mm256_castsi256_si128
 #define _mm256_cmpgt_epi32 simde_mm256_cmpgt_epi32
 #define _mm256_cvtepi32_ps simde_mm256_cvtepi32_ps
@@ -100,6 +102,7 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm256_madd_epi16 simde_mm256_madd_epi16
 #define _mm256_maddubs_epi16 simde_mm256_maddubs_epi16
 #define _mm256_max_epi32 simde_mm256_max_epi32
+#define _mm256_max_ps simde_mm256_max_ps
 #define _mm256_min_epi32 simde_mm256_min_epi32
 #define _mm256_mul_ps simde_mm256_mul_ps
 #define _mm256_mullo_epi32 simde_mm256_mullo_epi32
@@ -114,11 +117,15 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm256_storeu_si256 simde_mm256_storeu_si256
 #define _mm256_sub_epi32 simde_mm256_sub_epi32
 #define _mm512_add_epi32 simde_mm512_add_epi32
+#define _mm512_and_si512 simde_mm512_and_si512
+#define _mm512_castps_si512 simde_mm512_castps_si512
+#define _mm512_castsi512_ps simde_mm512_castsi512_ps
 #define _mm512_dpbusd_epi32 simde_mm512_dpbusd_epi32
 #define _mm512_fmadd_ps simde_mm512_fmadd_ps
 #define _mm512_loadu_ps simde_mm512_loadu_ps
 #define _mm512_loadu_si512 simde_mm512_loadu_si512
 #define _mm512_max_epi32 simde_mm512_max_epi32
+#define _mm512_max_ps simde_mm512_max_ps
 #define _mm512_min_epi32 simde_mm512_min_epi32
 #define _mm512_mul_ps simde_mm512_mul_ps
 #define _mm512_mullo_epi32 simde_mm512_mullo_epi32
@@ -126,6 +133,7 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm512_set1_ps simde_mm512_set1_ps
 #define _mm512_setzero_ps simde_mm512_setzero_ps
 #define _mm512_setzero_si512 simde_mm512_setzero_si512
+#define _mm512_storeu_ps simde_mm512_storeu_ps
 #define _mm512_sub_epi32 simde_mm512_sub_epi32
 #define _mm_add_ps simde_mm_add_ps
 #define _mm_add_ss simde_mm_add_ss
