@@ -57,7 +57,7 @@ models/stories260K.dynq: $(DYNQ) models/stories260K.bin models/tok512.bin
 	$(DYNQ) convert models/stories260K.bin --tokenizer models/tok512.bin -o $@
 
 run: models/stories260K.dynq
-	$(DYNQ) run -m models/stories260K.dynq -p "Once upon a time" -n 200 --seed 42
+	$(DYNQ) run -m models/stories260K.dynq -p "Once upon a time" -n 200 --seed 42 --echo
 
 test: $(DYNQ) tests-bin
 	DYNQ=$(DYNQ) BUILD=$(BUILD) bash tests/run.sh
