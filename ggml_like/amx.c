@@ -152,7 +152,7 @@ static int64_t int8_peak_amx(int64_t iters, int32_t *sink) {
 
 static const dq_kernels amx_base = {
     .isa = DQ_ISA_AMX,
-    .name = "gemm_u8s8_32x32__amx (m < 16: gemm_u8s8_8x32c4__avx512vnni), gemm_f32_4x4__avx512f",
+    .name = "gemm_u8s8_32x32__amx (m < 16: gemm_u8s8_6x64c4__avx512vnni), gemm_f32_4x4__avx512f",
     .use_panels = 1,
     .act_bias = 128,
     .absmax = NULL,    // filled from the AVX-512 table

@@ -1,5 +1,6 @@
 // ggml_like/avx512vnni.c: AVX-512 VNNI kernels (zmm), vpdpbusd u8 x s8 -> int32.
-//   gemm_u8s8_8x32c4__avx512vnni   int8 GEMM/GEMV: 8 tokens x 2 weight panels (32 rows) per step
+//   gemm_u8s8_6x64c4__avx512vnni   int8 GEMM: 6 tokens x 4 weight panels (64 rows) per step
+//                                  (8 x 32 for the last < 64 rows, one panel per step for GEMV)
 //   gemm_f32_4x4__avx512f          FP32 GEMM/GEMV, one 16-lane accumulator per output
 // vpdpbusd multiplies unsigned activations by signed weights, so codes c in [-127, 127] are
 // stored as c + 128 in [1, 255] (act_bias = 128) and the epilogue removes the offset exactly:
@@ -61,25 +62,25 @@ static inline int32_t load4(const int8_t *p) {
 // wp: first panel (panel stride 16 * kp). Writes y rows [i, i + 16 * NP) masked to n.
 ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
                            const dq_wpack *p, int i, int n, const float *sx, const int32_t *off) {
-    __m512i acc[8][2];
+    __m512i acc[8][4];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-        acc[r][0] = _mm512_setzero_si512();
-        acc[r][1] = _mm512_setzero_si512();
-    }
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_si512();
     const size_t ps = (size_t)16 * kp;
     const int ng = kp / 4;
     for (int s = 0; s < ng; s++) {
-        __m512i w0 = _mm512_loadu_si512((const void *)(wp + (size_t)s * 64));
-        __m512i w1 = NP > 1 ? _mm512_loadu_si512((const void *)(wp + ps + (size_t)s * 64)) : w0;
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < NP; q++) wv[q] = _mm512_loadu_si512((const void *)(wp + q * ps + (size_t)s * 64));
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             __m512i xb = _mm512_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xb, w0);
-            if (NP > 1) acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], xb, w1);
+#pragma GCC unroll 4
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], xb, wv[q]);
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int q = 0; q < NP; q++) {
         int row = i + 16 * q;
         if (row >= n) break;
@@ -130,7 +131,26 @@ static void gemm_q8_avx512vnni(float *y, int ldy, const dq_qact *qa, int t0, int
                        qa->scale[t0], qa->off[t0]);
         return;
     }
-    for (int i = i0; i < i1; i += 32) {
+    int i = i0;
+    for (; i1 - i > 48; i += 64) {  // 4 panels x 6 tokens: 24 accumulators, 10 loads per 24 vpdpbusd
+        const int8_t *wp = p->panels + (size_t)i * kp;
+        // Token blocks of at most 6, evened out (128 = 18 x 6 + 4 x 5, not 21 x 6 + 2).
+        for (int t = t0, left = (t1 - t0 + 5) / 6; t < t1; left--) {
+            const int8_t *xt = qa->q + (size_t)t * kp;
+            float *yt = y + (size_t)t * ldy;
+            int mr = (t1 - t + left - 1) / left;
+            switch (mr) {
+            case 1: UK(1, 4); break;
+            case 2: UK(2, 4); break;
+            case 3: UK(3, 4); break;
+            case 4: UK(4, 4); break;
+            case 5: UK(5, 4); break;
+            default: UK(6, 4); break;
+            }
+            t += mr;
+        }
+    }
+    for (; i < i1; i += 32) {
         const int8_t *wp = p->panels + (size_t)i * kp;
         int two = i1 - i > 16;
         for (int t = t0; t < t1; t += 8) {
@@ -236,7 +256,7 @@ static int64_t int8_peak_avx512vnni(int64_t iters, int32_t *sink) {
 
 static const dq_kernels table = {
     .isa = DQ_ISA_AVX512VNNI,
-    .name = "gemm_u8s8_8x32c4__avx512vnni, gemm_f32_4x4__avx512f",
+    .name = "gemm_u8s8_6x64c4__avx512vnni, gemm_f32_4x4__avx512f",
     .use_panels = 1,
     .act_bias = 128,
     .absmax = absmax_avx512,
