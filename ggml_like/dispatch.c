@@ -361,6 +361,12 @@ void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, d
 }
 
 // ---------------------------------------------------------------- matmul drivers
+#define MAX_REGIONS 16
+
+typedef struct region {
+    _Alignas(64) _Atomic int next;  // next unclaimed tile of the region (relative)
+} region;
+
 typedef struct mmctx {
     const dq_kernels *K;
     float *y;
@@ -369,12 +375,16 @@ typedef struct mmctx {
     const float *x, *wf;
     int m, n, k;
     int rb, tb, nrb, ntb;  // tile: rb rows x tb tokens
-    _Alignas(64) _Atomic int next;
+    int nreg;              // tiles split into nreg contiguous regions, one per slot
+    region reg[MAX_REGIONS];
 } mmctx;
 
 // Tiles: rows in blocks of rb (a multiple of 32, ~8 blocks per thread so a slow thread can be
 // overtaken), tokens in blocks of up to 128. Every output is computed the same way whatever tile
-// it lands in.
+// it lands in. Tiles are numbered row block major, and slot ith first takes the tiles of its own
+// contiguous region in order (one sequential weight stream per thread, which the hardware
+// prefetcher follows), then claims tiles left in the other regions (a late or descheduled
+// thread's work is taken over, tile by tile).
 static void plan(mmctx *c, int m, int n, int nth) {
     int rb = dq_round_up((n + 8 * nth - 1) / (8 * nth), 32);
     rb = rb < 32 ? 32 : rb > 512 ? 512 : rb;
@@ -382,20 +392,38 @@ static void plan(mmctx *c, int m, int n, int nth) {
     c->tb = m <= 128 ? m : 128;
     c->nrb = (n + rb - 1) / rb;
     c->ntb = (m + c->tb - 1) / c->tb;
-    atomic_store(&c->next, 0);
+    c->nreg = nth < MAX_REGIONS ? nth : MAX_REGIONS;
+    for (int r = 0; r < c->nreg; r++) atomic_store_explicit(&c->reg[r].next, 0, memory_order_relaxed);
+}
+
+// Next tile for slot ith, or -1 when all are taken.
+static int next_tile(mmctx *c, int ith, int *reg) {
+    int total = c->nrb * c->ntb;
+    for (; *reg < ith + c->nreg; ++*reg) {
+        int r = *reg % c->nreg;
+        int lo = (int)((int64_t)total * r / c->nreg), hi = (int)((int64_t)total * (r + 1) / c->nreg);
+        if (atomic_load_explicit(&c->reg[r].next, memory_order_relaxed) >= hi - lo) continue;
+        int i = atomic_fetch_add_explicit(&c->reg[r].next, 1, memory_order_relaxed);
+        if (i < hi - lo) return lo + i;
+    }
+    return -1;
+}
+
+static void tile_bounds(const mmctx *c, int tile, int *i0, int *i1, int *t0, int *t1) {
+    int rbi = tile / c->ntb, tbi = tile % c->ntb;
+    *i0 = rbi * c->rb;
+    *i1 = *i0 + c->rb < c->n ? *i0 + c->rb : c->n;
+    *t0 = tbi * c->tb;
+    *t1 = *t0 + c->tb < c->m ? *t0 + c->tb : c->m;
 }
 
 static void q8_task(void *arg, int ith, int nth) {
     mmctx *c = arg;
-    int total = c->nrb * c->ntb;
     void (*gemm)(float *, int, const dq_qact *, int, int, const dq_qweight *, int, int) =
         c->qa->scheme == DQ_ACT_GROUP ? dq_gemm_q8_group_scalar : c->K->gemm_q8;
-    for (;;) {
-        int i = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (i >= total) break;
-        int rbi = i / c->ntb, tbi = i % c->ntb;
-        int i0 = rbi * c->rb, i1 = i0 + c->rb < c->n ? i0 + c->rb : c->n;
-        int t0 = tbi * c->tb, t1 = t0 + c->tb < c->m ? t0 + c->tb : c->m;
+    int reg = ith % c->nreg, tile, i0, i1, t0, t1;
+    while ((tile = next_tile(c, ith % c->nreg, &reg)) >= 0) {
+        tile_bounds(c, tile, &i0, &i1, &t0, &t1);
         gemm(c->y, c->n, c->qa, t0, t1, c->w, i0, i1);
     }
 }
@@ -425,13 +453,9 @@ void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweig
 
 static void f32_task(void *arg, int ith, int nth) {
     mmctx *c = arg;
-    int total = c->nrb * c->ntb;
-    for (;;) {
-        int i = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (i >= total) break;
-        int rbi = i / c->ntb, tbi = i % c->ntb;
-        int i0 = rbi * c->rb, i1 = i0 + c->rb < c->n ? i0 + c->rb : c->n;
-        int t0 = tbi * c->tb, t1 = t0 + c->tb < c->m ? t0 + c->tb : c->m;
+    int reg = ith % c->nreg, tile, i0, i1, t0, t1;
+    while ((tile = next_tile(c, ith % c->nreg, &reg)) >= 0) {
+        tile_bounds(c, tile, &i0, &i1, &t0, &t1);
         c->K->gemm_f32(c->y, c->x, t0, t1, c->wf, c->n, c->k, i0, i1);
     }
 }
