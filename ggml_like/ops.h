@@ -66,6 +66,10 @@ void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweig
 // Separate from the buffer that holds quantized activations (dq_qact below).
 void *dq_pool_scratch(dq_pool *pool, size_t bytes);
 
+// How many times the pool saw a worker stall (descheduled while holding work) and fell back
+// to running jobs on the calling thread for a while (diagnostics for `dynq bench`).
+long dq_pool_stalls(const dq_pool *pool);
+
 // dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load).
 // On failure returns the first error; matrices already packed stay packed (release them).
 int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e);

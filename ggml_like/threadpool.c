@@ -4,8 +4,10 @@
 // caller included, claims the next free slot of the current job with a CAS on one 64-bit word
 // (job generation << 32 | next slot) and runs it. So when a worker is descheduled (a busy
 // neighbour on these 2-vCPU VMs), the caller runs that worker's slot itself instead of waiting
-// for it to wake up: -t 2 degrades to -t 1 speed, not below. Waiting (workers for a job, the
-// caller for the last slot) spins for a short bounded time, then sleeps on a condition variable.
+// for it to wake up. A worker descheduled while it holds work cannot be overtaken that way; the
+// caller notices the stall and runs the next jobs alone for a while (dq_pool_run), so -t 2
+// with a busy neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
+// last slot) spins for a short bounded time, then sleeps on a condition variable.
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -47,6 +49,9 @@ struct dq_pool {
     pthread_cond_t wake;      // new job (or quit) for workers
     pthread_cond_t finished;  // last slot done, for the caller
     worker *workers;          // nth - 1 of them
+    // Caller-only state (degrading under CPU contention, see dq_pool_run).
+    int serial_left, serial_next;
+    long parallel_since, stalls;
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
 };
@@ -152,11 +157,23 @@ void dq_pool_free(dq_pool *p) {
 
 int dq_pool_nthreads(const dq_pool *p) { return p ? p->nth : 1; }
 
+// Back-off after a stall (see dq_pool_run): jobs run by the caller alone before trying again.
+#define STALL_NS 200000
+#define SERIAL_MIN 128
+#define SERIAL_MAX 65536
+
 void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
     if (!p || p->nth == 1) {
         fn(ctx, 0, 1);
         return;
     }
+    if (p->serial_left > 0) {  // degraded: every slot in the caller, workers stay asleep
+        p->serial_left--;
+        for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
+        if (p->serial_left == 0) p->parallel_since = 0;
+        return;
+    }
+    uint64_t start = now_ns();
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
@@ -168,6 +185,7 @@ void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
         pthread_mutex_unlock(&p->mu);
     }
     run_slots(p, gen);
+    uint64_t own_end = now_ns();
     // Wait for slots other threads claimed.
     uint64_t t0 = 0;
     int spins = 0;
@@ -183,7 +201,22 @@ void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
         atomic_store(&p->caller_asleep, 0);
         pthread_mutex_unlock(&p->mu);
     }
+    // Stall detection. Balanced work leaves the caller waiting at most about one tile after its
+    // own share; a wait of hundreds of microseconds, longer than half the caller's own work,
+    // means a worker was descheduled while holding work (another process wants this core).
+    // Then the next jobs run in the caller alone, so -t N never falls far below -t 1; the
+    // back-off doubles while stalls keep coming soon after each retry.
+    uint64_t wait = now_ns() - own_end, own = own_end - start;
+    p->parallel_since++;
+    if (wait > STALL_NS && wait > own / 2) {
+        p->serial_next = p->parallel_since < 2000 && p->serial_next ? p->serial_next * 2 : SERIAL_MIN;
+        if (p->serial_next > SERIAL_MAX) p->serial_next = SERIAL_MAX;
+        p->serial_left = p->serial_next;
+        p->stalls++;
+    }
 }
+
+long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }
 
 static void *grow(void **buf, size_t *have, size_t bytes) {
     if (bytes <= *have) return *buf;
