@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kernels.h"
 
@@ -32,8 +33,13 @@ static void bw_task(void *arg, int ith, int nth) {
 double dq_roofline_read_gbps(dq_pool *pool, size_t bytes) {
     if (!bytes) bytes = (size_t)512 << 20;
     bytes &= ~(size_t)4095;
-    uint8_t *buf = dq_alloc(bytes);  // zeroed: every page is really mapped before timing
-    if (!buf) return -1.0;
+    // Anonymous mapping with huge pages requested, like the packed weights the kernels stream
+    // (so both see the same TLB behaviour); every page is written before timing.
+    uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return -1.0;
+#ifdef MADV_HUGEPAGE
+    madvise(buf, bytes, MADV_HUGEPAGE);
+#endif
     for (size_t i = 0; i < bytes; i += 4096) buf[i] = (uint8_t)i;
     bw_ctx c = {.buf = buf, .bytes = bytes};
     double best = 0;
@@ -44,7 +50,7 @@ double dq_roofline_read_gbps(dq_pool *pool, size_t bytes) {
         double gbps = (double)(bytes / (size_t)dq_pool_nthreads(pool) & ~(size_t)127) * dq_pool_nthreads(pool) / dt / 1e9;
         if (gbps > best) best = gbps;
     }
-    dq_free(buf);
+    munmap(buf, bytes);
     return best;
 }
 
