@@ -172,21 +172,28 @@ static int32_t row_sum(const int8_t *r, int k) {
     return (int32_t)su;
 }
 
-int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e) {
-    dq_qweight_release(w);
+// Bytes of w's packed copy (header, row sums, scales, panels), or an error.
+static int pack_size(const dq_kernels *K, const dq_qweight *w, size_t *total, dq_err *e) {
     if (w->n < 1 || w->k < 1 || w->k > DQ_MAX_K)
         return DQ_ERR(e, DQ_EFILE, "weight matrix %d x %d: shape out of range (k must be 1..%d)", w->n, w->k,
                       DQ_MAX_K);
     if (w->n > INT32_MAX - DQ_PANEL) return DQ_ERR(e, DQ_EFILE, "weight matrix: %d rows is too many", w->n);
     int np = dq_round_up(w->n, DQ_PANEL), kp = dq_round_up(w->k, DQ_KALIGN);
     size_t hdr = 64, vec = ((size_t)np * 4 + 63) & ~(size_t)63;
-    size_t pan = 0, total;
+    size_t pan = 0;
     if (K->use_panels && dq_mul_size((size_t)np, (size_t)kp, &pan))
         return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: size overflow", w->n, w->k);
-    if (dq_add_size(hdr + 2 * vec, pan, &total)) return DQ_ERR(e, DQ_ENOMEM, "weight matrix: size overflow");
+    if (dq_add_size(hdr + 2 * vec, pan, total) || *total > SIZE_MAX - 64)
+        return DQ_ERR(e, DQ_ENOMEM, "weight matrix: size overflow");
+    *total = (*total + 63) & ~(size_t)63;
+    return DQ_OK;
+}
+
+// Packs w into mem (zero-filled, pack_size bytes) and points w->packed at it.
+static void pack_into(const dq_kernels *K, dq_qweight *w, uint8_t *mem, size_t total) {
+    int np = dq_round_up(w->n, DQ_PANEL), kp = dq_round_up(w->k, DQ_KALIGN);
+    size_t hdr = 64, vec = ((size_t)np * 4 + 63) & ~(size_t)63;
     _Static_assert(sizeof(dq_wpack) <= 64, "dq_wpack header must fit its 64-byte slot");
-    uint8_t *mem = map_zeroed(total);
-    if (!mem) return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: out of memory packing %zu bytes", w->n, w->k, total);
     dq_wpack *p = (dq_wpack *)mem;
     p->isa = K->isa;
     p->n = w->n;
@@ -226,9 +233,19 @@ int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e) {
             p->rowsum[i] = (int32_t)su;
         }
     }
-    p->map_bytes = total;
     w->packed = p;
     w->packed_bytes = total;
+}
+
+int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e) {
+    dq_qweight_release(w);
+    size_t total;
+    int rc = pack_size(K, w, &total, e);
+    if (rc != DQ_OK) return rc;
+    uint8_t *mem = map_zeroed(total);
+    if (!mem) return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: out of memory packing %zu bytes", w->n, w->k, total);
+    pack_into(K, w, mem, total);
+    ((dq_wpack *)mem)->map_bytes = total;
     return DQ_OK;
 }
 
@@ -238,11 +255,21 @@ int dq_qweight_prepare(dq_qweight *w, dq_err *e) {
     return dq_qweight_prepare_with(dq_kernels_current(), w, e);
 }
 
+// dq_qweight_prepare_many packs every matrix into one mapping (huge pages cover the small
+// matrices too, and it is one allocation for the model's lifetime). The mapping starts with this
+// header; each matrix released drops a reference, the last one unmaps it.
+typedef struct dq_arena {
+    _Atomic long refs;
+    size_t bytes;
+} dq_arena;
+
 typedef struct prep_ctx {
+    const dq_kernels *K;
     dq_qweight *ws;
     int count;
-    _Atomic int next, failed;
-    dq_err err;  // the first failure
+    uint8_t *base;
+    size_t *off;  // (count) offset of each matrix in the arena
+    _Atomic int next;
 } prep_ctx;
 
 static void prep_task(void *arg, int ith, int nth) {
@@ -250,27 +277,54 @@ static void prep_task(void *arg, int ith, int nth) {
     for (;;) {
         int i = atomic_fetch_add(&c->next, 1);
         if (i >= c->count) return;
-        dq_err e;
-        if (dq_qweight_prepare_with(dq_kernels_current(), &c->ws[i], &e) != DQ_OK && !atomic_exchange(&c->failed, 1))
-            c->err = e;
+        pack_into(c->K, &c->ws[i], c->base + c->off[i], c->ws[i].packed_bytes);
     }
 }
 
 int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e) {
     int rc = dq_kernels_init(e);
-    if (rc != DQ_OK) return rc;
-    prep_ctx c = {.ws = ws, .count = count};
-    dq_pool_run(pool, prep_task, &c);
-    if (atomic_load(&c.failed)) {
-        if (e) *e = c.err;
-        return c.err.code;
+    if (rc != DQ_OK || count <= 0) return rc;
+    const dq_kernels *K = dq_kernels_current();
+    size_t *off = malloc((size_t)count * sizeof *off);
+    if (!off) return DQ_ERR(e, DQ_ENOMEM, "packing weights: out of memory");
+    size_t total = 64;  // arena header
+    for (int i = 0; i < count; i++) {
+        dq_qweight_release(&ws[i]);
+        size_t b;
+        if ((rc = pack_size(K, &ws[i], &b, e)) != DQ_OK) {
+            free(off);
+            return rc;
+        }
+        off[i] = total;
+        ws[i].packed_bytes = b;
+        if (dq_add_size(total, b, &total)) {
+            free(off);
+            return DQ_ERR(e, DQ_ENOMEM, "packing weights: size overflow");
+        }
     }
+    uint8_t *base = map_zeroed(total);
+    if (!base) {
+        free(off);
+        return DQ_ERR(e, DQ_ENOMEM, "packing weights: out of memory for %zu bytes", total);
+    }
+    dq_arena *a = (dq_arena *)base;
+    atomic_init(&a->refs, count);
+    a->bytes = total;
+    prep_ctx c = {.K = K, .ws = ws, .count = count, .base = base, .off = off};
+    dq_pool_run(pool, prep_task, &c);
+    for (int i = 0; i < count; i++) ((dq_wpack *)ws[i].packed)->arena = a;
+    free(off);
     return DQ_OK;
 }
 
 void dq_qweight_release(dq_qweight *w) {
     dq_wpack *p = w->packed;
-    if (p) munmap(p, p->map_bytes);
+    if (p && p->arena) {
+        dq_arena *a = p->arena;
+        if (atomic_fetch_sub(&a->refs, 1) == 1) munmap(a, a->bytes);
+    } else if (p) {
+        munmap(p, p->map_bytes);
+    }
     w->packed = NULL;
     w->packed_bytes = 0;
 }

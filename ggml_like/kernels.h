@@ -30,7 +30,8 @@ typedef struct dq_wpack {
     int32_t *rowsum;    // (np) sum_j w[i][j]; 0 for pad rows
     float *scale;       // (np) copy of w->scale; 0 for pad rows
     int8_t *panels;     // (np/16, kp/4, 16, 4) or NULL (scalar: reads w->w in place)
-    size_t map_bytes;   // the whole mapping (munmap)
+    size_t map_bytes;   // its own mapping (munmap), when arena is NULL
+    struct dq_arena *arena;  // shared mapping of dq_qweight_prepare_many (refcounted), or NULL
 } dq_wpack;
 
 typedef struct dq_kernels {

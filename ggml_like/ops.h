@@ -70,8 +70,9 @@ void *dq_pool_scratch(dq_pool *pool, size_t bytes);
 // to running jobs on the calling thread for a while (diagnostics for `dynq bench`).
 long dq_pool_stalls(const dq_pool *pool);
 
-// dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load).
-// On failure returns the first error; matrices already packed stay packed (release them).
+// dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load), all
+// packed into one huge-page mapping (freed when the last of them is released). On failure
+// nothing is packed.
 int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e);
 
 // Quantized activations, ready for dq_matmul_q8_pre. Quantize once, multiply by several

@@ -105,6 +105,55 @@ static void check_invariance(const dq_kernels *K, const char *label) {
     free(y);
 }
 
+// ---------------------------------------------------------------- packing many at once
+// dq_qweight_prepare_many (one shared mapping, packed by the pool) gives the same outputs as
+// packing each matrix alone; releasing in any order frees the mapping once (ASan checks).
+static void check_prepare_many(void) {
+    enum { N = 5 };
+    static const int shapes[N][2] = {{17, 65}, {300, 768}, {1, 1}, {64, 200}, {33, 3}};
+    kc_w a[N], b[N];
+    dq_qweight many[N];
+    dq_pool *p;
+    dq_err e;
+    int bad = 0;
+    if (dq_pool_create(&p, 2, &e)) abort();
+    for (int i = 0; i < N; i++) {
+        uint64_t seed = kc_rng;
+        kc_w_make(&a[i], shapes[i][0], shapes[i][1], i % 3);
+        kc_rng = seed;
+        kc_w_make(&b[i], shapes[i][0], shapes[i][1], i % 3);
+        many[i] = b[i].w;
+        if (dq_qweight_prepare(&a[i].w, &e)) abort();
+    }
+    if (dq_qweight_prepare_many(p, many, N, &e)) {
+        KC_FAIL("prepare_many", "%s", e.msg);
+        bad = 1;
+    }
+    for (int i = 0; i < N && !bad; i++) {
+        int m = 3, n = shapes[i][0], k = shapes[i][1];
+        float *x = kc_x_make(m, k, 0), *y1 = malloc((size_t)m * n * 4), *y2 = malloc((size_t)m * n * 4);
+        dq_matmul_q8(p, y1, x, m, &a[i].w, DQ_ACT_ASYM);
+        dq_matmul_q8(p, y2, x, m, &many[i], DQ_ACT_ASYM);
+        if (memcmp(y1, y2, (size_t)m * n * 4) != 0) {
+            KC_FAIL("prepare_many", "matrix %d (%d x %d): outputs differ from dq_qweight_prepare", i, n, k);
+            bad = 1;
+        }
+        free(x), free(y1), free(y2);
+    }
+    static const int order[N] = {3, 0, 4, 1, 2};
+    for (int i = 0; i < N; i++) {
+        dq_qweight_release(&many[order[i]]);
+        if (many[order[i]].packed) bad = 1;
+    }
+    for (int i = 0; i < N; i++) {
+        kc_w_free(&a[i]);
+        b[i].w.packed = NULL;
+        kc_w_free(&b[i]);
+    }
+    dq_pool_free(p);
+    if (!bad) printf("ok prepare_many (%d matrices in one mapping, same outputs, released in any order)\n", N);
+}
+
 // ---------------------------------------------------------------- DYNQ_ISA forcing
 static const char *self_path;
 
@@ -211,6 +260,7 @@ int main(int argc, char **argv) {
     }
 #endif
     dq_pool_free(pool);
+    check_prepare_many();
     check_forcing();
     return kc_failures ? 1 : 0;
 }
