@@ -490,7 +490,7 @@ void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const d
     else DQ_ASSERT(p->isa == K->isa && qa->bias == K->act_bias);  // packed/quantized for another ISA
     mmctx c = {.K = K, .y = y, .qa = qa, .w = w, .m = qa->m, .n = w->n, .k = w->k};
     plan(&c, qa->m, w->n, dq_pool_nthreads(pool));
-    if (c.nrb * c.ntb > 1) dq_pool_run(pool, q8_task, &c);
+    if (c.nrb * c.ntb > 1) dq_pool_run_adaptive(pool, q8_task, &c);
     else q8_task(&c, 0, 1);
 }
 
@@ -519,7 +519,7 @@ void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const floa
     DQ_ASSERT(m >= 1 && n >= 1 && k >= 1);
     mmctx c = {.K = K, .y = y, .x = x, .wf = w, .m = m, .n = n, .k = k};
     plan(&c, m, n, dq_pool_nthreads(pool));
-    if (c.nrb * c.ntb > 1) dq_pool_run(pool, f32_task, &c);
+    if (c.nrb * c.ntb > 1) dq_pool_run_adaptive(pool, f32_task, &c);
     else f32_task(&c, 0, 1);
 }
 

@@ -5,7 +5,8 @@
 // (job generation << 32 | next slot) and runs it. So when a worker is descheduled (a busy
 // neighbour on these 2-vCPU VMs), the caller runs that worker's slot itself instead of waiting
 // for it to wake up. A worker descheduled while it holds work cannot be overtaken that way; the
-// caller notices the stall and runs the next jobs alone for a while (dq_pool_run), so -t 2
+// caller notices the stall and runs the next matmul jobs alone for a while (adaptive jobs of
+// the kernel drivers only: generic tasks may be statically imbalanced), so -t 2
 // with a busy neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
 // last slot) spins for a short bounded time, then sleeps on a condition variable.
 #include <pthread.h>
@@ -162,12 +163,12 @@ int dq_pool_nthreads(const dq_pool *p) { return p ? p->nth : 1; }
 #define SERIAL_MIN 128
 #define SERIAL_MAX 65536
 
-void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
+static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || p->nth == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    if (p->serial_left > 0) {  // degraded: every slot in the caller, workers stay asleep
+    if (adaptive && p->serial_left > 0) {  // degraded: every slot in the caller, workers stay asleep
         p->serial_left--;
         for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
         if (p->serial_left == 0) p->parallel_since = 0;
@@ -206,6 +207,7 @@ void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
     // means a worker was descheduled while holding work (another process wants this core).
     // Then the next jobs run in the caller alone, so -t N never falls far below -t 1; the
     // back-off doubles while stalls keep coming soon after each retry.
+    if (!adaptive) return;
     uint64_t wait = now_ns() - own_end, own = own_end - start;
     p->parallel_since++;
     if (wait > STALL_NS && wait > own / 2) {
@@ -217,6 +219,12 @@ void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) {
 }
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }
+
+// Generic tasks may split work statically (ith of nth), so a long wait can be plain imbalance:
+// they always run on every thread. The kernels' drivers hand out small tiles dynamically, so for
+// them a long wait really means a descheduled worker: they use the adaptive entry.
+void dq_pool_run(dq_pool *p, dq_task_fn fn, void *ctx) { pool_run(p, fn, ctx, 0); }
+void dq_pool_run_adaptive(dq_pool *p, dq_task_fn fn, void *ctx) { pool_run(p, fn, ctx, 1); }
 
 static void *grow(void **buf, size_t *have, size_t bytes) {
     if (bytes <= *have) return *buf;
