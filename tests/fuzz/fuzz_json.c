@@ -13,7 +13,8 @@ static size_t walk(const dq_json *j, int depth) {
         for (size_t i = 0; i < j->n; i++) {
             if (j->type == DQ_JSON_OBJECT) {
                 acc += j->key_lens[i] + strlen(j->keys[i]);
-                if (dq_json_get(j, j->keys[i]) == NULL) abort();  // a key present must be found
+                // A key present must be found (a key with an embedded NUL cannot be named by a C string).
+                if (strlen(j->keys[i]) == j->key_lens[i] && dq_json_get(j, j->keys[i]) == NULL) abort();
             }
             acc += walk(&j->items[i], depth + 1);
         }
