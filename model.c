@@ -541,26 +541,60 @@ typedef struct attn_task {
 // accumulators it may not create itself under strict FP semantics.
 typedef float v4f __attribute__((vector_size(16), aligned(4)));
 
-static float dot_f32(const float *a, const float *b, int n) {
-    v4f acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 += *(const v4f *)(a + i) * *(const v4f *)(b + i);
-        acc1 += *(const v4f *)(a + i + 4) * *(const v4f *)(b + i + 4);
-        acc2 += *(const v4f *)(a + i + 8) * *(const v4f *)(b + i + 8);
-        acc3 += *(const v4f *)(a + i + 12) * *(const v4f *)(b + i + 12);
+static inline v4f ld4(const float *p) { return *(const v4f *)p; }
+
+// scores[p] = scale * q . k_p for p in [0, np): four keys at a time, so the four dot products
+// share each load of q and their horizontal sums happen together.
+static void attn_scores(float *scores, const float *q, const float *k, int np, int hd, float scale) {
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+        const float *k0 = k + (size_t)p * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
+        for (int j = 0; j < 4 * hd; j += 16) __builtin_prefetch(k0 + 4 * hd + j);
+        v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        int i = 0;
+        for (; i + 4 <= hd; i += 4) {
+            v4f qv = ld4(q + i);
+            a0 += qv * ld4(k0 + i), a1 += qv * ld4(k1 + i), a2 += qv * ld4(k2 + i), a3 += qv * ld4(k3 + i);
+        }
+        float s0 = (a0[0] + a0[2]) + (a0[1] + a0[3]), s1 = (a1[0] + a1[2]) + (a1[1] + a1[3]);
+        float s2 = (a2[0] + a2[2]) + (a2[1] + a2[3]), s3 = (a3[0] + a3[2]) + (a3[1] + a3[3]);
+        for (; i < hd; i++) s0 += q[i] * k0[i], s1 += q[i] * k1[i], s2 += q[i] * k2[i], s3 += q[i] * k3[i];
+        scores[p] = s0 * scale, scores[p + 1] = s1 * scale, scores[p + 2] = s2 * scale, scores[p + 3] = s3 * scale;
     }
-    for (; i + 4 <= n; i += 4) acc0 += *(const v4f *)(a + i) * *(const v4f *)(b + i);
-    acc0 = (acc0 + acc1) + (acc2 + acc3);
-    float s = (acc0[0] + acc0[2]) + (acc0[1] + acc0[3]);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+    for (; p < np; p++) {
+        const float *kp = k + (size_t)p * hd;
+        v4f a0 = {0};
+        int i = 0;
+        for (; i + 4 <= hd; i += 4) a0 += ld4(q + i) * ld4(kp + i);
+        float s0 = (a0[0] + a0[2]) + (a0[1] + a0[3]);
+        for (; i < hd; i++) s0 += q[i] * kp[i];
+        scores[p] = s0 * scale;
+    }
 }
 
-static void axpy_f32(float *y, float a, const float *x, int n) {
+// o = sum_p w[p] v_p, 32 outputs at a time held in registers across all positions; rows are
+// read front to back, with the next ones prefetched (they come from DRAM: the weights streamed
+// since the previous token have evicted the cache).
+static void attn_mix(float *o, const float *w, const float *v, int np, int hd) {
     int i = 0;
-    for (; i + 4 <= n; i += 4) *(v4f *)(y + i) += a * *(const v4f *)(x + i);
-    for (; i < n; i++) y[i] += a * x[i];
+    for (; i + 32 <= hd; i += 32) {
+        v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        for (int p = 0; p < np; p++) {
+            const float *vp = v + (size_t)p * hd + i;
+            __builtin_prefetch(vp + 4 * hd);
+            __builtin_prefetch(vp + 4 * hd + 16);
+            float wp = w[p];
+            a0 += wp * ld4(vp), a1 += wp * ld4(vp + 4), a2 += wp * ld4(vp + 8), a3 += wp * ld4(vp + 12);
+            a4 += wp * ld4(vp + 16), a5 += wp * ld4(vp + 20), a6 += wp * ld4(vp + 24), a7 += wp * ld4(vp + 28);
+        }
+        v4f *out = (v4f *)(o + i);
+        out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5, out[6] = a6, out[7] = a7;
+    }
+    for (; i < hd; i++) {
+        float a = 0.0f;
+        for (int p = 0; p < np; p++) a += w[p] * v[(size_t)p * hd + i];
+        o[i] = a;
+    }
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -581,21 +615,17 @@ static void attn_worker(void *ctx, int ith, int nth) {
         int last = a->pos + t;  // attends to positions 0..last
         const float *q = s->q + (size_t)t * H * hd + (size_t)h * hd;
         const float *kh = kc + (size_t)kvh * s->ctx * hd, *vh = vc + (size_t)kvh * s->ctx * hd;
+        attn_scores(att, q, kh, last + 1, hd, scale);
         float mx = -INFINITY;
-        for (int p = 0; p <= last; p++) {
-            float d = dot_f32(q, kh + (size_t)p * hd, hd) * scale;
-            att[p] = d;
-            if (d > mx) mx = d;
-        }
+        for (int p = 0; p <= last; p++) mx = att[p] > mx ? att[p] : mx;
         float sum = 0.0f;
         for (int p = 0; p <= last; p++) {
             att[p] = expf(att[p] - mx);
             sum += att[p];
         }
         float inv = 1.0f / sum;
-        float *o = a->out + (size_t)t * H * hd + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= last; p++) axpy_f32(o, att[p] * inv, vh + (size_t)p * hd, hd);
+        for (int p = 0; p <= last; p++) att[p] *= inv;
+        attn_mix(a->out + (size_t)t * H * hd + (size_t)h * hd, att, vh, last + 1, hd);
     }
 }
 
