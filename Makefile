@@ -63,7 +63,7 @@ test: $(DYNQ) tests-bin
 	DYNQ=$(DYNQ) BUILD=$(BUILD) bash tests/run.sh
 
 test-asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1 test
+	DYNQ_SANITIZED=1 $(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" OPT=-O1 test
 
 bench: $(DYNQ)
 	bash scripts/bench.sh

@@ -11,11 +11,17 @@ for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
         exit 0
     fi
 done
+if [ -n "${DYNQ_SANITIZED:-}" ]; then
+    echo "skip neon_qemu: the sanitizer run does not rebuild the aarch64 flavour (it runs in make test)"
+    exit 0
+fi
+# The cross build must not inherit the sanitizer flags of a parent make.
+unset MAKEFLAGS MAKELEVEL MFLAGS
 sysroot=/usr/aarch64-linux-gnu
 build="${BUILD_ARM:-build-arm}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! make -s ARCH=aarch64 CC=aarch64-linux-gnu-gcc BUILD="$build" "$build/tests/test_kernels" >"$log" 2>&1; then
+if ! make -s ARCH=aarch64 CC=aarch64-linux-gnu-gcc BUILD="$build" SAN= "$build/tests/test_kernels" "$build/dynq" >"$log" 2>&1; then
     echo "FAIL neon_build: make ARCH=aarch64 failed:"
     tail -n 15 "$log" | sed 's/^/    /'
     exit 1
@@ -43,3 +49,22 @@ run qemu_max_i8mm max "" neoni8mm
 run qemu_max_dot max dot neondot
 run qemu_max_plain max plain "1x16c4__neon"
 run qemu_a53 cortex-a53 "" "1x16c4__neon"
+
+# One full generation on the aarch64 binary gives the same tokens as this host's binary, with
+# the fastest NEON path (max) and the plain one (cortex-a53). INT8 and FP32 models.
+DYNQ="${DYNQ:-./dynq}"
+gt=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$gt"' EXIT
+for wt in int8 f32; do
+    "$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin --type $wt -o "$gt/s-$wt.dynq" 2>/dev/null
+    "$DYNQ" run -m "$gt/s-$wt.dynq" -p "Once upon a time" -n 80 --temp 0 --quiet > "$gt/host-$wt.txt" 2>/dev/null
+    for cpu in max cortex-a53; do
+        QEMU_CPU=$cpu qemu-aarch64 -L "$sysroot" "$build/dynq" run -m "$gt/s-$wt.dynq" -p "Once upon a time" -n 80 \
+            --temp 0 --quiet > "$gt/arm.txt" 2>&1
+        if [ -s "$gt/host-$wt.txt" ] && cmp -s "$gt/host-$wt.txt" "$gt/arm.txt"; then
+            echo "ok qemu_generation_${cpu}_$wt (same 80 tokens as the host)"
+        else
+            echo "FAIL qemu_generation_${cpu}_$wt: $(head -c 120 "$gt/arm.txt") vs $(head -c 120 "$gt/host-$wt.txt")"
+        fi
+    done
+done
