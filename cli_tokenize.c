@@ -28,24 +28,16 @@ static char *read_stdin(size_t *len) {
     return dq_read_stream(stdin, "stdin", &b, len, NULL) == DQ_OK ? (char *)b : NULL;
 }
 
-// Length of a well-formed UTF-8 character at u (1 for ASCII), 0 if ill-formed.
-static int utf8_char(const unsigned char *u) {
-    int n = u[0] < 0x80 ? 1 : (u[0] >= 0xC2 && u[0] <= 0xDF) ? 2 : (u[0] >= 0xE0 && u[0] <= 0xEF) ? 3
-                                                           : (u[0] >= 0xF0 && u[0] <= 0xF4) ? 4 : 0;
-    for (int i = 1; i < n; i++)
-        if ((u[i] & 0xC0) != 0x80) return 0;
-    return n;
-}
-
 // A piece for the table: printable text as is; control bytes and bytes that are not part of
 // a well-formed UTF-8 character (byte-level BPE pieces can split one) as \xNN.
 static void print_piece(const char *p) {
+    const unsigned char *end = (const unsigned char *)p + strlen(p);
     for (const unsigned char *u = (const unsigned char *)p; *u;) {
-        int n = utf8_char(u);
+        size_t n = dq_utf8_len(u, (size_t)(end - u));
         if (*u == '\\') fputs("\\\\", stdout);
         else if (n == 0 || *u < 0x20 || *u == 0x7F) printf("\\x%02X", *u);
         else {
-            fwrite(u, 1, (size_t)n, stdout);
+            fwrite(u, 1, n, stdout);
             u += n;
             continue;
         }

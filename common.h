@@ -66,6 +66,10 @@ int dq_read_stream(FILE *f, const char *what, uint8_t **data, size_t *size, dq_e
 int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, dq_err *e);
 void dq_unmap_file(const uint8_t *data, size_t size);
 
+// Length (1..4) of the well-formed UTF-8 character at s[0..n), or 0 if it is ill-formed
+// (overlong, surrogate, above U+10FFFF, truncated).
+size_t dq_utf8_len(const unsigned char *s, size_t n);
+
 // SHA-256 of a byte range, and of a whole file (hex, 65 bytes with NUL), for provenance.
 void dq_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]);

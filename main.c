@@ -324,19 +324,8 @@ static void json_string(const char *s, size_t n) {
     out_write("\"", 1);
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = len > 0 && i + len <= n;
-        for (size_t j = 1; ok && j < len; j++) ok = ((unsigned char)s[i + j] >> 6) == 2;
-        if (ok && len == 2 && c < 0xC2) ok = 0;  // overlong
-        if (ok && len == 3) {
-            unsigned cp = (c & 15u) << 12 | ((unsigned char)s[i + 1] & 63u) << 6 | ((unsigned char)s[i + 2] & 63u);
-            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
-        }
-        if (ok && len == 4) {
-            unsigned cp = (c & 7u) << 18 | ((unsigned char)s[i + 1] & 63u) << 12;
-            ok = cp >= 0x10000 && cp <= 0x10FFFF;
-        }
-        if (!ok) {
+        size_t len = dq_utf8_len((const unsigned char *)s + i, n - i);
+        if (len == 0) {
             out_write("\\ufffd", 6);
             i++;
         } else if (c == '"' || c == '\\') {

@@ -141,28 +141,6 @@ static int read_u4(parser *p, unsigned *out) {
     return DQ_OK;
 }
 
-// Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid (overlong, surrogate, > U+10FFFF).
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    if (n < len) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
 
 static size_t put_utf8(unsigned cp, unsigned char *o) {
     if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
@@ -204,7 +182,7 @@ static int parse_string(parser *p, const char **out, size_t *out_len) {
         }
         if (c < 0x20) return perr(p, "control character in string");
         if (c >= 0x80) {
-            size_t l = utf8_valid_len(p->s + p->pos, p->n - p->pos);
+            size_t l = dq_utf8_len(p->s + p->pos, p->n - p->pos);
             if (!l) return perr(p, "invalid UTF-8 in string");
             int rc = sbuf_put(p, &len, p->s + p->pos, l);
             if (rc) return rc;

@@ -34,7 +34,7 @@ int tok_bytelevel_unmap(const char *s, size_t n, char *out, size_t *out_len) {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t l = tok_utf8_len(u, n - i);
+        size_t l = dq_utf8_len(u, n - i);
         if (!l || l > 2) return 0;
         int cp = l == 1 ? u[0] : ((u[0] & 0x1F) << 6) | (u[1] & 0x3F);
         if (cp >= 324 || cp_to_byte[cp] < 0) return 0;

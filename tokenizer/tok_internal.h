@@ -131,7 +131,6 @@ int tok_encode_wordpiece(const dq_tokenizer *t, const char *s, size_t n, tok_ids
 int tok_bytelevel_unmap(const char *s, size_t n, char *out, size_t *out_len);
 int tok_pre_from_name(const char *name);  // GGUF tokenizer.ggml.pre -> PRE_*, -1 if unknown
 
-size_t tok_utf8_len(const unsigned char *s, size_t n);  // 1..4 for a valid char, 0 if invalid
 int tok_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -16,31 +16,10 @@
 // ---------------------------------------------------------------------------
 // UTF-8 helpers
 
-size_t tok_utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
 int tok_utf8_valid(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t l = tok_utf8_len(u + i, n - i);
+        size_t l = dq_utf8_len(u + i, n - i);
         if (!l) return 0;
         i += l;
     }
@@ -831,7 +810,7 @@ static int spm_segment(const dq_tokenizer *t, tok_ws *w, const char *s, size_t n
     int ns = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t l = c < 0x80 ? 1 : tok_utf8_len((const unsigned char *)s + i, n - i);
+        size_t l = c < 0x80 ? 1 : dq_utf8_len((const unsigned char *)s + i, n - i);
         if (!l) l = 1;  // an invalid byte stands alone and goes to byte fallback
         int id = c < 0x80 ? t->ascii_id[c] : tok_lookup(t, s + i, l);
         sy[ns] = (msym){ns - 1, ns + 1, (uint32_t)i, (uint32_t)l, id};
@@ -923,7 +902,7 @@ static int spm_piece_run(const dq_tokenizer *t, tok_ws *w, const char *s, size_t
     }
     size_t k = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = tok_utf8_len((const unsigned char *)s + i, n - i);
+        size_t l = dq_utf8_len((const unsigned char *)s + i, n - i);
         if (!l) l = 1;
         int id = tok_lookup(t, s + i, l);
         if (id >= 0 && t->attr[id] != TOKA_BYTE) w->ids[k++] = id;
@@ -1080,7 +1059,7 @@ static size_t emit_bytes(dq_detok *d, const unsigned char *b, size_t n, char *ou
         if (d->npend > 0) {
             if ((c & 0xC0) == 0x80) {
                 d->pend[d->npend++] = c;
-                size_t need = tok_utf8_len(d->pend, (size_t)d->npend);
+                size_t need = dq_utf8_len(d->pend, (size_t)d->npend);
                 unsigned lead = d->pend[0];
                 size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
                 if (need || (size_t)d->npend >= want) {  // complete (or complete but invalid): out it goes
