@@ -548,7 +548,9 @@ def suite_ppl():
                       "top1 %.4f" % (got.get("ppl", 0), got.get("ref_ppl", 0),
                                      got.get("kld_mean", 0), got.get("top1_agree", 0)))
                 check("ppl_int8_vs_f32_sane[kjv]",
-                      0 < got.get("kld_mean", -1) < 0.1 and 0.9 < got.get("top1_agree", 0) < 1.0
+                      # INT8 must differ (KLD > 0) yet stay close; on 189 scored tokens the top-1
+                      # agreement may well be exactly 1
+                      0 < got.get("kld_mean", -1) < 0.1 and 0.9 < got.get("top1_agree", 0) <= 1.0
                       and abs(got.get("ref_ppl", 0) - 0) > 0,
                       "implausible figures %r" % {k: got.get(k) for k in
                                                    ("kld_mean", "top1_agree", "ref_ppl")})
@@ -682,7 +684,7 @@ def suite_ppl():
     # the quality gate: a distinct status (5) when not met
     if mf and mi:
         rc, out, err = run(["perplexity", "-m", mi, "--ref", mf, "-f", text, "--ctx", "128",
-                            "--chunks", "2", "--min-top1", "0.9999", "--json"])
+                            "--chunks", "2", "--max-kld", "0", "--json"])  # INT8 vs FP32: KLD > 0
         check("ppl_gate_fails_with_5", rc == 5 and out.strip().startswith(b"{"),
               "exit %d (want 5 and figures printed)" % rc)
         rc, out, err = run(["perplexity", "-m", mi, "--ref", mf, "-f", text, "--ctx", "128",
