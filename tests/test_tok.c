@@ -322,7 +322,7 @@ static size_t random_text(char *o, size_t cap, int kind) {
 
 static int valid_utf8(const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
-        size_t l = tok_utf8_len(s + i, n - i);
+        size_t l = dq_utf8_len(s + i, n - i);
         if (!l) return 0;
         i += l;
     }
@@ -400,7 +400,7 @@ static void roundtrip(const vocab_case *vc) {
         if (dq_tok_type(t) == DQ_TOK_BPE) {  // drop bytes the vocabulary cannot spell (Falcon lacks some controls)
             size_t m = 0;
             for (size_t i = 0; i < n;) {
-                size_t l = tok_utf8_len((unsigned char *)text + i, n - i), have = 1;
+                size_t l = dq_utf8_len((unsigned char *)text + i, n - i), have = 1;
                 for (size_t k = 0; k < l; k++) {
                     char one[2] = {text[i + k], 0};
                     have &= dq_tok_find(t, one) >= 0;
