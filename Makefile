@@ -1,4 +1,4 @@
-# dynq Makefile. One portable binary: no -march=native; SIMD kernels get their own
+# dynq Makefile. One portable binary, never built for the host CPU only; SIMD kernels get their own
 # per-file flags (ggml_like/ggml_like.mk) and are chosen at run time.
 #   make            build ./dynq
 #   make run        build, convert the shipped stories260K model to INT8, generate a story

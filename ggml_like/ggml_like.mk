@@ -1,4 +1,4 @@
-# ggml_like/ggml_like.mk: kernel sources and their per-file flags. No -march=native: each ISA
+# ggml_like/ggml_like.mk: kernel sources and their per-file flags. Never built for the host CPU only: each ISA
 # file gets exactly the extensions it uses and runs only after the CPU probe allows it.
 # -ffp-contract=off everywhere here: the int8 epilogue must round identically on every ISA.
 GGML_COMMON := ggml_like/scalar.c ggml_like/threadpool.c ggml_like/dispatch.c ggml_like/cpu.c ggml_like/roofline.c
