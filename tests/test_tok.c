@@ -19,18 +19,7 @@
 #include "tokenizer/tokenizer.h"
 
 static const char *shared;
-static int failures;
-
-#define CHECK(name, cond, ...)                                                 \
-    do {                                                                       \
-        if (cond) printf("ok %s\n", name);                                     \
-        else {                                                                 \
-            printf("FAIL %s: ", name);                                         \
-            printf(__VA_ARGS__);                                               \
-            printf("\n");                                                      \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
+#include "tests/check.h"
 
 static int dump(const char *file, int hint, const char *items) {
     dq_err e = {0};

@@ -8,18 +8,7 @@
 #include "tokenizer/gguf.h"
 #include "tokenizer/tok_internal.h"
 
-static int failures;
-
-#define CHECK(name, cond, ...)                     \
-    do {                                           \
-        if (cond) printf("ok %s\n", name);         \
-        else {                                     \
-            printf("FAIL %s: ", name);             \
-            printf(__VA_ARGS__);                   \
-            printf("\n");                          \
-            failures++;                            \
-        }                                          \
-    } while (0)
+#include "tests/check.h"
 
 typedef struct {
     uint8_t *d;
