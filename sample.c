@@ -1,5 +1,6 @@
 // sample.c: the sampler chain, in llama.cpp's order: repetition penalty, then (unless
-// greedy) top-k, temperature softmax, top-p, min-p, and a draw from what is left.
+// greedy) top-k, top-p, min-p, and last the temperature: a draw from softmax(logits/temp)
+// over what is left. top-p and min-p cut on the temperature-1 probabilities, as in llama.cpp.
 #include "sample.h"
 
 #include <math.h>
@@ -62,10 +63,11 @@ int dq_sample(dq_sampler *s, float *logits, const int32_t *history, int n_hist) 
     for (int i = 0; i < V; i++) s->cand[i] = (struct dq_cand){logits[i], i};
     qsort(s->cand, (size_t)V, sizeof *s->cand, cand_desc);
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
-    // Softmax with temperature over the survivors (sorted, so cand[0] is the max).
+    // Softmax at temperature 1 over the survivors (sorted, so cand[0] is the max); the
+    // logits stay in `logits` for the temperature applied at the end.
     double mx = s->cand[0].v, sum = 0.0;
     for (int i = 0; i < n; i++) {
-        double e = exp(((double)s->cand[i].v - mx) / p->temp);
+        double e = exp((double)s->cand[i].v - mx);
         s->cand[i].v = (float)e;
         sum += e;
     }
@@ -87,7 +89,10 @@ int dq_sample(dq_sampler *s, float *logits, const int32_t *history, int n_hist) 
         n = keep;
     }
     double tot = 0.0;
-    for (int i = 0; i < n; i++) tot += s->cand[i].v;
+    for (int i = 0; i < n; i++) {
+        s->cand[i].v = (float)exp(((double)logits[s->cand[i].id] - mx) / p->temp);
+        tot += s->cand[i].v;
+    }
     double r = rng_uniform(&s->rng) * tot, acc = 0.0;
     for (int i = 0; i < n; i++) {
         acc += s->cand[i].v;

@@ -35,6 +35,21 @@ check pipes_stdin_prompt "$([ $rc = 0 ] && [ -s "$T/a" ] && cmp -s "$T/a" "$T/b"
     "status $rc; stdin gave '$(head -c 80 "$T/a")', -p gave '$(head -c 80 "$T/b")'"
 check pipes_stdout_only_text "$([ ! -s "$T/a.err" ] && echo 1)" "--quiet run wrote to stderr: $(head -c 200 "$T/a.err")"
 
+# --echo: stdout is the prompt text, byte for byte, then the very continuation printed without
+# --echo (greedy). The second prompt has a double space and quotes, which a re-decoding of the
+# prompt tokens (instead of echoing the text) could alter.
+for case in 'pipes_echo_prompt_then_continuation|In the beginning' \
+    'pipes_echo_exact_prompt_bytes|And God  said, "Let there be light"'; do
+    name=${case%%|*} pr=${case#*|}
+    "${R[@]}" -p "$pr" -n 16 --temp 0 --quiet --echo >"$T/ec" 2>"$T/ec.err"
+    rc=$?
+    "${R[@]}" -p "$pr" -n 16 --temp 0 --quiet >"$T/ne" 2>/dev/null
+    { printf '%s' "$pr"; cat "$T/ne"; } >"$T/ew"
+    check "$name" \
+        "$([ $rc = 0 ] && [ -s "$T/ne" ] && [ "$(wc -c <"$T/ne")" -gt 1 ] && cmp -s "$T/ec" "$T/ew" && echo 1)" \
+        "status $rc; --echo gave '$(head -c 120 "$T/ec")', want '$(head -c 120 "$T/ew")' $(head -c 200 "$T/ec.err")"
+done
+
 # --lines --json over 3 lines: 3 JSON objects with the expected keys, prompts in order.
 printf 'In the beginning\nAnd the LORD said unto Moses\nBlessed are the poor\n' |
     "${R[@]}" --lines --json -n 8 --temp 0 >"$T/j" 2>"$T/j.err"
