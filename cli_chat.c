@@ -177,6 +177,9 @@ typedef struct chat {
     int n_hist;
     int32_t *seq;     // rendered sequence (scratch)
     size_t n_seq, cap_seq;
+    char *txt;        // its text (scratch; answers decoded)
+    size_t n_txt, cap_txt;
+    int verbose;      // --verbose-prompt
     // statistics of the last answer and the whole session
     int last_prefill, last_gen;
     double last_prefill_s, last_gen_s;
@@ -199,51 +202,111 @@ static int seq_push(chat *c, const int32_t *ids, size_t n, dq_err *e) {
     return DQ_OK;
 }
 
-// Encodes a..b..d concatenated (special tokens parsed unless the template is 'none') onto seq.
-static int seq_text(chat *c, int flags, const char *a, const char *b, const char *d, dq_err *e) {
-    size_t la = strlen(a), lb = strlen(b), ld = strlen(d), n;
-    if (la + lb + ld == 0) return DQ_OK;
-    char *s = malloc(la + lb + ld + 1);
-    if (!s) return DQ_ERR(e, DQ_ENOMEM, "chat: out of memory");
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb);
-    memcpy(s + la + lb, d, ld + 1);
+static int txt_add(chat *c, const char *s, size_t n, dq_err *e) {
+    if (c->n_txt + n + 1 > c->cap_txt) {
+        size_t nc = c->cap_txt ? c->cap_txt : 4096;
+        while (nc < c->n_txt + n + 1) nc *= 2;
+        char *nt = realloc(c->txt, nc);
+        if (!nt) return DQ_ERR(e, DQ_ENOMEM, "chat: out of memory");
+        c->txt = nt;
+        c->cap_txt = nc;
+    }
+    memcpy(c->txt + c->n_txt, s, n);
+    c->n_txt += n;
+    c->txt[c->n_txt] = 0;
+    return DQ_OK;
+}
+static int txt_str(chat *c, const char *s, dq_err *e) { return txt_add(c, s, strlen(s), e); }
+
+// Encodes the text rendered since *run onto seq in one piece (special tokens parsed unless the
+// template is 'none'), so its tokens are those of the template text as a whole. Template text
+// that continues the sequence (after an answer) is encoded behind the BOS token's text, which is
+// then dropped: tokenizers with a SentencePiece "dummy prefix" put a space in front of a text
+// that starts an encoding, right at the start of the prompt only.
+static int encode_run(chat *c, size_t *run, dq_err *e) {
+    size_t n = c->n_txt - *run, n_ids, skip = 0;
+    if (n == 0) return DQ_OK;
+    const char *s = c->txt + *run;
+    *run = c->n_txt;
+    int none = c->tpl == &g_templates[TPL_NONE], bos = dq_tok_bos(c->m.tok);
+    int flags = none ? 0 : DQ_TOK_PARSE_SPECIAL;
+    const char *bp = !none && bos >= 0 && c->n_seq > 1 ? dq_tok_piece(c->m.tok, bos) : NULL;
+    size_t lb = bp ? strlen(bp) : 0;
+    char *buf = malloc(lb + n + 1);
+    if (!buf) return DQ_ERR(e, DQ_ENOMEM, "chat: out of memory");
+    memcpy(buf, bp ? bp : "", lb);
+    memcpy(buf + lb, s, n);
     int32_t *ids = NULL;
-    if (c->tpl != &g_templates[TPL_NONE]) flags |= DQ_TOK_PARSE_SPECIAL;
-    int rc = dq_tok_encode(c->m.tok, s, la + lb + ld, flags, &ids, &n, e);
-    free(s);
-    if (!rc) rc = seq_push(c, ids, n, e);
+    int rc = dq_tok_encode(c->m.tok, buf, lb + n, flags, &ids, &n_ids, e);
+    if (!rc && lb) {
+        if (n_ids > 0 && ids[0] == bos) {
+            skip = 1;
+        } else {  // the BOS text is not parsed as the token: encode as is
+            free(ids);
+            ids = NULL;
+            rc = dq_tok_encode(c->m.tok, buf + lb, n, flags, &ids, &n_ids, e);
+        }
+    }
+    free(buf);
+    if (!rc && n_ids) rc = seq_push(c, ids + skip, n_ids - skip, e);
     free(ids);
     return rc;
 }
 
-// Renders the system block and every kept turn into c->seq.
+// Renders the system block and every kept turn into c->txt (the prompt text, answers decoded)
+// and c->seq (its tokens: the template text encoded run by run, the answers' own ids).
+// With 'none' the system prompt and each turn are encoded on their own, each as a text start.
 static int render(chat *c, dq_err *e) {
     const chat_template *t = c->tpl;
-    c->n_seq = 0;
+    int none = t == &g_templates[TPL_NONE];
+    c->n_seq = c->n_txt = 0;
+    size_t run = 0;
     int bos = dq_tok_bos(c->m.tok), rc = DQ_OK;
     if (bos >= 0) {
         int32_t b = bos;
         if ((rc = seq_push(c, &b, 1, e))) return rc;
     }
     int has_sys = c->system && *c->system;
-    if (has_sys && (rc = seq_text(c, 0, t->sys_pre, c->system, t->sys_post, e))) return rc;
+    if (has_sys && ((rc = txt_str(c, t->sys_pre, e)) || (rc = txt_str(c, c->system, e)) ||
+                    (rc = txt_str(c, t->sys_post, e)) || (none && (rc = encode_run(c, &run, e)))))
+        return rc;
     for (int k = 0; k < c->n_turns; k++) {
         const turn *u = &c->turns[k];
         const char *pre = t->user_pre;
         if (k == 0 && has_sys && t->after_sys_pre) pre = t->after_sys_pre;
         if (k == 0 && !has_sys && t->first_pre) pre = t->first_pre;
-        size_t lc = k ? strlen(t->asst_end) : 0, lp = strlen(pre);
-        char *head = malloc(lc + lp + 1);
-        if (!head) return DQ_ERR(e, DQ_ENOMEM, "chat: out of memory");
-        memcpy(head, t->asst_end, lc);
-        memcpy(head + lc, pre, lp + 1);
-        rc = seq_text(c, 0, head, u->text, t->user_post, e);
-        free(head);
-        if (!rc) rc = seq_push(c, u->ans, (size_t)u->n_ans, e);
-        if (rc) return rc;
+        if ((k && (rc = txt_str(c, t->asst_end, e))) || (rc = txt_str(c, pre, e)) || (rc = txt_str(c, u->text, e)) ||
+            (rc = txt_str(c, t->user_post, e)) || (rc = encode_run(c, &run, e)))
+            return rc;
+        // The answer: its ids as generated; its text (leading space kept) only for --verbose-prompt.
+        dq_detok dt;
+        dq_detok_init(&dt, c->m.tok);
+        dt.prev = c->n_seq ? c->seq[c->n_seq - 1] : -1;
+        char piece[512];
+        for (int i = 0; i < u->n_ans && !rc; i++)
+            rc = txt_add(c, piece, dq_detok_push(&dt, u->ans[i], piece, sizeof piece), e);
+        if (rc || (rc = txt_add(c, piece, dq_detok_flush(&dt, piece, sizeof piece), e)) ||
+            (rc = seq_push(c, u->ans, (size_t)u->n_ans, e)))
+            return rc;
+        run = c->n_txt;
     }
-    return DQ_OK;
+    return encode_run(c, &run, e);
+}
+
+// --verbose-prompt: the rendered prompt, escaped on one line, and its ids.
+static void print_prompt(const chat *c, int cached) {
+    fprintf(stderr, "dynq chat: prompt: %zu tokens, %d in the cache, %zu to prefill\ndynq chat: prompt text: \"",
+            c->n_seq, cached, c->n_seq - (size_t)cached);
+    for (size_t i = 0; i < c->n_txt; i++) {
+        unsigned char ch = (unsigned char)c->txt[i];
+        if (ch == '\n') fputs("\\n", stderr);
+        else if (ch == '\\' || ch == '"') fprintf(stderr, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7F) fprintf(stderr, "\\x%02x", ch);
+        else fputc(ch, stderr);
+    }
+    fputs("\"\ndynq chat: prompt ids:", stderr);
+    for (size_t i = 0; i < c->n_seq; i++) fprintf(stderr, " %d", (int)c->seq[i]);
+    fputc('\n', stderr);
 }
 
 // Makes the cache hold c->seq: keeps the common prefix and prefills the rest, leaving the
@@ -255,6 +318,7 @@ static int sync_cache(chat *c, dq_err *e) {
     while (lcp < n && lcp < c->n_hist && c->hist[lcp] == c->seq[lcp]) lcp++;
     if (lcp == n && n > 0) lcp = n - 1;  // nothing new: recompute the last token for its logits
     c->n_hist = lcp;
+    if (c->verbose) print_prompt(c, lcp);
     if (n == 0) return DQ_OK;
     double t0 = dq_now();
     int rc = dq_forward(&c->m, &c->s, c->seq + lcp, n - lcp, lcp, DQ_LOGITS_LAST, e);
@@ -516,6 +580,7 @@ static void print_help(void) {
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "  --act sym|asym|group|tensor   activation quantization (INT8 models)\n"
            "  --no-color         no colour (also when NO_COLOR is set)\n"
+           "  --verbose-prompt   before each prefill, print the rendered prompt (text and ids) to stderr\n"
            "commands at the prompt:\n%s"
            "exit status: 0 ok (also Ctrl-D / Ctrl-C at the prompt), 1 usage, 2 bad model file, 4 out of memory\n"
            "examples:\n"
@@ -526,7 +591,7 @@ static void print_help(void) {
 
 int cli_chat(int argc, char **argv) {
     const char *model = getenv("DYNQ_MODEL"), *system = NULL, *tname = "auto";
-    int n_gen = -1, ctx = 0, threads = 0, act = DQ_ACT_SYM, seed = 0, seed_set = 0, no_color = 0, bad = 0;
+    int n_gen = -1, ctx = 0, threads = 0, act = DQ_ACT_SYM, seed = 0, seed_set = 0, no_color = 0, verbose = 0, bad = 0;
     dq_sampler_params sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f,
                             .repeat_last_n = 64};
     for (int i = 1; i < argc && !bad; i++) {
@@ -536,6 +601,8 @@ int cli_chat(int argc, char **argv) {
             return 0;
         } else if (!strcmp(s, "--no-color")) {
             no_color = 1;
+        } else if (!strcmp(s, "--verbose-prompt")) {
+            verbose = 1;
         } else if ((v = flag_value(argc, argv, &i, "-m", "--model", &bad))) {
             model = v;
         } else if ((v = flag_value(argc, argv, &i, "--system", NULL, &bad))) {
@@ -585,6 +652,7 @@ int cli_chat(int argc, char **argv) {
 
     chat c;
     memset(&c, 0, sizeof c);
+    c.verbose = verbose;
     dq_err e = {0};
     int rc = dq_kernels_init(&e);
     if (rc || (rc = dq_model_load(&c.m, model, &e))) {
@@ -656,6 +724,7 @@ out_sampler:
     free(c.system);
     free(c.hist);
     free(c.seq);
+    free(c.txt);
     dq_sampler_free(&c.smp);
 out_state:
     dq_state_free(&c.s);

@@ -2,7 +2,9 @@
 # tests/test_chat.sh: `dynq chat` with stdin not a terminal (one user turn per line): answers on
 # stdout only, the KV cache reused across turns (checked against a fresh run and a full rebuild),
 # /reset and /system, dropping old turns when the context fills, and quiet ends (EOF, closed
-# stdout). The terminal side (Ctrl-C, prompt, colour) is tests/test_chat.c. Needs the KJV model.
+# stdout); at the end, tests/chat_templates.py (template renderings, end-of-turn stops, prefill of
+# only the new turn, system prompt kept on drops). The terminal side (Ctrl-C, prompt, colour) is
+# tests/test_chat.c. Needs the KJV model.
 set -u
 DYNQ="${DYNQ:-./dynq}"
 DYNQ_SHARED="${DYNQ_SHARED:-../shared}"
@@ -142,5 +144,19 @@ EOF2
     else
         echo "FAIL chat_template_auto_from_config: converting a kjv-hf copy failed"
     fi
+fi
+
+# Prompt rendering per template family, stops at end-of-turn tokens, prefill of only the new turn,
+# and the system prompt kept when turns are dropped: tests/chat_templates.py on tiny crafted models
+# (scripts/chat_synth_model.py) and on the KJV model with --template none.
+if ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    echo "skip chat_templates: no /usr/bin/python3 with numpy"
+elif [ ! -f "$KJV/kjv-hf/tokenizer.json" ]; then
+    echo "skip chat_templates: no $KJV/kjv-hf/tokenizer.json"
+else
+    mkdir -p "$T/tpl"
+    timeout 600 /usr/bin/python3 "$(dirname "$0")/chat_templates.py" "$DYNQ" "$T/tpl" "$KJV/kjv-hf" "$M"
+    rc=$?
+    [ $rc = 0 ] || [ $rc = 3 ] || echo "FAIL chat_templates: tests/chat_templates.py ended with status $rc"
 fi
 exit 0
