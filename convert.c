@@ -176,7 +176,7 @@ static float half_to_float(uint16_t h) {
 // One tensor found in a safetensors header.
 typedef struct st_tensor {
     char name[160];
-    int dtype;  // 0 f32, 1 f16, 2 bf16
+    int dtype;  // 0 f32, 1 f16, 2 bf16, -1 another dtype (kept so the index can name it; never a weight)
     uint64_t shape[2];
     int ndim;
     const uint8_t *data;
@@ -235,6 +235,8 @@ static int parse_shard(hf_model *hm, const mapped *mf, const char *path, int sha
         else if (strcmp(dt->str, "BF16") == 0) t->dtype = 2, esz = 2;
         else {
             // Other dtypes (e.g. I64 buffers) are allowed in the file but not as Llama weights.
+            t->dtype = -1;
+            hm->n++;
             continue;
         }
         uint64_t count = 1;
@@ -262,10 +264,49 @@ static int parse_shard(hf_model *hm, const mapped *mf, const char *path, int sha
     for (int i = first; i < hm->n && !rc; i++)
         for (int j = i + 1; j < hm->n && !rc; j++) {
             const st_tensor *a = &hm->t[i], *b = &hm->t[j];
-            if (a->data < b->data + b->nbytes && b->data < a->data + a->nbytes)
+            if (a->dtype >= 0 && b->dtype >= 0 && a->data < b->data + b->nbytes && b->data < a->data + a->nbytes)
                 rc = DQ_ERR(e, DQ_EFILE, "%s: tensors '%s' and '%s' overlap", path, a->name, b->name);
         }
     dq_json_free(root);
+    return rc;
+}
+
+static int st_name_cmp(const void *a, const void *b) {
+    return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
+}
+
+// Refuses a tensor name stored twice (in one shard's header or across shards) and, given the
+// index's weight_map (wm, else NULL), a listed tensor that is not in the shard the index names.
+static int hf_check_names(const hf_model *hm, const char *dir, char shards[][512], const dq_json *wm, const char *ipath,
+                          dq_err *e) {
+    const st_tensor **by = malloc(sizeof *by * (size_t)(hm->n ? hm->n : 1));
+    if (!by) return DQ_ERR(e, DQ_ENOMEM, "out of memory");
+    for (int i = 0; i < hm->n; i++) by[i] = &hm->t[i];
+    if (hm->n) qsort(by, (size_t)hm->n, sizeof *by, st_name_cmp);
+    int rc = DQ_OK;
+    for (int i = 1; i < hm->n && !rc; i++)
+        if (strcmp(by[i - 1]->name, by[i]->name) == 0) {
+            const st_tensor *a = by[i - 1], *b = by[i];
+            if (a->shard > b->shard) a = by[i], b = by[i - 1];
+            if (a->shard == b->shard)
+                rc = DQ_ERR(e, DQ_EFILE, "%s/%s: tensor '%s' appears twice in the header", dir, shards[b->shard], b->name);
+            else
+                rc = DQ_ERR(e, DQ_EFILE, "%s/%s: tensor '%s' is stored twice (also in %s)", dir, shards[b->shard],
+                            b->name, shards[a->shard]);
+        }
+    for (size_t i = 0; !rc && wm && i < wm->n; i++) {
+        st_tensor key;
+        const st_tensor *kp = &key, *const *hit = NULL;
+        size_t kl = strlen(wm->keys[i]);
+        if (kl < sizeof key.name && hm->n) {
+            memcpy(key.name, wm->keys[i], kl + 1);
+            hit = bsearch(&kp, by, (size_t)hm->n, sizeof *by, st_name_cmp);
+        }
+        if (!hit || strcmp(shards[(*hit)->shard], wm->items[i].str) != 0)
+            rc = DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is listed in %s but not stored there", ipath, wm->keys[i],
+                        wm->items[i].str);
+    }
+    free(by);
     return rc;
 }
 
@@ -280,6 +321,7 @@ static int hf_get(source_buf *sb, const hf_model *hm, const char *dir, const cha
                   const float **out, dq_err *e) {
     const st_tensor *t = hf_find(hm, name);
     if (!t) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is missing", dir, name);
+    if (t->dtype < 0) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is not F32, F16 or BF16", dir, name);
     int want_nd = k > 1 ? 2 : 1;
     if (t->ndim != want_nd || t->shape[0] != n || (want_nd == 2 && t->shape[1] != k))
         return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has shape [%llu%s%llu], expected [%llu, %llu]", dir, name,
@@ -396,37 +438,42 @@ static int load_hf(source_buf *sb, const char *dir, dq_err *e) {
     if (scaled) return DQ_ERR(e, DQ_EFILE, "%s: rope_scaling is not supported yet", path);
     if ((rc = dq_config_check(c, path, e))) return rc;
 
-    // Shards: model.safetensors, or the files named by model.safetensors.index.json.
+    // Shards: model.safetensors, or the files named by model.safetensors.index.json. Shard names are
+    // plain file names inside dir (no '/', no leading '.'): an index cannot reach outside the model.
     hf_model hm = {0};
     char shards[64][512];
     int n_shards = 0;
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (access(path, R_OK) == 0) {
-        if ((rc = dq_read_file(path, &txt, &len, e))) return rc;
-        dq_json *idx = NULL;
-        rc = dq_json_parse(&idx, (const char *)txt, len, path, e);
+    char ipath[4096];
+    dq_json *idx = NULL;
+    const dq_json *wm = NULL;
+    snprintf(ipath, sizeof ipath, "%s/model.safetensors.index.json", dir);
+    if (access(ipath, R_OK) == 0) {
+        if ((rc = dq_read_file(ipath, &txt, &len, e))) return rc;
+        rc = dq_json_parse(&idx, (const char *)txt, len, ipath, e);
         free(txt);
         if (rc) return rc;
-        const dq_json *wm = dq_json_get(idx, "weight_map");
-        if (!wm || wm->type != DQ_JSON_OBJECT) rc = DQ_ERR(e, DQ_EFILE, "%s: no weight_map object", path);
-        for (size_t i = 0; !rc && wm && i < wm->n; i++) {
+        wm = dq_json_get(idx, "weight_map");
+        if (!wm || wm->type != DQ_JSON_OBJECT) {
+            dq_json_free(idx);
+            return DQ_ERR(e, DQ_EFILE, "%s: no weight_map object", ipath);
+        }
+        for (size_t i = 0; !rc && i < wm->n; i++) {
             const dq_json *fv = &wm->items[i];
-            if (fv->type != DQ_JSON_STRING || strchr(fv->str, '/') || strlen(fv->str) >= sizeof shards[0] ||
+            if (fv->type != DQ_JSON_STRING || !fv->str[0] || strchr(fv->str, '/') || strlen(fv->str) >= sizeof shards[0] ||
                 fv->str[0] == '.') {
-                rc = DQ_ERR(e, DQ_EFILE, "%s: invalid shard file name for '%s'", path, wm->keys[i]);
+                rc = DQ_ERR(e, DQ_EFILE, "%s: invalid shard file name for '%s'", ipath, wm->keys[i]);
                 break;
             }
             int seen = 0;
             for (int j = 0; j < n_shards; j++) seen |= strcmp(shards[j], fv->str) == 0;
             if (seen) continue;
             if (n_shards == 64) {
-                rc = DQ_ERR(e, DQ_EFILE, "%s: more than 64 shards", path);
+                rc = DQ_ERR(e, DQ_EFILE, "%s: more than 64 shards", ipath);
                 break;
             }
             snprintf(shards[n_shards++], sizeof shards[0], "%s", fv->str);
         }
-        dq_json_free(idx);
-        if (rc) return rc;
+        if (!rc && n_shards == 0) rc = DQ_ERR(e, DQ_EFILE, "%s: weight_map names no shard", ipath);
     } else {
         snprintf(shards[n_shards++], sizeof shards[0], "model.safetensors");
     }
@@ -438,6 +485,10 @@ static int load_hf(source_buf *sb, const char *dir, dq_err *e) {
         if (tb_add_file_hash(&sb->meta, "source_weights", mf, path)) rc = DQ_ERR(e, DQ_ENOMEM, "out of memory");
         if (!rc) rc = parse_shard(&hm, mf, path, i, e);
     }
+    // Every tensor name once across all shards (else the first copy would silently win), and the
+    // index must describe the shards: each tensor it lists is stored in the shard it names.
+    if (!rc) rc = hf_check_names(&hm, dir, shards, wm, ipath, e);
+    dq_json_free(idx);
     uint64_t C = c->dim, F = c->ffn_dim, V = c->vocab, QD = (uint64_t)c->n_heads * c->head_dim,
              KD = (uint64_t)c->n_kv_heads * c->head_dim;
     if (!rc) {

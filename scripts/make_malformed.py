@@ -6,7 +6,8 @@
 Starts from valid files (a .dynq converted from models/stories260K.bin + models/tok512.bin, tiny
 llama2.c checkpoints, a tiny Hugging Face directory, tok512.bin, a small GGUF vocabulary) and
 writes one damaged copy per case into DIR, plus DIR/cases.tsv with one line per case:
-  name  expected-status  kind  input  tokenizer
+  name  expected-status  kind  input  tokenizer  [expect]
+(expect, when present: a text the error line must contain besides the case name, e.g. the file to blame.)
 kind "run": dynq run -m input; kind "convert": dynq convert input [--tokenizer tok] -o DIR/out/name.dynq.
 A few valid controls (expected status 0) prove the harness can tell success from failure.
 .dynq damage past the header is written twice where it matters: with the stale checksum (must be
@@ -215,6 +216,91 @@ def main():
     nan_st = bytearray(good_st)
     struct.pack_into("<f", nan_st, len(nan_st) - 8, float("nan"))
     hf("hf_nan_weight", 2, st=bytes(nan_st))
+
+    # ---- sharded Hugging Face directories: model.safetensors.index.json + shards
+    def hf_sharded(name, status, index=None, shards=None, expect="", extra=None):
+        """shards: {file: [(tensor, shape)]}; index: the JSON object to write (default: the real weight_map).
+        expect: a text the one stderr line must contain (the file to blame and/or the problem)."""
+        d = os.path.join(out, name)
+        os.makedirs(d)
+        with open(os.path.join(d, "config.json"), "wb") as f:
+            f.write(ms.hf_config())
+        if shards is None:
+            shards = {"model-00001-of-00002.safetensors": T[:5], "model-00002-of-00002.safetensors": T[5:]}
+        for fn, ts in shards.items():
+            with open(os.path.join(d, fn), "wb") as f:
+                f.write(ms.safetensors(ts, seed=len(fn) + len(ts)))
+        if index is None:
+            index = {"metadata": {"total_size": 0}, "weight_map": {t: fn for fn, ts in shards.items() for t, _ in ts}}
+        with open(os.path.join(d, "model.safetensors.index.json"), "wb") as f:
+            f.write(index if isinstance(index, bytes) else json.dumps(index, indent=2).encode())
+        if extra:
+            extra(d)
+        assert tok512
+        add(name, status, "convert", None, tok512, is_dir=True)
+        cases[-1] = cases[-1] + (expect,)
+
+    IDX = "model.safetensors.index.json"
+    S1, S2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+    wm = {t: (S1 if i < 5 else S2) for i, (t, _) in enumerate(T)}
+
+    def with_map(**changes):
+        m = dict(wm)
+        for k, v in changes.items():
+            m[k.replace("__", ".")] = v
+        return {"metadata": {}, "weight_map": m}
+    hf_sharded("hf_index_valid", 0)
+    # a non-float buffer listed in the index (as old checkpoints' rotary inv_freq) is allowed
+    def with_i64(ts):
+        end = sum(4 * (d[0] * (d[1] if len(d) > 1 else 1)) for _, d in ts)
+        return ms.safetensors(ts, extra_header={"model.layers.0.self_attn.rotary_emb.inv_freq": {
+            "dtype": "I64", "shape": [1], "data_offsets": [end, end + 8]}}) + b"\0" * 8
+    hf_sharded("hf_index_valid_i64_buffer", 0,
+               index={"weight_map": dict(wm, **{"model.layers.0.self_attn.rotary_emb.inv_freq": S2})},
+               extra=lambda d: open(os.path.join(d, S2), "wb").write(with_i64(T[5:])))
+    emb = "model.embed_tokens.weight"
+    hf_sharded("hf_index_missing_shard", 2, index={"weight_map": dict(wm, **{emb: "model-00003-of-00003.safetensors"})},
+               expect="model-00003-of-00003.safetensors")
+    hf_sharded("hf_index_shard_dotdot", 2, index={"weight_map": dict(wm, **{emb: "../hf_valid/model.safetensors"})},
+               expect=IDX)
+    hf_sharded("hf_index_shard_dotdot_only", 2, index={"weight_map": dict(wm, **{emb: ".."})}, expect=IDX)
+    hf_sharded("hf_index_shard_absolute", 2,
+               index={"weight_map": dict(wm, **{emb: os.path.join(out, "hf_valid", "model.safetensors")})}, expect=IDX)
+    hf_sharded("hf_index_shard_is_dir", 2, index={"weight_map": dict(wm, **{emb: "subdir"})},
+               extra=lambda d: os.makedirs(os.path.join(d, "subdir")), expect="subdir")
+    hf_sharded("hf_index_shard_not_string", 2, index={"weight_map": dict(wm, **{emb: 1})}, expect=IDX)
+    hf_sharded("hf_index_shard_empty_name", 2, index={"weight_map": dict(wm, **{emb: ""})}, expect=IDX)
+    hf_sharded("hf_index_shard_name_huge", 2, index={"weight_map": dict(wm, **{emb: "s" * 100000})}, expect=IDX)
+    # a required tensor listed in the index but in none of the shards
+    hf_sharded("hf_index_tensor_absent", 2, shards={S1: T[:5], S2: [t for t in T[5:] if t[0] != T[7][0]]},
+               index={"weight_map": wm}, expect=T[7][0])
+    # listed in one shard, stored in the other
+    hf_sharded("hf_index_tensor_wrong_shard", 2, index={"weight_map": dict(wm, **{T[7][0]: S1})}, expect=T[7][0])
+    # an extra (unused) tensor listed but stored nowhere: the index does not describe the shards
+    hf_sharded("hf_index_extra_tensor_absent", 2, index={"weight_map": dict(wm, **{"model.extra.weight": S1})},
+               expect="model.extra.weight")
+    hf_sharded("hf_index_duplicate_tensor", 2, shards={S1: T[:5], S2: T[5:] + [T[1]]}, index={"weight_map": wm},
+               expect=T[1][0])
+    def dup_key(st, name):
+        """st with a second header entry for tensor name (a JSON duplicate key) on bytes of its own."""
+        hl = struct.unpack_from("<Q", st)[0]
+        h = json.loads(st[8:8 + hl])
+        o0, o1 = h[name]["data_offsets"]
+        end = len(st) - 8 - hl
+        d = dict(h[name], data_offsets=[end, end + o1 - o0])
+        nh = b'{"%s": %s, ' % (name.encode(), json.dumps(d).encode()) + st[9:8 + hl]
+        return struct.pack("<Q", len(nh)) + nh + st[8 + hl:] + st[8 + hl + o0:8 + hl + o1]
+    hf_sharded("hf_index_duplicate_in_header", 2,
+               extra=lambda d: open(os.path.join(d, S2), "wb").write(dup_key(ms.safetensors(T[5:]), T[6][0])),
+               expect=T[6][0])
+    hf_sharded("hf_index_weight_map_array", 2, index={"weight_map": [[emb, S1]]}, expect=IDX)
+    hf_sharded("hf_index_weight_map_missing", 2, index={"metadata": {}}, expect=IDX)
+    hf_sharded("hf_index_weight_map_empty", 2, index={"metadata": {}, "weight_map": {}}, expect=IDX)
+    hf_sharded("hf_index_not_object", 2, index=b'["weight_map"]', expect=IDX)
+    hf_sharded("hf_index_not_json", 2, index=b'{"weight_map": {"a": "b"', expect=IDX)
+    hf_sharded("hf_index_trunc_empty", 2, index=b'', expect=IDX)
+    hf_sharded("hf_index_too_many_shards", 2,
+               index={"weight_map": dict(wm, **{"x%d" % i: "s%d.safetensors" % i for i in range(70)})}, expect=IDX)
 
     # ---- GGUF vocabularies (as the tokenizer of a checkpoint with the same vocabulary size)
     kv = ms.gguf_vocab("llama")

@@ -275,13 +275,37 @@ def main():
                 _, _, to, ts, _, _, _ = dynq_sections(d)
                 put("tokblob", "tok512.blob", d[to:to + ts])
 
-    # Hugging Face directories: mode byte, u32 config length, config.json, safetensors
+    # Hugging Face directories: mode byte, u32 config length, config.json, then (mode bit 0 clear)
+    # model.safetensors or (bit 0 set) u32 index length, index.json, u32 shard-1 length, shard 1, shard 2.
+    def u32(b):
+        return struct.pack("<I", len(b)) + b
     for i, (kw, dtype) in enumerate([({}, "F32"), ({"tied": True}, "F16"), ({"n_kv": 2}, "BF16"),
                                      ({"n_layers": 2}, "F32")]):
         cfg = hf_config(**kw)
-        st = safetensors(hf_tensors(**kw), dtype=dtype, seed=10 + i)
-        for mode in (0, 1, 2):
-            put("safetensors", "hf%d-%s-m%d" % (i, dtype, mode), bytes([mode]) + struct.pack("<I", len(cfg)) + cfg + st)
+        T = hf_tensors(**kw)
+        st = safetensors(T, dtype=dtype, seed=10 + i)
+        for mode in (0, 2):
+            put("safetensors", "hf%d-%s-m%d" % (i, dtype, mode), bytes([mode]) + u32(cfg) + st)
+        # sharded: the first tensors in model-1, the rest in model-2, and the index naming them
+        cut = 2 + i
+        sh = [safetensors(T[:cut], dtype=dtype, seed=20 + i), safetensors(T[cut:], dtype=dtype, seed=30 + i)]
+        wm = {t: "model-%d.safetensors" % (1 + (j >= cut)) for j, (t, _) in enumerate(T)}
+        idx = json.dumps({"metadata": {"total_size": len(sh[0]) + len(sh[1]) - 16}, "weight_map": wm}).encode()
+        for mode in (1, 3):
+            put("safetensors", "hf%d-%s-index-m%d" % (i, dtype, mode), bytes([mode]) + u32(cfg) + u32(idx) + u32(sh[0]) + sh[1])
+    # index variants: an I64 buffer listed (allowed), everything in one shard with model-2 empty
+    cfg = hf_config()
+    T = hf_tensors()
+    end = sum(4 * d[0] * (d[1] if len(d) > 1 else 1) for _, d in T[3:])
+    buf = {"model.layers.0.self_attn.rotary_emb.inv_freq": {"dtype": "I64", "shape": [1], "data_offsets": [end, end + 8]}}
+    sh = [safetensors(T[:3], seed=40), safetensors(T[3:], seed=41, extra_header=buf) + b"\0" * 8]
+    wm = {t: "model-%d.safetensors" % (1 + (j >= 3)) for j, (t, _) in enumerate(T)}
+    wm["model.layers.0.self_attn.rotary_emb.inv_freq"] = "model-2.safetensors"
+    idx = json.dumps({"weight_map": wm}).encode()
+    put("safetensors", "index-i64-buffer", b"\1" + u32(cfg) + u32(idx) + u32(sh[0]) + sh[1])
+    one = safetensors(T, seed=42)
+    idx = json.dumps({"metadata": {}, "weight_map": {t: "model-1.safetensors" for t, _ in T}}).encode()
+    put("safetensors", "index-one-shard", b"\1" + u32(cfg) + u32(idx) + u32(one) + b"\x02\0\0\0\0\0\0\0{}")
 
     # tokenizers: llama2.c .bin (byte 0 = hint selector: 0 -> 512), tokenizer.json, GGUF, blob
     put("tokbin", "tok512", b"\0" + tokbin)

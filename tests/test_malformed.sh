@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/test_malformed.sh: every damaged file from scripts/make_malformed.py must be refused
 # cleanly: exit status 2, exactly one line on stderr naming the file and the problem, no
-# sanitizer report, and (for convert) neither the -o target nor a *.tmp.* file left behind.
+# sanitizer report, and (for convert) neither the -o target nor a *.tmp.* file left behind. A case
+# may also name a text the error must contain (the file to blame within a model directory).
 # Valid controls in the same list must succeed (status 0). Uses $DYNQ (default ./dynq), so
 # `make test-asan` runs it against the ASan + UBSan build.
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ nm -a "$DYNQ" 2>/dev/null | grep -q __asan_init && is_asan=1
 LIMIT=""
 [ "$is_asan" = 0 ] && LIMIT="ulimit -v 2097152;"
 n=0 bad=0
-while IFS=$'\t' read -r name want kind input tok; do
+while IFS=$'\t' read -r name want kind input tok expect; do
     n=$((n + 1))
     out="$W/cases/out/$name.dynq"
     if [ "$kind" = run ]; then
@@ -54,6 +55,8 @@ while IFS=$'\t' read -r name want kind input tok; do
         elif ! grep -qF "$blame" "$W/stderr" && ! { [[ $name == *vocab_mismatch* ]] && grep -qF "$tok" "$W/stderr"; }; then
             # (a vocabulary mismatch may be blamed on either of the two files involved)
             why="error does not name $blame: $(cat "$W/stderr")"
+        elif [ -n "$expect" ] && ! grep -qF "$expect" "$W/stderr"; then
+            why="error does not mention '$expect': $(cat "$W/stderr")"
         elif [ -e "$out" ]; then
             why="output file left behind"
         elif ls "$W/cases/out/" | grep -q '\.tmp\.'; then

@@ -49,7 +49,7 @@ fuzz: fuzz-build fuzz-seeds
 	@for h in $(FUZZ_NAMES); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/crash/$$h $(FUZZ_BUILD)/seeds/$$h tests/regress/$$h; \
 	  echo "== $$h ($(FUZZ_SECONDS) s)"; \
-	  DYNQ_SHARED=$${DYNQ_SHARED:-$(abspath ../shared)} FUZZ_TOKENIZER=$(abspath models/tok512.bin) FUZZ_SKIP_KNOWN=1 \
+	  DYNQ_SHARED=$${DYNQ_SHARED:-$(abspath ../shared)} FUZZ_TOKENIZER=$(abspath models/tok512.bin) \
 	  $(FUZZ_BUILD)/$$h -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=1200000 -close_fd_mask=3 \
 	    -print_final_stats=1 -artifact_prefix=$(abspath $(FUZZ_BUILD))/crash/$$h/ \
 	    $(abspath $(FUZZ_BUILD))/corpus/$$h $(abspath $(FUZZ_BUILD))/seeds/$$h $(abspath tests/regress)/$$h 2>&1 | \

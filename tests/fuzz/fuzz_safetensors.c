@@ -1,40 +1,59 @@
 // tests/fuzz/fuzz_safetensors.c: dq_convert on a Hugging Face directory whose config.json and
-// model.safetensors (or model.safetensors.index.json + shards) come from the fuzz input.
-// Input layout: u8 mode, u32 LE config length, config.json, then the safetensors bytes.
-// mode bit 0: also write an index.json naming two shards (the second a copy of the first).
+// model.safetensors, or model.safetensors.index.json and two shards, come from the fuzz input.
+// Input layout: u8 mode, u32 LE config length, config.json, then
+//   mode bit 0 clear: the model.safetensors bytes;
+//   mode bit 0 set:   u32 LE index length, model.safetensors.index.json, u32 LE length, the bytes of
+//                     model-1.safetensors, then the rest: model-2.safetensors. The index is fuzzed like
+//                     the rest (shard names, weight_map shape, tensors listed in the wrong shard...).
+// mode bit 1: convert to F32 instead of INT8.
 // The tokenizer is models/tok512.bin (or $FUZZ_TOKENIZER), so a 512-word vocabulary converts.
 #include "fuzz_common.h"
 #include "convert.h"
 #include "model.h"
 
+// Reads a u32 LE length and that many bytes from [*p, end); 0 if the input is too short.
+static int take(const uint8_t **p, const uint8_t *end, const uint8_t **out, size_t *len) {
+    uint32_t n;
+    if ((size_t)(end - *p) < 4) return 0;
+    memcpy(&n, *p, 4);
+    *p += 4;
+    if (n > (size_t)(end - *p)) return 0;
+    *out = *p;
+    *len = n;
+    *p += n;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 5) return 0;
+    if (size < 1) return 0;
     int mode = data[0];
-    uint32_t clen;
-    memcpy(&clen, data + 1, 4);
-    if (clen > size - 5) return 0;
-    const uint8_t *cfg = data + 5, *st = data + 5 + clen;
-    size_t st_len = size - 5 - clen;
+    const uint8_t *p = data + 1, *end = data + size, *cfg, *idx = NULL, *st1 = NULL;
+    size_t clen, ilen = 0, st1_len = 0;
+    if (!take(&p, end, &cfg, &clen)) return 0;
+    if ((mode & 1) && (!take(&p, end, &idx, &ilen) || !take(&p, end, &st1, &st1_len))) return 0;
     const char *tokp = fz_data("FUZZ_TOKENIZER", "models/tok512.bin");
-    char dir[300], p[400], out[300], tmp[300];
+    char dir[300], path[400], out[300], tmp[300];
     fz_path(dir, sizeof dir, "hf");
     mkdir(dir, 0700);
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    fz_write(p, cfg, clen);
-    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-    unlink(p);
+    // Remove the previous input's files so that every run sees only its own.
+    static const char *const files[] = {"model.safetensors", "model.safetensors.index.json", "model-1.safetensors",
+                                        "model-2.safetensors"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    fz_write(path, cfg, clen);
     if (mode & 1) {
-        static const char idx[] = "{\"metadata\":{},\"weight_map\":{\"a\":\"model-1.safetensors\","
-                                  "\"b\":\"model-2.safetensors\",\"c\":\"model-1.safetensors\"}}";
-        fz_write(p, (const uint8_t *)idx, sizeof idx - 1);
-        snprintf(p, sizeof p, "%s/model-1.safetensors", dir);
-        fz_write(p, st, st_len);
-        snprintf(p, sizeof p, "%s/model-2.safetensors", dir);
-        static const char empty[] = "\x02\0\0\0\0\0\0\0{}";
-        fz_write(p, (const uint8_t *)empty, sizeof empty - 1);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        fz_write(path, idx, ilen);
+        snprintf(path, sizeof path, "%s/model-1.safetensors", dir);
+        fz_write(path, st1, st1_len);
+        snprintf(path, sizeof path, "%s/model-2.safetensors", dir);
+        fz_write(path, p, (size_t)(end - p));
     } else {
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        fz_write(p, st, st_len);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        fz_write(path, p, (size_t)(end - p));
     }
     fz_path(out, sizeof out, "out.dynq");
     fz_path(tmp, sizeof tmp, "out.dynq.tmp.1");
