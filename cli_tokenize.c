@@ -13,14 +13,22 @@ int cli_tokenize(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: dynq tokenize -m FILE [-p TEXT] [--ids] [--no-bos] [--parse-special] [--vocab N]\n"
+            "usage: dynq tokenize -m FILE [-p TEXT] [--ids] [--no-bos] [--no-eos] [--parse-special] [--vocab N]\n"
             "       dynq tokenize -m FILE --decode [-p IDS]\n"
-            "  FILE: a .dynq model, a GGUF file (vocabulary-only is fine), a tokenizer.json,\n"
-            "        a SentencePiece .model or a llama2.c tokenizer.bin (--vocab N: its size; default: all records)\n"
+            "  FILE: a .dynq model, a GGUF file (vocabulary-only is fine), a tokenizer.json (or its\n"
+            "        directory), a SentencePiece .model or a llama2.c tokenizer.bin (--vocab N: its size;\n"
+            "        default: all records)\n"
             "  Text comes from -p or standard input. --ids prints the ids on one line, otherwise a\n"
-            "  table of id and piece. --no-bos: do not add BOS (added by default when the vocabulary\n"
-            "  asks for it). --parse-special: text like <|im_start|> becomes its special token.\n"
-            "  --decode reads ids (space, comma or newline separated) and prints the text.\n");
+            "  table of id and piece. BOS first and EOS last are added when the vocabulary asks for\n"
+            "  them (GGUF add_bos_token / add_eos_token, tokenizer_config.json); --no-bos, --no-eos:\n"
+            "  do not. --parse-special: text like <|im_start|> becomes its special token.\n"
+            "  --decode reads ids (space, comma or newline separated) and prints the text.\n"
+            "exit status: 0 ok, 1 usage or bad --decode id, 2 unreadable or invalid FILE, 4 out of memory\n"
+            "examples:\n"
+            "  dynq tokenize -m kjv.dynq -p \"In the beginning\"\n"
+            "  dynq tokenize -m tokenizer.json --ids --no-bos -p \"Hello world\"\n"
+            "  echo \"1 299 968 261 804 268 968 293\" | dynq tokenize -m kjv.dynq --decode\n"
+            "  dynq tokenize -m model.gguf --ids --parse-special -p \"<|im_start|>user\"\n");
 }
 
 static char *read_stdin(size_t *len) {
@@ -47,7 +55,7 @@ static void print_piece(const char *p) {
 
 int cli_tokenize(int argc, char **argv) {
     const char *file = NULL, *text = NULL;
-    int ids_only = 0, bos = 1, special = 0, decode = 0, vocab = 0;
+    int ids_only = 0, bos = 1, eos = 1, special = 0, decode = 0, vocab = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) file = argv[++i];
@@ -55,6 +63,7 @@ int cli_tokenize(int argc, char **argv) {
         else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = atoi(argv[++i]);
         else if (!strcmp(a, "--ids")) ids_only = 1;
         else if (!strcmp(a, "--no-bos")) bos = 0;
+        else if (!strcmp(a, "--no-eos")) eos = 0;
         else if (!strcmp(a, "--parse-special")) special = 1;
         else if (!strcmp(a, "--decode")) decode = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -112,7 +121,8 @@ int cli_tokenize(int argc, char **argv) {
     } else {
         int32_t *ids;
         size_t n;
-        int flags = (bos && dq_tok_add_bos(tok) ? DQ_TOK_ADD_BOS : 0) | (special ? DQ_TOK_PARSE_SPECIAL : 0);
+        int flags = (bos && dq_tok_add_bos(tok) ? DQ_TOK_ADD_BOS : 0) | (eos && dq_tok_add_eos(tok) ? DQ_TOK_ADD_EOS : 0) |
+                    (special ? DQ_TOK_PARSE_SPECIAL : 0);
         rc = dq_tok_encode(tok, text, len, flags, &ids, &n, &e);
         if (rc) fprintf(stderr, "dynq tokenize: %s\n", e.msg);
         else if (ids_only) {

@@ -2,9 +2,11 @@
 // (GGUF vocabulary test vectors, round trips, serialization, malformed inputs, JSON).
 // As a helper for tests/test_tok_spm.sh and scripts/bench_tokenizer.sh:
 //   test_tok --dump FILE HINT ITEMS        prints the ids of each line of ITEMS (no BOS)
+//   test_tok --roundtrip FILE HINT ITEMS   decode(encode(line)) of each line of ITEMS (no BOS)
 //   test_tok --split FAMILY ITEMS          pre-tokenizer piece lengths of NUL-separated items
 //   test_tok --nfc ITEMS                   NFC of NUL-separated items, one per line
-//   test_tok --write-json GGUF FAMILY OUT  byte-level vocabulary as tokenizer.json with FAMILY's split
+//   test_tok --write-json GGUF FAMILY OUT  byte-level vocabulary as tokenizer.json with FAMILY's
+//                                          pre-tokenizer (gpt2, llama3, qwen2, smollm)
 //   test_tok --dump0 FILE ITEMS            ids of NUL-separated items, one line each
 //   test_tok --bench FILE HINT TEXT REPS   encoding speed in MB/s
 #include <stdio.h>
@@ -45,6 +47,38 @@ static int dump(const char *file, int hint, const char *items) {
         }
         for (size_t j = 0; j < k; j++) printf(j ? " %d" : "%d", ids[j]);
         printf("\n");
+        free(ids);
+        s = i + 1;
+    }
+    free(d);
+    dq_tok_free(t);
+    return 0;
+}
+
+// decode(encode(line)) of each line of ITEMS (no BOS), one per line, with the streaming decoder.
+static int roundtrip_dump(const char *file, int hint, const char *items) {
+    dq_err e = {0};
+    dq_tokenizer *t;
+    uint8_t *d;
+    size_t n;
+    if (dq_tok_load(&t, file, hint, &e) || dq_read_file(items, &d, &n, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 2;
+    }
+    char out[512];
+    for (size_t i = 0, s = 0; i < n; i++) {
+        if (d[i] != '\n') continue;
+        int32_t *ids;
+        size_t k;
+        if (dq_tok_encode(t, (const char *)d + s, i - s, 0, &ids, &k, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 2;
+        }
+        dq_detok dt;
+        dq_detok_init(&dt, t);
+        for (size_t j = 0; j < k; j++) fwrite(out, 1, dq_detok_push(&dt, ids[j], out, sizeof out), stdout);
+        fwrite(out, 1, dq_detok_flush(&dt, out, sizeof out), stdout);
+        putchar('\n');
         free(ids);
         s = i + 1;
     }
@@ -101,10 +135,12 @@ static int bench(const char *file, int hint, const char *textfile, int reps) {
     return 0;
 }
 
-static int write_hf_json(const dq_tokenizer *t, const char *out, const char *split_regex, int ignore_merges);
+static int write_hf_json(const dq_tokenizer *t, const char *out, const char *split_regex, int ignore_merges,
+                         int digits);
 
 // Writes the GGUF vocabulary at gguf as a byte-level tokenizer.json with the given family's
-// Split regex (llama3 also with ignore_merges), for tests/tok_bpe_ref.py.
+// pre-tokenizer, for tests/tok_bpe_ref.py: gpt2 ByteLevel alone; llama3 / qwen2 their Split
+// regex (llama3 also with ignore_merges); smollm Sequence[Digits(individual_digits), ByteLevel].
 static int write_json_mode(const char *gguf, const char *fam, const char *out) {
     static const char *llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     static const char *qwen2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -114,9 +150,10 @@ static int write_json_mode(const char *gguf, const char *fam, const char *out) {
         fprintf(stderr, "%s\n", e.msg);
         return 2;
     }
-    int ok = !strcmp(fam, "llama3") ? write_hf_json(t, out, llama3, 1)
-           : !strcmp(fam, "qwen2")  ? write_hf_json(t, out, qwen2, 0)
-                                    : write_hf_json(t, out, NULL, 0);
+    int ok = !strcmp(fam, "llama3") ? write_hf_json(t, out, llama3, 1, 0)
+           : !strcmp(fam, "qwen2")  ? write_hf_json(t, out, qwen2, 0, 0)
+           : !strcmp(fam, "smollm") ? write_hf_json(t, out, NULL, 0, 1)
+                                    : write_hf_json(t, out, NULL, 0, 0);
     dq_tok_free(t);
     return ok ? 0 : 2;
 }
@@ -169,7 +206,8 @@ static int nfc_dump(const char *items) {
 // Pre-tokenizer splits of NUL-separated items: UTF-8 byte lengths of the fragments, one line each.
 static int split_dump(const char *fam, const char *items) {
     int pre = !strcmp(fam, "gpt2") ? PRE_GPT2 : !strcmp(fam, "llama3") ? PRE_LLAMA3 : !strcmp(fam, "qwen2") ? PRE_QWEN2
-            : !strcmp(fam, "falcon") ? PRE_FALCON : !strcmp(fam, "deepseek-llm") ? PRE_DEEPSEEK_LLM : -1;
+            : !strcmp(fam, "falcon") ? PRE_FALCON : !strcmp(fam, "deepseek-llm") ? PRE_DEEPSEEK_LLM
+            : !strcmp(fam, "smollm") ? PRE_SMOLLM : -1;
     dq_err e = {0};
     uint8_t *d;
     size_t n;
@@ -497,7 +535,8 @@ static void json_str(FILE *f, const unsigned char *p, size_t n, int bytelevel) {
     fputc('"', f);
 }
 
-static int write_hf_json(const dq_tokenizer *t, const char *out, const char *split_regex, int ignore_merges) {
+static int write_hf_json(const dq_tokenizer *t, const char *out, const char *split_regex, int ignore_merges,
+                         int digits) {
     FILE *f = fopen(out, "wb");
     if (!f) return 0;
     int bl = t->type == DQ_TOK_BPE;
@@ -517,6 +556,11 @@ static int write_hf_json(const dq_tokenizer *t, const char *out, const char *spl
         fprintf(f, "}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": "
                    "false, \"use_regex\": false}]}, \"decoder\": {\"type\": \"ByteLevel\"},\n\"model\": {\"type\": \"BPE\", "
                    "\"ignore_merges\": %s, \"vocab\": {", ignore_merges ? "true" : "false");
+    } else if (bl && digits) {  // SmolLM's
+        fprintf(f, "], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+                   "{\"type\": \"Digits\", \"individual_digits\": true}, {\"type\": \"ByteLevel\", \"add_prefix_space\": "
+                   "false, \"trim_offsets\": true, \"use_regex\": true}]}, \"decoder\": {\"type\": \"ByteLevel\"},\n"
+                   "\"model\": {\"type\": \"BPE\", \"vocab\": {");
     } else if (bl)
         fprintf(f, "], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
                    " \"use_regex\": true}, \"decoder\": {\"type\": \"ByteLevel\"},\n\"model\": {\"type\": \"BPE\", \"vocab\": {");
@@ -564,7 +608,7 @@ static void hf_json_family(const char *fam, const char *tmp) {
         CHECK(name, 0, "%s", e.msg);
         return;
     }
-    int ok = write_hf_json(t, out, NULL, 0);
+    int ok = write_hf_json(t, out, NULL, 0, 0);
     dq_tok_free(t);
     if (!ok) {
         CHECK(name, 0, "cannot write %s", out);
@@ -834,6 +878,7 @@ static void json_tests(void) {
 
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], atoi(argv[3]), argv[4]);
+    if (argc == 5 && strcmp(argv[1], "--roundtrip") == 0) return roundtrip_dump(argv[2], atoi(argv[3]), argv[4]);
     if (argc == 4 && strcmp(argv[1], "--split") == 0) return split_dump(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "--nfc") == 0) return nfc_dump(argv[2]);
     if (argc == 5 && strcmp(argv[1], "--write-json") == 0) return write_json_mode(argv[2], argv[3], argv[4]);

@@ -1,6 +1,8 @@
 // tests/test_tok_gguf.c: the GGUF reader on synthetic files: every metadata value type,
 // arrays (nested too), general.alignment and the data offset, tensor infos, versions 2 and 3,
 // and every truncation / a range of corruptions of such a file (errors, never crashes).
+// Then tiny vocabulary GGUFs: malformed ones are refused; add_bos_token / add_eos_token and
+// tokenizer.ggml.pre (GPT-2 vs SmolLM digit splitting) change the ids as llama.cpp does.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,21 @@ static void check_file(uint32_t version) {
     free(b.d);
 }
 
+// The 256 byte-level single-byte pieces, ids 0..255 = the byte values (GPT-2's byte map written out).
+static void byte_tokens(buf *b) {
+    for (int c = 0; c < 256; c++) {
+        int pr = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE, cp = c;
+        if (!pr) {
+            cp = 256;
+            for (int x = 0; x < c; x++) cp += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE);
+        }
+        char t[3] = {0};
+        if (cp < 0x80) t[0] = (char)cp;
+        else t[0] = (char)(0xC0 | (cp >> 6)), t[1] = (char)(0x80 | (cp & 0x3F));
+        str(b, t);
+    }
+}
+
 // A tiny vocabulary GGUF. model "gpt2": the 256 byte-level singles plus "ab", merge "a b";
 // model "llama": "<unk>", "<s>", "</s>", "▁a", "b" with scores. `bad` picks a defect.
 enum { V_OK, V_UNKNOWN_MERGE, V_TYPE_COUNT, V_BAD_UTF8, V_HUGE_STRING, V_HUGE_ARRAY, V_NO_TOKENS, V_BAD_ID };
@@ -182,17 +199,7 @@ static buf make_vocab(const char *model, int bad) {
     key(&b, "tokenizer.ggml.tokens", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_STRING);
     u64(&b, bad == V_HUGE_ARRAY ? (1ULL << 40) : (uint64_t)n);
     if (gpt2) {
-        for (int c = 0; c < 256; c++) {  // GPT-2 byte map, written out
-            int pr = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE, cp = c;
-            if (!pr) {
-                cp = 256;
-                for (int x = 0; x < c; x++) cp += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE);
-            }
-            char t[3] = {0};
-            if (cp < 0x80) t[0] = (char)cp;
-            else t[0] = (char)(0xC0 | (cp >> 6)), t[1] = (char)(0x80 | (cp & 0x3F));
-            str(&b, t);
-        }
+        byte_tokens(&b);
         str(&b, "ab");
     } else {
         str(&b, "<unk>"), str(&b, "<s>"), str(&b, "</s>");
@@ -260,8 +267,110 @@ static void vocab_checks(void) {
     }
 }
 
+// A vocabulary GGUF for the BOS/EOS and pre-tokenizer checks. model "gpt2": ids 0..255 the
+// bytes, 256 "ab", 257 "12", 258 "<|bos|>", 259 "<|eos|>" (control), merges "a b", "1 2";
+// model "llama": "<unk>", "<s>", "</s>", "▁a", "b". pre, add_bos, add_eos: NULL / -1 = no key.
+static buf make_flags_vocab(const char *model, const char *pre, int add_bos, int add_eos) {
+    buf b = {0};
+    int gpt2 = !strcmp(model, "gpt2"), n = gpt2 ? 260 : 5;
+    put(&b, "GGUF", 4);
+    u32(&b, 3);
+    u64(&b, 0);
+    u64(&b, 6 + (pre != NULL) + (add_bos >= 0) + (add_eos >= 0));
+    key(&b, "tokenizer.ggml.model", DQ_GGUF_STRING), str(&b, model);
+    key(&b, "tokenizer.ggml.tokens", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_STRING), u64(&b, (uint64_t)n);
+    if (gpt2) {
+        byte_tokens(&b);
+        str(&b, "ab"), str(&b, "12"), str(&b, "<|bos|>"), str(&b, "<|eos|>");
+    } else {
+        str(&b, "<unk>"), str(&b, "<s>"), str(&b, "</s>"), str(&b, "\xE2\x96\x81" "a"), str(&b, "b");
+    }
+    key(&b, "tokenizer.ggml.token_type", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_I32), u64(&b, (uint64_t)n);
+    for (int i = 0; i < n; i++) u32(&b, gpt2 ? (i >= 258 ? 3 : 1) : (i == 0 ? 2 : i < 3 ? 3 : 1));
+    if (gpt2) {
+        key(&b, "tokenizer.ggml.merges", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_STRING), u64(&b, 2);
+        str(&b, "a b"), str(&b, "1 2");
+    } else {
+        key(&b, "tokenizer.ggml.scores", DQ_GGUF_ARRAY), u32(&b, DQ_GGUF_F32), u64(&b, 5);
+        for (int i = 0; i < 5; i++) u32(&b, 0);
+    }
+    key(&b, "tokenizer.ggml.bos_token_id", DQ_GGUF_U32), u32(&b, gpt2 ? 258 : 1);
+    key(&b, "tokenizer.ggml.eos_token_id", DQ_GGUF_U32), u32(&b, gpt2 ? 259 : 2);
+    if (pre) key(&b, "tokenizer.ggml.pre", DQ_GGUF_STRING), str(&b, pre);
+    if (add_bos >= 0) key(&b, "tokenizer.ggml.add_bos_token", DQ_GGUF_BOOL), u8(&b, (uint8_t)add_bos);
+    if (add_eos >= 0) key(&b, "tokenizer.ggml.add_eos_token", DQ_GGUF_BOOL), u8(&b, (uint8_t)add_eos);
+    return b;
+}
+
+// Encodes text as a caller that follows the vocabulary does (BOS/EOS when it asks for them);
+// writes the ids as " 1 3 4" into got.
+static int encode_as_asked(const dq_tokenizer *t, const char *text, char *got, size_t cap) {
+    int32_t *ids;
+    size_t n;
+    dq_err e = {0};
+    int flags = (dq_tok_add_bos(t) ? DQ_TOK_ADD_BOS : 0) | (dq_tok_add_eos(t) ? DQ_TOK_ADD_EOS : 0);
+    if (dq_tok_encode(t, text, strlen(text), flags, &ids, &n, &e)) return 0;
+    size_t o = 0;
+    got[0] = 0;
+    for (size_t i = 0; i < n && o + 16 < cap; i++) o += (size_t)snprintf(got + o, cap - o, " %d", ids[i]);
+    free(ids);
+    return 1;
+}
+
+// tokenizer.ggml.add_bos_token / add_eos_token, and llama.cpp's defaults without them:
+// SentencePiece and Llama 3 add BOS, other byte-level BPE does not, nothing adds EOS.
+static void bos_eos_checks(void) {
+    static const struct {
+        const char *name, *model, *pre;
+        int add_bos, add_eos;
+        const char *text, *want;
+    } cases[] = {
+        {"gguf_add_bos_default_llama", "llama", NULL, -1, -1, "ab", " 1 3 4"},
+        {"gguf_add_bos_false_llama", "llama", NULL, 0, -1, "ab", " 3 4"},
+        {"gguf_add_bos_true_llama", "llama", NULL, 1, -1, "ab", " 1 3 4"},
+        {"gguf_add_eos_true_llama", "llama", NULL, 1, 1, "ab", " 1 3 4 2"},
+        {"gguf_add_eos_only_llama", "llama", NULL, 0, 1, "ab", " 3 4 2"},
+        {"gguf_add_eos_false_llama", "llama", NULL, -1, 0, "ab", " 1 3 4"},
+        {"gguf_add_bos_default_gpt2", "gpt2", "gpt-2", -1, -1, "ab", " 256"},
+        {"gguf_add_bos_true_gpt2", "gpt2", "gpt-2", 1, -1, "ab", " 258 256"},
+        {"gguf_add_bos_false_gpt2", "gpt2", "gpt-2", 0, -1, "ab", " 256"},
+        {"gguf_add_eos_true_gpt2", "gpt2", "gpt-2", -1, 1, "ab", " 256 259"},
+        {"gguf_add_bos_default_llama_bpe", "gpt2", "llama-bpe", -1, -1, "ab", " 258 256"},
+        {"gguf_add_bos_false_llama_bpe", "gpt2", "llama-bpe", 0, -1, "ab", " 256"},
+        // pre-tokenizers: GPT-2 keeps a digit run (and the space before it) together, so "1 2"
+        // merges; SmolLM and the families llama.cpp treats alike cut every digit off on its own
+        {"gguf_pre_gpt2_digits", "gpt2", "gpt-2", -1, -1, "ab12 12", " 256 257 32 257"},
+        {"gguf_pre_smollm_digits", "gpt2", "smollm", -1, -1, "ab12 12", " 256 49 50 32 49 50"},
+        {"gguf_pre_gpt2_space_digits", "gpt2", "gpt-2", -1, -1, "x 12a", " 120 32 257 97"},
+        {"gguf_pre_starcoder_digits", "gpt2", "starcoder", -1, -1, "x 12a", " 120 32 49 50 97"},
+        {"gguf_pre_smollm_no_digits", "gpt2", "smollm", -1, -1, "ab ab", " 256 32 256"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        buf b = make_flags_vocab(cases[k].model, cases[k].pre, cases[k].add_bos, cases[k].add_eos);
+        dq_tokenizer *t = NULL, *t2 = NULL;
+        dq_err e = {0};
+        char got[256] = "", got2[256] = "";
+        int rc = tok_load_gguf(&t, b.d, b.n, "flags.gguf", &e);
+        int ok = !rc && encode_as_asked(t, cases[k].text, got, sizeof got) && !strcmp(got, cases[k].want);
+        // the .dynq tokenizer blob keeps the same behaviour
+        uint8_t *blob = NULL;
+        size_t bl = 0;
+        if (ok) {
+            ok = !dq_tok_serialize(t, &blob, &bl, &e) && !dq_tok_deserialize(&t2, blob, bl, "blob", &e) &&
+                 encode_as_asked(t2, cases[k].text, got2, sizeof got2) && !strcmp(got2, cases[k].want);
+        }
+        CHECK(cases[k].name, ok, "\"%s\": got [%s] (after the blob round trip [%s]) want [%s] %s", cases[k].text, got,
+              got2, cases[k].want, rc ? e.msg : "");
+        free(blob);
+        dq_tok_free(t2);
+        dq_tok_free(t);
+        free(b.d);
+    }
+}
+
 int main(void) {
     vocab_checks();
+    bos_eos_checks();
     check_file(2);
     check_file(3);
     buf b = make_gguf(1);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/test_tok_spm.sh: dynq's SentencePiece-style tokenizers against python3-sentencepiece
 # on every line of every text in $DYNQ_SHARED/data/ plus 2,000 random Unicode strings:
-# tok512 (.bin and .model), the 32k Llama 2 tokenizer (.bin), kjv1k (.bin and the HF
-# tokenizer.json). Then the byte-level pre-tokenizers (gpt-2, llama3, qwen2, falcon,
-# deepseek-llm) against their published regexes run by the Python `regex` module, when
-# python3-regex is installed. Then NFC against Python's unicodedata.
+# tok512 (.bin and .model), the 32k Llama 2 tokenizer (.bin), kjv1k (.bin, the HF
+# tokenizer.json, and that tokenizer.json rewritten in the newer Metaspace style). Then the
+# byte-level pre-tokenizers (gpt-2, llama3, qwen2, falcon, deepseek-llm, smollm) against their
+# published regexes run by the Python `regex` module, when python3-regex is installed. Then
+# NFC against Python's unicodedata.
 set -u
 cd "$(dirname "$0")/.."
 BUILD="${BUILD:-build}"
@@ -48,11 +49,39 @@ kjv1k-bin|models/kjv/kjv1k-tok.bin|1024|models/kjv/kjv1k.model
 kjv-hf-json|models/kjv/kjv-hf/tokenizer.json|0|models/kjv/kjv1k.model
 LIST
 
+# The newer SentencePiece-style tokenizer.json (Mistral, TinyLlama: normalizer null, Metaspace
+# pre-tokenizer with prepend_scheme "first" and split false, Metaspace decoder), made from
+# kjv-hf/tokenizer.json. Hugging Face's Metaspace adds the leading "▁" only to text that does not
+# start with a space, so each expected line is sentencepiece's ids of the item less that space
+# (tests/tok_spm_ref.py metaspace-ids); decoding gives the item back less that space.
+kj="$S/models/kjv/kjv-hf/tokenizer.json"; km="$S/models/kjv/kjv1k.model"
+if [ -f "$kj" ] && [ -f "$km" ]; then
+    mkdir -p "$T/metaspace"
+    $PY tests/tok_spm_ref.py metaspace-json "$kj" "$T/metaspace/tokenizer.json" &&
+        $PY tests/tok_spm_ref.py metaspace-ids "$km" "$T/items.txt" "$T/mref.txt"
+    "$tool" --dump "$T/metaspace/tokenizer.json" 0 "$T/items.txt" > "$T/mgot.txt" 2> "$T/merr.txt"
+    lead=$(grep -c '^ ' "$T/items.txt")
+    if cmp -s "$T/mref.txt" "$T/mgot.txt"; then
+        echo "ok tok_spm_metaspace_json ($n strings, $lead starting with a space, same ids as sentencepiece)"
+    else
+        line=$(cmp "$T/mref.txt" "$T/mgot.txt" 2>&1 | sed -n 's/.*line \([0-9]*\).*/\1/p')
+        echo "FAIL tok_spm_metaspace_json: $(diff "$T/mref.txt" "$T/mgot.txt" | grep -c '^<') of $n strings differ; first at line ${line:-?}: $(head -c 200 "$T/merr.txt")"
+    fi
+    "$tool" --roundtrip "$T/metaspace/tokenizer.json" 0 "$T/items.txt" > "$T/mback.txt" 2> "$T/merr.txt"
+    if sed 's/^ //' "$T/items.txt" | cmp -s - "$T/mback.txt"; then
+        echo "ok tok_spm_metaspace_roundtrip ($n strings decode to themselves, less a leading space)"
+    else
+        echo "FAIL tok_spm_metaspace_roundtrip: $(sed 's/^ //' "$T/items.txt" | diff - "$T/mback.txt" | grep -c '^<') of $n strings differ $(head -c 200 "$T/merr.txt")"
+    fi
+else
+    echo "skip tok_spm_metaspace_json: $kj or $km missing"
+fi
+
 if ! $PY -c "import regex" 2>/dev/null; then
     echo "skip tok_pretok: python3-regex is not installed (reference regex engine)"
 else
 $PY tests/tok_pretok_ref.py items "$T/pitems.bin" 3000
-for fam in gpt2 llama3 qwen2 falcon deepseek-llm; do
+for fam in gpt2 llama3 qwen2 falcon deepseek-llm smollm; do
     $PY tests/tok_pretok_ref.py split $fam "$T/pitems.bin" > "$T/pref_$fam.txt"
     "$tool" --split $fam "$T/pitems.bin" > "$T/pgot_$fam.txt"
     if cmp -s "$T/pref_$fam.txt" "$T/pgot_$fam.txt"; then
@@ -61,10 +90,11 @@ for fam in gpt2 llama3 qwen2 falcon deepseek-llm; do
         echo "FAIL tok_pretok_$fam: $(diff "$T/pref_$fam.txt" "$T/pgot_$fam.txt" | grep -c '^<') strings split differently"
     fi
 done
-# whole byte-level BPE through tokenizer.json (GPT-2's 50k vocabulary with each family's Split
-# regex; llama3 with ignore_merges) against the small Python BPE in tests/tok_bpe_ref.py
+# whole byte-level BPE through tokenizer.json (GPT-2's 50k vocabulary with each family's
+# pre-tokenizer: Split regex, llama3 with ignore_merges; smollm Sequence[Digits(individual_digits),
+# ByteLevel]) against the small Python BPE in tests/tok_bpe_ref.py
 g="$S/tokenizer-tests/ggml-vocab-gpt-2.gguf"
-for fam in gpt2 llama3 qwen2; do
+for fam in gpt2 llama3 qwen2 smollm; do
     [ -f "$g" ] || { echo "skip tok_bpe_json_$fam: $g missing"; continue; }
     "$tool" --write-json "$g" $fam "$T/tj_$fam.json" &&
         $PY tests/tok_bpe_ref.py "$T/tj_$fam.json" "$T/pitems.bin" > "$T/bref_$fam.txt" &&

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 # tests/tok_bpe_ref.py: a small, independent byte-level BPE (Hugging Face semantics) in Python:
-# the tokenizer.json's Split regex (or GPT-2's) run by the `regex` module, GPT-2's byte map,
+# the tokenizer.json's pre-tokenizer steps in order, each cutting every piece into the matches
+# of its regex and the gaps between them (Split: its regex; Digits: \p{N} one by one, or runs
+# of them; ByteLevel with use_regex: GPT-2's), run by the `regex` module; GPT-2's byte map;
 # then repeatedly the lowest-rank adjacent pair, leftmost first; with ignore_merges a
 # pre-token that is itself in the vocabulary is taken whole.
 #   tok_bpe_ref.py TOKENIZER_JSON ITEMS   (ITEMS: NUL-separated) -> ids, one line per item
@@ -24,6 +26,35 @@ def byte_map():
     return {b: chr(c) for b, c in zip(bs, cs)}
 
 
+def isolated_split(pieces, pat):
+    out = []
+    for frag in pieces:
+        pos = 0
+        for m in pat.finditer(frag):
+            if m.start() > pos:
+                out.append(frag[pos:m.start()])
+            if m.end() > m.start():
+                out.append(m.group())
+            pos = m.end()
+        if pos < len(frag):
+            out.append(frag[pos:])
+    return out
+
+
+def split_steps(pre):
+    """The regexes of the pre-tokenizer's steps, in order."""
+    steps = pre.get('pretokenizers', []) if pre.get('type') == 'Sequence' else [pre]
+    pats = []
+    for p in steps:
+        if p.get('type') == 'Split':
+            pats.append(p['pattern']['Regex'])
+        elif p.get('type') == 'Digits':
+            pats.append(r'\p{N}' if p.get('individual_digits') else r'\p{N}+')
+        elif p.get('type') == 'ByteLevel' and p.get('use_regex', True):
+            pats.append(GPT2)
+    return [regex.compile(p) for p in pats]
+
+
 def main():
     tj = json.load(open(sys.argv[1], encoding='utf-8'))
     model = tj['model']
@@ -32,19 +63,17 @@ def main():
     for r, m in enumerate(model['merges']):
         a, b = m.split(' ', 1) if isinstance(m, str) else m
         ranks.setdefault((a, b), r)
-    pat = GPT2
-    pre = tj.get('pre_tokenizer') or {}
-    for p in pre.get('pretokenizers', []):
-        if p.get('type') == 'Split':
-            pat = p['pattern']['Regex']
-    pat = regex.compile(pat)
+    pats = split_steps(tj.get('pre_tokenizer') or {})
     ignore = model.get('ignore_merges', False)
     bm = byte_map()
     items = open(sys.argv[2], 'rb').read().split(b'\0')[:-1]
     out = []
     for it in items:
         ids = []
-        for word in pat.findall(it.decode('utf-8')):
+        words = [it.decode('utf-8')] if it else []
+        for pat in pats:
+            words = isolated_split(words, pat)
+        for word in words:
             w = ''.join(bm[b] for b in word.encode('utf-8'))
             if ignore and w in vocab:
                 ids.append(vocab[w])

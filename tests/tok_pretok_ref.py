@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # tests/tok_pretok_ref.py: reference splits for the byte-level BPE pre-tokenizers, from the
 # families' published regexes run by the Python `regex` module (Debian python3-regex).
-#   tok_pretok_ref.py items OUT [N]        -> N random strings + data lines, NUL-separated
+#   tok_pretok_ref.py items OUT [N]        -> N random strings, N/2 digit-heavy ones + data lines,
+#                                             NUL-separated
 #   tok_pretok_ref.py split FAMILY ITEMS   -> per item, the UTF-8 byte lengths of the pieces
 import os
 import random
@@ -20,6 +21,9 @@ SEQUENCES = {
     'falcon': [r"[\p{P}\$\+<=>\^~\|`]+",
                r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
                r"[0-9][0-9][0-9]"],
+    # SmolLM: Hugging Face's Sequence[Digits(individual_digits=true), ByteLevel(use_regex=true)],
+    # i.e. every \p{N} character isolated, then the GPT-2 regex (with its final \s+)
+    'smollm': [r"\p{N}", PATTERNS['gpt2']],
     'deepseek-llm': [r"[\r\n]",
                      r"\s?[\p{Lu}\p{Ll}\p{Lt}\u00b5]+",
                      r"\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
@@ -62,11 +66,35 @@ def random_strings(n, seed=99):
     return out
 
 
+def digit_strings(n, seed=7):
+    """Strings full of numbers: ASCII digit runs with and without a space or sign before them,
+    digits of other scripts (Nd), letter numbers (Nl: Roman numerals) and other numbers (No:
+    superscripts, fractions, circled), mixed with letters, punctuation and whitespace."""
+    rng = random.Random(seed)
+    numeric = [(0x30, 0x39), (0x660, 0x669), (0x966, 0x96F), (0xFF10, 0xFF19), (0x1D7CE, 0x1D7FF),
+               (0x2160, 0x2188), (0x2460, 0x249B), (0xB2, 0xB3), (0xBC, 0xBE), (0x2070, 0x2079), (0x3007, 0x3007)]
+    other = list("aZé  \t\n.,-+'$%/:") + ["'s", "  ", " \n", "x", "Ω", "中", "🦙"]
+    out = []
+    for _ in range(n):
+        s = []
+        for _ in range(rng.randint(1, 24)):
+            r = rng.random()
+            if r < 0.35:
+                s.append(''.join(chr(rng.randint(0x30, 0x39)) for _ in range(rng.randint(1, 9))))
+            elif r < 0.6:
+                lo, hi = rng.choice(numeric)
+                s.append(chr(rng.randint(lo, hi)))
+            else:
+                s.append(rng.choice(other))
+        out.append(''.join(s))
+    return out
+
+
 def main():
     if sys.argv[1] == 'items':
         shared = os.environ.get('DYNQ_SHARED', '../shared')
         n = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
-        items = random_strings(n)
+        items = random_strings(n) + digit_strings(n // 2)
         with open(os.path.join(shared, 'data', 'wikitext2-test.txt'), encoding='utf-8') as f:
             items.extend(f.read().split('\n')[:1500])
         with open(sys.argv[2], 'wb') as f:

@@ -4,6 +4,13 @@
 # then N random Unicode strings (seeded). Usage:
 #   tok_spm_ref.py items OUT_ITEMS [N]          -> one item per line (UTF-8, no '\n' inside)
 #   tok_spm_ref.py ids MODEL ITEMS OUT_IDS      -> one line of space-separated ids per item
+#   tok_spm_ref.py metaspace-json IN OUT        -> IN (a tokenizer.json with a Prepend/Replace
+#        normalizer) rewritten in the newer style: no normalizer, Metaspace pre-tokenizer and decoder
+#   tok_spm_ref.py metaspace-ids MODEL ITEMS OUT_IDS -> the ids Hugging Face gives with that
+#        tokenizer.json. Its Metaspace prepends "▁" only to text that does not start with one
+#        (after spaces become "▁"), where SentencePiece always prepends: for an item that starts
+#        with a space that is SentencePiece's ids of the item without that space.
+import json
 import os
 import random
 import sys
@@ -53,16 +60,30 @@ def main():
         with open(sys.argv[2], 'w', encoding='utf-8', newline='') as f:
             f.write('\n'.join(items))
             f.write('\n')
-    elif sys.argv[1] == 'ids':
+    elif sys.argv[1] == 'metaspace-json':
+        with open(sys.argv[2], encoding='utf-8') as f:
+            tj = json.load(f)
+        ms = {'type': 'Metaspace', 'replacement': '\u2581', 'prepend_scheme': 'first', 'split': False}
+        tj['normalizer'] = None
+        tj['pre_tokenizer'] = ms
+        tj['decoder'] = dict(ms)
+        with open(sys.argv[3], 'w', encoding='utf-8') as f:
+            json.dump(tj, f, ensure_ascii=False)
+    elif sys.argv[1] in ('ids', 'metaspace-ids'):
         import sentencepiece as spm
         sp = spm.SentencePieceProcessor(model_file=sys.argv[2])
         with open(sys.argv[3], encoding='utf-8', newline='') as f:
             items = f.read().split('\n')[:-1]
+        meta = sys.argv[1] == 'metaspace-ids'
+        texts = [it[1:] if meta and it.startswith(' ') else it for it in items]
         with open(sys.argv[4], 'w') as f:
-            for ids in sp.encode(items):
+            for it, ids in zip(items, sp.encode(texts)):
+                if meta and it == ' ':  # "▁" alone: SentencePiece adds nothing to the empty rest
+                    ids = [sp.piece_to_id('\u2581')]
                 f.write(' '.join(map(str, ids)) + '\n')
     else:
-        sys.exit('usage: tok_spm_ref.py items OUT [N] | ids MODEL ITEMS OUT')
+        sys.exit('usage: tok_spm_ref.py items OUT [N] | ids MODEL ITEMS OUT | metaspace-json IN OUT | '
+                 'metaspace-ids MODEL ITEMS OUT')
 
 
 main()

@@ -1,4 +1,4 @@
-// tokenizer/tok_bpe.c: byte-level BPE (GPT-2, Llama 3, Qwen2, Falcon, DeepSeek ...):
+// tokenizer/tok_bpe.c: byte-level BPE (GPT-2, Llama 3, Qwen2, Falcon, DeepSeek, SmolLM ...):
 // the GPT-2 byte <-> printable-unicode map, each family's pre-tokenizer split rules as
 // hand-written matchers (no regex library), then rank merges over the bytes of each piece.
 //
@@ -292,6 +292,17 @@ static size_t m_trailing_ws(const utext *u, size_t i, size_t end) {
 static size_t m_numbers(const utext *u, size_t i, size_t end) { return run(u, i, end, UC_N); }
 
 // ---------------------------------------------------------------------------
+// SmolLM (also StarCoder, Refact, Command-R, CodeShell, EXAONE, Minerva in llama.cpp):
+// \p{N} , then GPT-2. Hugging Face writes it as Sequence[Digits(individual_digits: true),
+// ByteLevel(use_regex: true)]: each digit becomes a fragment of its own, then the GPT-2 regex
+// splits what lies between them (so " 42" gives " ", "4", "2": a space never joins a digit).
+
+static size_t m_one_digit(const utext *u, size_t i, size_t end) {
+    (void)end;
+    return IS_N(u, i) ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------
 // pre-tokenizer table and the encoder
 
 static const matcher pre_rules[PRE_COUNT][7] = {
@@ -300,6 +311,7 @@ static const matcher pre_rules[PRE_COUNT][7] = {
     [PRE_QWEN2] = {m_qwen2},
     [PRE_FALCON] = {m_falcon_punct, gpt2_core, m_digits3},
     [PRE_DEEPSEEK_LLM] = {m_crlf, m_ds_letters, m_ds_punct, m_trailing_ws, m_ds_cjk, m_numbers},
+    [PRE_SMOLLM] = {m_one_digit, m_gpt2},
 };
 
 // Pre-tokenizes s[0..n) into byte spans (character fragments mapped through u->off).

@@ -14,9 +14,12 @@ int tok_pre_from_name(const char *name) {
         const char *name;
         int pre;
     } tab[] = {
-        {"default", PRE_GPT2},      {"gpt-2", PRE_GPT2},     {"gpt2", PRE_GPT2},           {"llama3", PRE_LLAMA3},
-        {"llama-bpe", PRE_LLAMA3},  {"smollm", PRE_GPT2},  {"qwen2", PRE_QWEN2},         {"falcon", PRE_FALCON},
+        {"default", PRE_GPT2},      {"gpt-2", PRE_GPT2},       {"gpt2", PRE_GPT2},         {"llama3", PRE_LLAMA3},
+        {"llama-bpe", PRE_LLAMA3},  {"qwen2", PRE_QWEN2},      {"falcon", PRE_FALCON},
         {"deepseek-llm", PRE_DEEPSEEK_LLM}, {"bert-bge", PRE_BERT}, {"jina-v2-en", PRE_BERT},
+        // llama.cpp gives all of these the same two regexes: \p{N}, then GPT-2's
+        {"smollm", PRE_SMOLLM},     {"starcoder", PRE_SMOLLM}, {"refact", PRE_SMOLLM},   {"command-r", PRE_SMOLLM},
+        {"codeshell", PRE_SMOLLM},  {"exaone", PRE_SMOLLM},    {"minerva-7b", PRE_SMOLLM},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (strcmp(name, tab[i].name) == 0) return tab[i].pre;
@@ -152,11 +155,11 @@ int tok_load_gguf(dq_tokenizer **tok, const uint8_t *data, size_t size, const ch
         t->pre = PRE_BERT;
         if (t->unk < 0) t->unk = tok_lookup(t, "[UNK]", 5);
     }
-    int add_bos = type == DQ_TOK_SPM;
-    dq_gguf_get_bool(&g, "tokenizer.ggml.add_bos_token", &add_bos);
-    if (add_bos) t->flags |= TOKF_ADD_BOS;
     if ((rc = tok_finalize(t, path, e))) goto done;  // builds the piece hash for the merges
     if (type == DQ_TOK_WPM && t->unk < 0) t->unk = tok_lookup(t, "[UNK]", 5);
+    // BOS/EOS by default, as llama.cpp decides: SentencePiece and WordPiece add BOS (CLS), so
+    // does Llama 3's byte-level BPE; tokenizer.ggml.add_bos_token / add_eos_token override.
+    int add_bos = type == DQ_TOK_SPM || type == DQ_TOK_WPM, add_eos = 0;
     if (type == DQ_TOK_BPE) {
         const char *pre;
         uint64_t pl;
@@ -174,6 +177,7 @@ int tok_load_gguf(dq_tokenizer **tok, const uint8_t *data, size_t size, const ch
             t->pre = p;
             if (p == PRE_LLAMA3) t->flags |= TOKF_IGNORE_MERGES;  // as Llama 3's tokenizer.json says
         }
+        if (t->pre == PRE_LLAMA3) add_bos = 1;
         if (!merges || merges->type != DQ_GGUF_ARRAY || merges->arr_type != DQ_GGUF_STRING || merges->arr_n == 0 ||
             merges->arr_n > (1u << 24)) {
             rc = DQ_ERR(e, DQ_EFILE, "%s: gpt2 tokenizer without tokenizer.ggml.merges", path);
@@ -213,6 +217,10 @@ int tok_load_gguf(dq_tokenizer **tok, const uint8_t *data, size_t size, const ch
         }
         t->n_merges = nm;
     }
+    dq_gguf_get_bool(&g, "tokenizer.ggml.add_bos_token", &add_bos);
+    dq_gguf_get_bool(&g, "tokenizer.ggml.add_eos_token", &add_eos);
+    if (add_bos) t->flags |= TOKF_ADD_BOS;
+    if (add_eos) t->flags |= TOKF_ADD_EOS;
     t->n_eog = 0;
     rc = tok_finalize(t, path, e);
 done:

@@ -1,7 +1,8 @@
 // tokenizer/tok_hf.c: Hugging Face tokenizer.json -> dq_tokenizer. Three shapes:
 //  - BPE with byte_fallback and a U+2581 normalizer/pre-tokenizer (Llama 1/2, Mistral,
 //    TinyLlama): SentencePiece-style, rank merges over characters;
-//  - BPE with a ByteLevel pre-tokenizer (GPT-2, Llama 3, Qwen2, SmolLM ...): byte-level;
+//  - BPE with a ByteLevel pre-tokenizer (GPT-2, Llama 3, Qwen2, SmolLM ...): byte-level,
+//    the split rules told by the other pre-tokenizers in the sequence (pre_from_json);
 //  - WordPiece (BERT).
 // added_tokens become CONTROL (special: true) or USER (special: false) tokens.
 #include <stdlib.h>
@@ -26,7 +27,8 @@ static const dq_json *find_type(const dq_json *j, const char *type, int depth) {
     return NULL;
 }
 
-// A Split pre-tokenizer regex tells which byte-level family this is.
+// The pre-tokenizer tells which byte-level family this is: Falcon's and SmolLM's by their
+// Punctuation/Digits steps, DeepSeek's and the Llama 3 / Qwen2 ones by their Split regex.
 static int pre_from_json(const dq_json *pre) {
     if (find_type(pre, "Punctuation", 0) && find_type(pre, "Digits", 0)) return PRE_FALCON;
     const dq_json *list = dq_json_get(pre, "pretokenizers");
@@ -35,6 +37,10 @@ static int pre_from_json(const dq_json *pre) {
         if (pat && pat->type == DQ_JSON_STRING && strstr(pat->str, "\xE4\xB8\x80-\xE9\xBE\xA5")) return PRE_DEEPSEEK_LLM;
     }
     const dq_json *split = find_type(pre, "Split", 0);
+    const dq_json *digits = find_type(pre, "Digits", 0), *bl = find_type(pre, "ByteLevel", 0);
+    const dq_json *indiv = dq_json_get(digits, "individual_digits"), *ur = dq_json_get(bl, "use_regex");
+    if (!split && indiv && indiv->type == DQ_JSON_TRUE && bl && !(ur && ur->type == DQ_JSON_FALSE))
+        return PRE_SMOLLM;  // Sequence[Digits(individual_digits), ByteLevel(use_regex)]
     if (split) {
         const dq_json *pat = dq_json_get(dq_json_get(split, "pattern"), "Regex");
         if (pat && pat->type == DQ_JSON_STRING) {
@@ -71,17 +77,19 @@ static int token_ref(const dq_tokenizer *t, const dq_json *v) {
     return tok_lookup(t, v->str, v->str_len);
 }
 
-// tokenizer_config.json beside tokenizer.json names BOS/EOS and whether BOS is added; it
-// overrides the guesses from the token names.
+// tokenizer_config.json beside tokenizer.json names BOS/EOS and whether BOS/EOS are added;
+// it overrides the guesses from the token names.
 static void apply_hf_configs(dq_tokenizer *t, const char *path) {
     dq_json *c = sibling_json(path, "tokenizer_config.json");
     if (!c) return;
     int b = token_ref(t, dq_json_get(c, "bos_token")), s = token_ref(t, dq_json_get(c, "eos_token"));
     if (b >= 0) t->bos = b;
     if (s >= 0) t->eos = s;
-    const dq_json *ab = dq_json_get(c, "add_bos_token");
+    const dq_json *ab = dq_json_get(c, "add_bos_token"), *ae = dq_json_get(c, "add_eos_token");
     if (ab && ab->type == DQ_JSON_TRUE && t->bos >= 0) t->flags |= TOKF_ADD_BOS;
     if (ab && ab->type == DQ_JSON_FALSE) t->flags &= ~TOKF_ADD_BOS;
+    if (ae && ae->type == DQ_JSON_TRUE && t->eos >= 0) t->flags |= TOKF_ADD_EOS;
+    if (ae && ae->type == DQ_JSON_FALSE) t->flags &= ~TOKF_ADD_EOS;
     dq_json_free(c);
 }
 
@@ -243,8 +251,10 @@ int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const
             const dq_json *ms = find_type(pret, "Metaspace", 0);
             const dq_json *ps = dq_json_get(ms, "prepend_scheme"), *ap = dq_json_get(ms, "add_prefix_space");
             int prefix = find_type(norm, "Prepend", 0) != NULL;
-            if (ms && !jstr_eq(ps, "never") && !(ap && ap->type == DQ_JSON_FALSE)) prefix = 1;
+            if (!prefix && ms && !jstr_eq(ps, "never") && !(ap && ap->type == DQ_JSON_FALSE))
+                prefix = 2;  // Metaspace adds "▁" only when the text does not start with one
             if (prefix) t->flags |= TOKF_SPACE_PREFIX;
+            if (prefix == 2) t->flags |= TOKF_PREFIX_UNLESS_SPACE;
             const dq_json *bf = dq_json_get(model, "byte_fallback");
             if (bf && bf->type == DQ_JSON_TRUE) t->flags |= TOKF_BYTE_FALLBACK;
         }

@@ -23,24 +23,27 @@ enum {
 enum {
     PRE_NONE = 0,      // SPM / WordPiece: not used
     PRE_GPT2 = 1,      // GPT-2, also the default for unknown byte-level vocabularies
-    PRE_LLAMA3 = 2,    // Llama 3 (also SmolLM-style vocabularies with the same regex)
+    PRE_LLAMA3 = 2,    // Llama 3
     PRE_QWEN2 = 3,
     PRE_FALCON = 4,
     PRE_DEEPSEEK_LLM = 5,
     PRE_BERT = 6,      // WordPiece basic tokenizer
+    PRE_SMOLLM = 7,    // every digit (\p{N}) on its own, then GPT-2 (SmolLM, StarCoder, Command-R ...)
     PRE_COUNT
 };
 
 // Flags stored in the serialized blob.
 enum {
-    TOKF_ADD_BOS = 1,        // the source asks for BOS by default (informational)
+    TOKF_ADD_BOS = 1,        // the source asks for BOS by default (dq_tok_add_bos)
     TOKF_SPACE_PREFIX = 2,   // SPM: prepend a space (add_dummy_prefix)
     TOKF_LOWERCASE = 4,      // WordPiece: lower-case + strip accents
     TOKF_BYTE_FALLBACK = 8,  // unknown characters become <0xNN> pieces
-    TOKF_ADD_EOS = 16,
-    TOKF_REMOVE_WS = 32,
+    TOKF_ADD_EOS = 16,       // the source asks for EOS at the end by default (dq_tok_add_eos)
+    TOKF_REMOVE_WS = 32,     // SPM remove_extra_whitespaces: drop leading/trailing spaces, collapse runs
     TOKF_IGNORE_MERGES = 64, // byte-level BPE: a pre-token that is itself a piece is emitted whole (Llama 3)
-    TOKF_NFC = 128,          // text is put in Unicode NFC first (tokenizer.json "NFC" normalizer, e.g. Qwen2)     // SPM remove_extra_whitespaces: drop leading/trailing spaces, collapse runs
+    TOKF_NFC = 128,          // text is put in Unicode NFC first (tokenizer.json "NFC" normalizer, e.g. Qwen2)
+    TOKF_PREFIX_UNLESS_SPACE = 256,  // SPM: no leading space is added to text that starts with one
+                                     // (tokenizer.json Metaspace pre-tokenizer, as Hugging Face does)
 };
 
 #define TOK_MAX_PIECE 248  // longest piece in bytes: dq_detok_push promises cap 256 suffices

@@ -689,6 +689,9 @@ int dq_tok_n_vocab(const dq_tokenizer *t) { return t->n_vocab; }
 int dq_tok_bos(const dq_tokenizer *t) { return t->type == DQ_TOK_WPM && t->bos < 0 ? t->cls : t->bos; }
 int dq_tok_eos(const dq_tokenizer *t) { return t->type == DQ_TOK_WPM && t->eos < 0 ? t->sep : t->eos; }
 int dq_tok_add_bos(const dq_tokenizer *t) { return (t->flags & TOKF_ADD_BOS) != 0 && dq_tok_bos(t) >= 0; }
+int dq_tok_add_eos(const dq_tokenizer *t) {
+    return (t->flags & TOKF_ADD_EOS) != 0 && t->type != DQ_TOK_WPM && t->eos >= 0;
+}
 int dq_tok_find(const dq_tokenizer *t, const char *piece) { return tok_lookup(t, piece, strlen(piece)); }
 
 int dq_tok_is_eog(const dq_tokenizer *t, int id) {
@@ -888,8 +891,6 @@ int tok_bpe_ranks(const dq_tokenizer *t, tok_ws *w, const int32_t *ids, size_t n
 // ---------------------------------------------------------------------------
 // encoding
 
-// SentencePiece-style: spaces become U+2581, a leading one is added (dummy prefix) at the
-// start of the text, then score merges (llama2.c/GGUF) or rank merges (tokenizer.json).
 // One segment of normalized SPM text: score merges, or rank merges over the characters'
 // ids (bytes for characters outside the vocabulary: byte fallback).
 static int spm_piece_run(const dq_tokenizer *t, tok_ws *w, const char *s, size_t n, tok_ids *out) {
@@ -918,6 +919,8 @@ static int spm_piece_run(const dq_tokenizer *t, tok_ws *w, const char *s, size_t
 
 // SentencePiece-style: spaces become U+2581, a leading one is added (dummy prefix) at the
 // start of the text, then score merges (llama2.c/GGUF/.model) or rank merges (tokenizer.json).
+// A tokenizer.json Metaspace pre-tokenizer adds no prefix to text that already starts with a
+// space (Hugging Face: " Hi" is "▁Hi", where SentencePiece gives "▁▁Hi").
 // The text is cut where merging provably cannot cross (barrier characters, word starts when
 // no piece has U+2581 inside), which keeps the heap small; the result is the same.
 static int encode_spm(const dq_tokenizer *t, const char *s, size_t n, int at_start, tok_ids *out) {
@@ -928,6 +931,7 @@ static int encode_spm(const dq_tokenizer *t, const char *s, size_t n, int at_sta
         if (n == 0) return DQ_OK;
     }
     int prefix = at_start && (t->flags & TOKF_SPACE_PREFIX);
+    if ((t->flags & TOKF_PREFIX_UNLESS_SPACE) && s[0] == ' ') prefix = 0;
     size_t cap = n * 3 + 3;
     char *buf = malloc(cap);
     if (!buf) return DQ_ENOMEM;
@@ -1031,6 +1035,7 @@ int dq_tok_encode(const dq_tokenizer *t, const char *text, size_t len, int flags
     }
     if (!rc && (seg < len || len == 0)) rc = encode_text(t, text + seg, len - seg, seg == 0, &out);
     if (!rc && t->type == DQ_TOK_WPM && (flags & DQ_TOK_ADD_BOS) && t->sep >= 0) rc = tok_ids_push(&out, t->sep);
+    if (!rc && t->type != DQ_TOK_WPM && (flags & DQ_TOK_ADD_EOS) && t->eos >= 0) rc = tok_ids_push(&out, t->eos);
     if (rc) {
         free(out.v);
         return DQ_ERR(e, rc == DQ_ENOMEM ? DQ_ENOMEM : rc, "tokenizer: %s while encoding",

@@ -27,10 +27,14 @@ int dq_tok_bos(const dq_tokenizer *tok);  // -1 if none
 int dq_tok_eos(const dq_tokenizer *tok);  // -1 if none
 int dq_tok_is_eog(const dq_tokenizer *tok, int id);  // EOS or an end-of-turn token
 int dq_tok_add_bos(const dq_tokenizer *tok);  // 1 if the source asks for BOS by default (and has one)
+int dq_tok_add_eos(const dq_tokenizer *tok);  // 1 if the source asks for EOS at the end (GGUF add_eos_token ...)
 int dq_tok_find(const dq_tokenizer *tok, const char *piece);  // id of an exact piece, or -1
 const char *dq_tok_piece(const dq_tokenizer *tok, int id);    // stored piece text (for tables)
 
-enum { DQ_TOK_ADD_BOS = 1, DQ_TOK_PARSE_SPECIAL = 2 };
+// DQ_TOK_ADD_BOS: BOS first (WordPiece: CLS first and SEP last); DQ_TOK_ADD_EOS: EOS last
+// (not WordPiece). Each only if the vocabulary has that token; dq_tok_add_bos / dq_tok_add_eos
+// tell whether the source asks for it.
+enum { DQ_TOK_ADD_BOS = 1, DQ_TOK_PARSE_SPECIAL = 2, DQ_TOK_ADD_EOS = 4 };
 // Encodes len bytes of text (any bytes; invalid UTF-8 goes through byte fallback).
 // *ids is malloc'd; caller frees.
 int dq_tok_encode(const dq_tokenizer *tok, const char *text, size_t len, int flags,
