@@ -2,6 +2,7 @@
 // the library, prints results to stdout and diagnostics to stderr, and maps status codes
 // to exit codes. The only file that prints errors and exits.
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,7 +131,7 @@ static int session_flag(args *a, session_opts *so) {
         return 1;
     }
     if (is_flag(a, "-c", "--ctx") || is_flag(a, "--ctx-size", NULL)) {
-        parse_int(a, "--ctx", 1, 1 << 22, &so->ctx);
+        parse_int(a, "--ctx", 0, 1 << 22, &so->ctx);  // 0: the model's context (llama.cpp's -c 0)
         return 1;
     }
     if (is_flag(a, "-t", "--threads")) {
@@ -152,6 +153,20 @@ static void session_defaults(session_opts *so) {
     memset(so, 0, sizeof *so);
     so->model = getenv("DYNQ_MODEL");
     so->act = DQ_ACT_SYM;
+}
+
+// The context of a session: -c/--ctx, where 0 or no flag means the model's own context, as in
+// llama.cpp (-c 0). Above the model's context, run and logits go on with a warning, as llama.cpp
+// does (positions the model never saw in training; text usually degrades there); perplexity
+// refuses with status 3, since its figures would not measure the model.
+static int session_ctx(const session_opts *so, const dq_model *m) { return so->ctx ? so->ctx : (int)m->c.ctx_len; }
+
+// Printed once the state is allocated, so that a refused KV cache still gives a one-line error;
+// a warning, not a statistic, so --quiet does not hide it.
+static void warn_ctx_above_model(const dq_model *m, int ctx) {
+    if ((uint32_t)ctx > m->c.ctx_len)
+        fprintf(stderr, "%s: warning: -c %d exceeds the context the model was trained for (%u tokens)\n", g_prog, ctx,
+                m->c.ctx_len);
 }
 
 __attribute__((unused)) static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
@@ -404,7 +419,7 @@ static int cmd_run(int argc, char **argv) {
             printf("usage: %s run -m MODEL [-p PROMPT] [-n N] [options]\n"
                    "  Without -p the prompt is all of stdin. stdout carries only the generated text.\n"
                    "  -n N               tokens to generate (default 256)\n"
-                   "  -c, --ctx N        context size (default: the model's)\n"
+                   "  -c, --ctx N        context size (default and 0: the model's; above it: a warning)\n"
                    "  -t N               threads (default: physical cores)\n"
                    "  --temp T           temperature, 0 = greedy (default 0.8)\n"
                    "  --top-k K (40) --top-p P (0.95) --min-p P (0.05) --repeat-penalty R (1.0)\n"
@@ -481,11 +496,12 @@ static int cmd_run(int argc, char **argv) {
     int rc = dq_kernels_init(&e), have_state = 0, have_smp = 0;
     if (rc) goto out_text;
     if ((rc = dq_model_load(&m, so.model, &e))) goto out_text;
-    int ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
+    int ctx = session_ctx(&so, &m);
     if ((rc = dq_state_alloc(&s, &m, ctx, ctx < 512 ? ctx : 512, so.threads ? so.threads : dq_physical_cores(),
                              (dq_act_scheme)so.act, &e)))
         goto out_model;
     have_state = 1;
+    warn_ctx_above_model(&m, ctx);
     if (dq_sampler_init(&smp, (int)m.c.vocab, &sp)) {
         rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
         goto out_model;
@@ -547,21 +563,42 @@ out_text:
 
 // ---------------------------------------------------------------- logits (for tests)
 
+// Writes n floats to path; on failure removes the file.
+static int write_f32(const char *path, const float *v, size_t n, dq_err *e) {
+    int rc = DQ_OK;
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(v, sizeof(float), n, f) != n) rc = DQ_ERR(e, DQ_EFILE, "%s: cannot write", path);
+    if (f && fclose(f) != 0 && !rc) rc = DQ_ERR(e, DQ_EFILE, "%s: cannot write", path);
+    if (rc) unlink(path);
+    return rc;
+}
+
 static int cmd_logits(int argc, char **argv) {
     args a = {argc, 1, argv, "logits", 0};
     session_opts so;
     session_defaults(&so);
-    const char *ids_arg = NULL, *prompt = NULL, *out = NULL;
+    const char *ids_arg = NULL, *prompt = NULL, *out = NULL, *hidden_out = NULL;
     int one_by_one = 0;
     for (; a.i < argc && !a.bad; a.i++) {
         if (session_flag(&a, &so)) continue;
         if (is_flag(&a, "-h", "--help")) {
-            printf("usage: %s logits -m MODEL (--ids \"1 2 3\" | -p TEXT) [--one-by-one] [--act S] -o OUT.f32\n"
-                   "  writes float32 logits (T, vocab) for every position: for tests and comparisons.\n", g_prog);
+            printf("usage: %s logits -m MODEL (--ids \"1 2 3\" | -p TEXT) [--one-by-one] [--act S] [-c N] [-t N]\n"
+                   "                   -o OUT.f32 [--hidden HIDDEN.f32]\n"
+                   "  writes float32 logits (T, vocab) for every position: for tests and comparisons.\n"
+                   "  -p TEXT is tokenized with BOS; --ids are used as given, one batch from an empty cache.\n"
+                   "  --one-by-one       feed one token at a time through the KV cache instead of one batch\n"
+                   "  --hidden FILE      also write float32 (layers, T, dim): the residual stream after each\n"
+                   "                     block, the hidden states whose error `perplexity --ref` tabulates\n"
+                   "exit status: 0 ok, 1 usage, 2 bad model/output file, 3 more tokens than the context\n"
+                   "examples:\n  %s logits -m kjv.dynq -p \"In the beginning\" -o logits.f32\n"
+                   "  %s logits -m kjv.dynq --ids \"1 450 29871\" --act asym -o int8.f32 --hidden int8-hidden.f32\n"
+                   "  python3 -c 'import numpy; print(numpy.fromfile(\"logits.f32\", \"<f4\").reshape(-1, 1024).argmax(1))'\n",
+                   g_prog, g_prog, g_prog);
             return 0;
         } else if (is_flag(&a, "--ids", NULL)) ids_arg = arg_value(&a, "--ids");
         else if (is_flag(&a, "-p", "--prompt")) prompt = arg_value(&a, "-p");
         else if (is_flag(&a, "-o", "--output")) out = arg_value(&a, "-o");
+        else if (is_flag(&a, "--hidden", NULL)) hidden_out = arg_value(&a, "--hidden");
         else if (is_flag(&a, "--one-by-one", NULL)) one_by_one = 1;
         else return usage_error("logits", "unknown argument %s", argv[a.i]);
     }
@@ -596,7 +633,7 @@ static int cmd_logits(int argc, char **argv) {
         }
         if (!ids) rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
     }
-    int ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
+    int ctx = session_ctx(&so, &m);
     if (!rc && (n == 0 || n > (size_t)ctx)) rc = DQ_ERR(&e, DQ_ECTX, "logits: %zu tokens do not fit a context of %d", n, ctx);
     if (!rc) rc = dq_state_alloc(&s, &m, ctx, one_by_one ? 1 : (int)n, so.threads ? so.threads : dq_physical_cores(),
                                  (dq_act_scheme)so.act, &e);
@@ -605,25 +642,32 @@ static int cmd_logits(int argc, char **argv) {
         dq_model_free(&m);
         return fail(&e);
     }
-    size_t V = m.c.vocab;
+    warn_ctx_above_model(&m, ctx);
+    size_t V = m.c.vocab, C = m.c.dim, L = m.c.n_layers;
     float *all = malloc(n * V * sizeof(float));
-    if (!all) rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
+    // the residual stream after each block: (L, n, C); one-by-one captures (L, 1, C) per step
+    float *hid = hidden_out ? malloc(L * n * C * sizeof(float)) : NULL;
+    float *step = hidden_out && one_by_one ? malloc(L * C * sizeof(float)) : NULL;
+    if (!all || (hidden_out && (!hid || (one_by_one && !step)))) rc = DQ_ERR(&e, DQ_ENOMEM, "out of memory");
     if (!rc && one_by_one) {
+        s.capture = step;
         for (size_t t = 0; t < n && !rc; t++) {
             rc = dq_forward(&m, &s, &ids[t], 1, (int)t, DQ_LOGITS_LAST, &e);
             memcpy(all + t * V, s.logits, V * sizeof(float));
+            for (size_t l = 0; step && l < L; l++) memcpy(hid + (l * n + t) * C, step + l * C, C * sizeof(float));
         }
     } else if (!rc) {
+        s.capture = hid;
         rc = dq_forward(&m, &s, ids, (int)n, 0, DQ_LOGITS_ALL, &e);
         if (!rc) memcpy(all, s.logits, n * V * sizeof(float));
     }
-    if (!rc) {
-        FILE *f = fopen(out, "wb");
-        if (!f || fwrite(all, sizeof(float), n * V, f) != n * V) rc = DQ_ERR(&e, DQ_EFILE, "%s: cannot write", out);
-        if (f && fclose(f) != 0 && !rc) rc = DQ_ERR(&e, DQ_EFILE, "%s: cannot write", out);
+    s.capture = NULL;
+    if (!rc) rc = write_f32(out, all, n * V, &e);
+    if (!rc && hidden_out) {
+        rc = write_f32(hidden_out, hid, L * n * C, &e);
         if (rc) unlink(out);
     }
-    free(all);
+    free(all), free(hid), free(step);
     free(ids);
     dq_state_free(&s);
     dq_model_free(&m);
@@ -645,18 +689,20 @@ static int cmd_perplexity(int argc, char **argv) {
     session_defaults(&so);
     const char *file = NULL, *refpath = NULL;
     int json = 0, chunks = 0, stride = -1;
-    float max_dppl = -1, max_kld = -1, min_top1 = -1;
+    float max_dppl = NAN, max_kld = NAN, min_top1 = NAN;  // NAN: no gate (any number is a bound, even < 0)
     dq_ppl_opts po = {0};
     for (; a.i < argc && !a.bad; a.i++) {
         if (session_flag(&a, &so)) continue;
         if (is_flag(&a, "-h", "--help")) {
             printf("usage: %s perplexity -m MODEL -f TEXT [--ctx N] [--chunks N] [--method chunks|sliding --stride S]\n"
-                   "                       [-t N] [--json] [--ref REF.dynq] [gates]\n"
+                   "                       [-t N] [--act S] [--json] [--ref REF.dynq] [gates]\n"
                    "  chunks (default): llama.cpp's method; sliding: Hugging Face's strided windows.\n"
+                   "  -c, --ctx N        window length (default and 0: the model's context; above it: exit 3)\n"
                    "  --ref REF          run REF (e.g. the FP32 model) on the same tokens in the same pass:\n"
                    "                     delta PPL, PPL ratio, KL divergence, top-1 agreement, per-layer error\n"
                    "  gates (need --ref): --max-delta-ppl PCT  --max-kld X  --min-top1 F (fraction 0..1)\n"
-                   "exit status: 0 ok, 1 usage, 2 bad file, 5 a quality gate was not met (figures still printed)\n"
+                   "exit status: 0 ok, 1 usage, 2 bad file, 3 --ctx above the model's context,\n"
+                   "             5 a quality gate was not met (figures still printed)\n"
                    "examples:\n  %s perplexity -m kjv.dynq -f kjv-eval.txt --ctx 256\n"
                    "  %s perplexity -m kjv.dynq --ref kjv-f32.dynq -f kjv-eval.txt --max-delta-ppl 1 --min-top1 0.97\n",
                    g_prog, g_prog, g_prog);
@@ -679,7 +725,8 @@ static int cmd_perplexity(int argc, char **argv) {
     }
     if (a.bad) return DQ_EUSAGE;
     if (!file) return usage_error("perplexity", "%s", "no text given (-f FILE)");
-    if (!refpath && (max_dppl >= 0 || max_kld >= 0 || min_top1 >= 0))
+    int gated = !isnan(max_dppl) || !isnan(max_kld) || !isnan(min_top1);
+    if (!refpath && gated)
         return usage_error("perplexity", "%s", "quality gates need --ref");
     dq_err e = {0};
     uint8_t *text;
@@ -700,9 +747,9 @@ static int cmd_perplexity(int argc, char **argv) {
         return usage_error("perplexity", "%s", "no model given (-m FILE or DYNQ_MODEL)");
     }
     if ((rc = dq_model_load(&m, so.model, &e))) goto out_text;
-    po.ctx = so.ctx ? so.ctx : (int)m.c.ctx_len;
-    if (po.ctx > (int)m.c.ctx_len) {
-        rc = DQ_ERR(&e, DQ_ECTX, "--ctx %d exceeds the model's context of %u", po.ctx, m.c.ctx_len);
+    po.ctx = session_ctx(&so, &m);
+    if ((uint32_t)po.ctx > m.c.ctx_len) {
+        rc = DQ_ERR(&e, DQ_ECTX, "--ctx %d exceeds the context of %s (%u tokens)", po.ctx, so.model, m.c.ctx_len);
         goto out_model;
     }
     po.stride = stride > 0 ? stride : po.ctx / 2;
@@ -739,26 +786,31 @@ static int cmd_perplexity(int argc, char **argv) {
     double secs = dq_now() - t0;
     const char *meth = po.method == DQ_PPL_CHUNKS ? "chunks" : "sliding";
     int gate_fail = 0;
+    double dpct = have_ref ? 100.0 * (r.ppl / r.ref_ppl - 1.0) : 0.0;
     if (have_ref) {
-        double dpct = 100.0 * (r.ppl / r.ref_ppl - 1.0);
-        if (max_dppl >= 0 && dpct > max_dppl) gate_fail = 1;
-        if (max_kld >= 0 && r.kld_mean > max_kld) gate_fail = 1;
-        if (min_top1 >= 0 && r.top1_agree < min_top1) gate_fail = 1;
+        if (!isnan(max_dppl) && !(dpct <= max_dppl)) gate_fail = 1;
+        if (!isnan(max_kld) && !(r.kld_mean <= max_kld)) gate_fail = 1;
+        if (!isnan(min_top1) && !(r.top1_agree >= min_top1)) gate_fail = 1;
     }
     if (json) {
-        printf("{\"model\": \"%s\", \"method\": \"%s\", \"ctx\": %d, \"n_windows\": %d, \"n_tokens\": %ld, "
-               "\"nll_sum\": %.17g, \"ppl\": %.10g, \"ppl_stderr\": %.6g, \"act\": \"%s\", \"threads\": %d, \"seconds\": %.3f",
-               so.model, meth, po.ctx, r.n_windows, r.n_tokens, r.nll_sum, r.ppl, r.ppl_stderr, dq_act_name(s.act),
-               s.n_threads, secs);
+        // paths are JSON strings (quotes, backslashes and control characters escaped); every
+        // figure carries 10 significant digits, enough for the tests' 1e-6 comparisons
+        printf("{\"model\": ");
+        json_string(so.model, strlen(so.model));
+        printf(", \"method\": \"%s\", \"ctx\": %d, \"n_windows\": %d, \"n_tokens\": %ld, "
+               "\"nll_sum\": %.17g, \"ppl\": %.10g, \"ppl_stderr\": %.10g, \"act\": \"%s\", \"threads\": %d, \"seconds\": %.3f",
+               meth, po.ctx, r.n_windows, r.n_tokens, r.nll_sum, r.ppl, r.ppl_stderr, dq_act_name(s.act), s.n_threads, secs);
         if (po.method == DQ_PPL_SLIDING) printf(", \"stride\": %d", po.stride);
         if (r.has_ref) {
-            printf(", \"ref\": \"%s\", \"ref_ppl\": %.10g, \"ref_ppl_stderr\": %.6g, \"ref_nll_sum\": %.17g, "
-                   "\"delta_ppl\": %.8g, \"delta_ppl_ci95\": %.6g, \"ppl_ratio\": %.8g, \"ppl_ratio_ci95\": [%.8g, %.8g], "
-                   "\"kld_mean\": %.8g, \"kld_median\": %.8g, \"kld_p99\": %.8g, \"kld_max\": %.8g, \"top1_agree\": %.8g, "
-                   "\"layers\": [",
-                   refpath, r.ref_ppl, r.ref_ppl_stderr, r.ref_nll_sum, r.delta_ppl, r.delta_ppl_ci95, r.ppl_ratio,
+            printf(", \"ref\": ");
+            json_string(refpath, strlen(refpath));
+            printf(", \"ref_ppl\": %.10g, \"ref_ppl_stderr\": %.10g, \"ref_nll_sum\": %.17g, "
+                   "\"delta_ppl\": %.10g, \"delta_ppl_pct\": %.10g, \"delta_ppl_ci95\": %.10g, \"ppl_ratio\": %.10g, "
+                   "\"ppl_ratio_ci95\": [%.10g, %.10g], \"kld_mean\": %.10g, \"kld_median\": %.10g, \"kld_p99\": %.10g, "
+                   "\"kld_max\": %.10g, \"top1_agree\": %.10g, \"layers\": [",
+                   r.ref_ppl, r.ref_ppl_stderr, r.ref_nll_sum, r.delta_ppl, dpct, r.delta_ppl_ci95, r.ppl_ratio,
                    r.ppl_ratio_lo, r.ppl_ratio_hi, r.kld_mean, r.kld_median, r.kld_p99, r.kld_max, r.top1_agree);
-            for (int l = 0; l < r.n_layers; l++) printf("%s%.6g", l ? ", " : "", r.layer_rel_rms[l]);
+            for (int l = 0; l < r.n_layers; l++) printf("%s%.10g", l ? ", " : "", r.layer_rel_rms[l]);
             printf("], \"gate_passed\": %s", gate_fail ? "false" : "true");
         }
         printf("}\n");
@@ -768,14 +820,14 @@ static int cmd_perplexity(int argc, char **argv) {
         printf("  PPL = %.4f +/- %.4f\n", r.ppl, r.ppl_stderr);
         if (r.has_ref) {
             printf("reference %s\n  PPL = %.4f +/- %.4f\n", refpath, r.ref_ppl, r.ref_ppl_stderr);
-            printf("  delta PPL = %+.4f +/- %.4f (95%%), %+.3f %%\n", r.delta_ppl, r.delta_ppl_ci95, 100.0 * (r.ppl / r.ref_ppl - 1));
+            printf("  delta PPL = %+.4f +/- %.4f (95%%), %+.3f %%\n", r.delta_ppl, r.delta_ppl_ci95, dpct);
             printf("  PPL ratio = %.5f  [%.5f, %.5f] (95%%)\n", r.ppl_ratio, r.ppl_ratio_lo, r.ppl_ratio_hi);
             printf("  KL divergence: mean %.6f  median %.6f  p99 %.6f  max %.6f\n", r.kld_mean, r.kld_median, r.kld_p99,
                    r.kld_max);
             printf("  top-1 agreement: %.3f %%\n", 100.0 * r.top1_agree);
             printf("  layer  RMS relative error of the block output\n");
             for (int l = 0; l < r.n_layers; l++) printf("  %5d  %.6f\n", l, r.layer_rel_rms[l]);
-            if (max_dppl >= 0 || max_kld >= 0 || min_top1 >= 0) printf("quality gate: %s\n", gate_fail ? "FAILED" : "passed");
+            if (gated) printf("quality gate: %s\n", gate_fail ? "FAILED" : "passed");
         }
     }
     fflush(stdout);
@@ -953,7 +1005,11 @@ static void print_usage(FILE *f) {
                "usage: dynq COMMAND [options]   (dynq help COMMAND, dynq COMMAND --help)\n\ncommands:\n", DYNQ_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nexit status: 0 success, 1 usage, 2 unreadable or invalid model/input file, 3 context overflow,\n"
-               "             4 out of memory, 5 perplexity quality gate not met\n");
+               "             4 out of memory, 5 perplexity quality gate not met\n"
+               "examples:\n"
+               "  dynq convert stories260K.bin --tokenizer tok512.bin -o stories.dynq\n"
+               "  dynq run -m stories.dynq -p \"Once upon a time\" -n 64\n"
+               "  dynq help perplexity\n");
 }
 
 int main(int argc, char **argv) {

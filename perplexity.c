@@ -41,6 +41,17 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+// Percentile of sorted v[0..n-1] by linear interpolation between the two nearest ranks at
+// f*(n-1): llama.cpp's KLD percentiles (and NumPy's default), so the median of an even count
+// is the mean of the two middle values.
+static double percentile_sorted(const double *v, size_t n, double f) {
+    double p = f * (double)(n - 1);
+    size_t i = (size_t)p;
+    if (i + 1 >= n) return v[n - 1];
+    double w = p - (double)i;
+    return (1.0 - w) * v[i] + w * v[i + 1];
+}
+
 // Windows: [begin, begin+len) fed from an empty cache; positions score_from..len-2 predict
 // the next token. For chunks the first token is replaced by BOS.
 typedef struct window {
@@ -198,8 +209,8 @@ int dq_perplexity(const dq_model *m, dq_state *s, const dq_model *ref, dq_state 
         r->kld_mean = ksum / N;
         r->top1_agree = (double)agree / N;
         qsort(kld, (size_t)cnt, sizeof(double), cmp_double);
-        r->kld_median = kld[cnt / 2];
-        r->kld_p99 = kld[(size_t)((N - 1) * 0.99)];
+        r->kld_median = percentile_sorted(kld, (size_t)cnt, 0.5);
+        r->kld_p99 = percentile_sorted(kld, (size_t)cnt, 0.99);
         r->kld_max = kld[cnt - 1];
         r->n_layers = L;
         r->layer_rel_rms = malloc(sizeof(double) * (size_t)L);

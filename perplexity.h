@@ -24,8 +24,12 @@ typedef struct dq_ppl_result {
     // with a reference model:
     int has_ref;
     double ref_nll_sum, ref_ppl, ref_ppl_stderr;
-    double delta_ppl, delta_ppl_ci95;       // ppl - ref_ppl, ± half-width of its 95% interval
+    // ppl - ref_ppl, and 1.96 x its standard error by the delta method on the two correlated
+    // mean NLLs: var = (ppl^2 var(nll) + ref^2 var(rnll) - 2 ppl ref cov) / (n - 1), population moments
+    double delta_ppl, delta_ppl_ci95;
+    // exp(mean(nll - rnll)) and exp(mean -/+ 1.96 x standard error of that mean)
     double ppl_ratio, ppl_ratio_lo, ppl_ratio_hi;
+    // KL(P_ref || P_model) per scored token; median and p99 by linear interpolation (llama.cpp)
     double kld_mean, kld_median, kld_p99, kld_max;
     double top1_agree;                      // fraction 0..1
     int n_layers;

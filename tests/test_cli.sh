@@ -24,9 +24,29 @@ ok convert_shipped
 
 expect_status version 0 "$DYNQ" --version
 grep -q '^dynq [0-9]' "$T/out" && ok version_text || bad version_text "$(cat "$T/out")"
-for c in run convert info perplexity bench logits tokenize chat; do
-    if "$DYNQ" help "$c" > "$T/h" 2>&1 && grep -qi 'usage' "$T/h"; then ok "help_$c"; else bad "help_$c" "no usage text"; fi
+# Help: every command listed by `dynq --help` answers `dynq help CMD` and `dynq CMD --help`
+# with exit 0, the same text on stdout only, a "usage: dynq CMD" line and an example section
+# ("example:" or "examples:") holding at least one line that runs `dynq CMD`.
+has_usage_and_example() {  # FILE CMD
+    grep -q "^usage: dynq $2\b" "$1" &&
+        awk -v c="dynq $2" '/^examples?:$/ {ex = 1; next} ex && index($0, c) {found = 1} END {exit !found}' "$1"
+}
+"$DYNQ" --help > "$T/h" 2> "$T/h.err"
+rc=$?
+cmds=$(awk '/^commands:$/ {on = 1; next} on && NF == 0 {on = 0} on {print $1}' "$T/h")
+[ $rc -eq 0 ] && [ ! -s "$T/h.err" ] && [ "$(wc -w <<<"$cmds")" -ge 8 ] && grep -q '^usage: dynq ' "$T/h" \
+    && awk '/^examples?:$/ {ex = 1; next} ex && /dynq /' "$T/h" | grep -q . \
+    && ok help_top_level || bad help_top_level "exit $rc, commands '$(tr '\n' ' ' <<<"$cmds")'"
+for c in $cmds; do
+    "$DYNQ" help "$c" > "$T/h1" 2> "$T/h1.err"; rc1=$?
+    "$DYNQ" "$c" --help > "$T/h2" 2> "$T/h2.err"; rc2=$?
+    if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then bad "help_$c" "exit $rc1 (help $c) / $rc2 ($c --help)"
+    elif [ -s "$T/h1.err" ] || [ -s "$T/h2.err" ]; then bad "help_$c" "stderr: $(cat "$T/h1.err" "$T/h2.err" | head -c 200)"
+    elif ! cmp -s "$T/h1" "$T/h2"; then bad "help_$c" "'dynq help $c' and 'dynq $c --help' differ"
+    elif ! has_usage_and_example "$T/h1" "$c"; then bad "help_$c" "no 'usage: dynq $c' line or no example running 'dynq $c'"
+    else ok "help_$c"; fi
 done
+expect_status help_unknown_command 1 "$DYNQ" help frobnicate
 expect_status no_args 1 "$DYNQ"
 expect_status unknown_command 1 "$DYNQ" frobnicate
 expect_status unknown_flag 1 "$DYNQ" run -m "$T/s8.dynq" -p hi --bogus
@@ -36,17 +56,48 @@ expect_status missing_model 2 "$DYNQ" run -m "$T/nope.dynq" -p hi
 expect_status ctx_overflow 3 "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 600 --quiet
 expect_status ctx_flag_overflow 3 "$DYNQ" run -m "$T/s8.dynq" -c 8 -p "Once upon a time there was a girl" -n 4 --quiet
 [ ! -s "$T/out" ] && ok ctx_overflow_no_output || bad ctx_overflow_no_output "stdout not empty"
+# -c above the model's context (512 for stories260K): run and logits go on with one warning line
+# on stderr (even with --quiet), as llama.cpp does, and give what they give without -c (these
+# positions are below 512); perplexity refuses with exit 3, one stderr line and no output.
+# -c 0 means the model's context (llama.cpp's -c 0), silently.
+for i in $(seq 1 40); do echo "Once upon a time there was a little girl named Lily. She loved to play in the park."; done > "$T/text.txt"
+for c in run logits perplexity; do
+    case $c in
+        run) args=(-p "Once upon a time" -n 4 --temp 0 --quiet); res="$T/out" ;;
+        logits) args=(--ids "1 2 3" -o "$T/l.f32"); res="$T/l.f32" ;;
+        perplexity) args=(-f "$T/text.txt" --chunks 1); res="$T/out" ;;
+    esac
+    "$DYNQ" $c -m "$T/s8.dynq" -c 0 "${args[@]}" > "$T/out" 2> "$T/err0" && cp "$res" "$T/res0"
+    rc0=$?
+    "$DYNQ" $c -m "$T/s8.dynq" -c 512 "${args[@]}" > "$T/out" 2> "$T/err" && cp "$res" "$T/res512"
+    rc=$?
+    [ $rc0 -eq 0 ] && [ $rc -eq 0 ] && [ -s "$T/res0" ] && [ ! -s "$T/err" ] && { [ $c = perplexity ] || [ ! -s "$T/err0" ]; } \
+        && { [ $c = perplexity ] || cmp -s "$T/res0" "$T/res512"; } \
+        && ok "ctx_zero_is_model_ctx_$c" || bad "ctx_zero_is_model_ctx_$c" "exit $rc0/$rc: $(head -c 200 "$T/err0" "$T/err")"
+    rm -f "$T/l.f32" "$T/out"
+    "$DYNQ" $c -m "$T/s8.dynq" -c 513 "${args[@]}" > "$T/out" 2> "$T/err"
+    rc=$?
+    if [ $c = perplexity ]; then
+        [ $rc -eq 3 ] && [ ! -s "$T/out" ] && [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "512" "$T/err" \
+            && ok "ctx_above_model_$c" || bad "ctx_above_model_$c" "exit $rc (want 3), stdout $(wc -c < "$T/out") bytes, stderr: $(head -c 200 "$T/err")"
+    else
+        [ $rc -eq 0 ] && cmp -s "$T/res0" "$res" && [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "warning.*512" "$T/err" \
+            && ok "ctx_above_model_$c" || bad "ctx_above_model_$c" "exit $rc (want 0, same output, one warning), stderr: $(head -c 200 "$T/err")"
+    fi
+    rm -f "$T/l.f32" "$T/res0" "$T/res512"
+done
 DYNQ_MODEL="$T/s8.dynq" "$DYNQ" run -p "Once" -n 5 --temp 0 --quiet > "$T/o1" 2>/dev/null
 "$DYNQ" run -m "$T/s8.dynq" -p "Once" -n 5 --temp 0 --quiet > "$T/o2" 2>/dev/null
 [ -s "$T/o1" ] && cmp -s "$T/o1" "$T/o2" && ok env_model || bad env_model "DYNQ_MODEL run differs"
 
-# A KV cache that cannot fit in memory is refused up front (exit 4), not OOM-killed:
+# A KV cache that cannot fit in memory is refused up front (exit 4, one stderr line: the warning
+# about -c above the model's context comes only after the allocation), not OOM-killed:
 # 8 layers x 512 wide = 32 KiB of cache per token, 4M tokens = 128 GiB.
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
     /usr/bin/python3 scripts/random_model.py --dim 512 --hidden 64 --layers 8 --heads 8 --kv-heads 8 --vocab 512 --seq 64 \
-        -o "$T/wide.bin" > /dev/null && "$DYNQ" convert "$T/wide.bin" --tokenizer models/tok512.bin -o "$T/wide.dynq" 2>/dev/null
+        -o "$T/wide.bin" > /dev/null 2>&1 && "$DYNQ" convert "$T/wide.bin" --tokenizer models/tok512.bin -o "$T/wide.dynq" 2>/dev/null
     expect_status kv_cache_too_big 4 "$DYNQ" run -m "$T/wide.dynq" -c 4000000 -p "Once" -n 4 --quiet
-    grep -q "GiB" "$T/err" && [ ! -s "$T/out" ] && ok kv_cache_too_big_message || bad kv_cache_too_big_message "$(cat "$T/err")"
+    grep -q "GiB" "$T/err" && [ "$(wc -l < "$T/err")" -eq 1 ] && [ ! -s "$T/out" ] && ok kv_cache_too_big_message || bad kv_cache_too_big_message "$(cat "$T/err")"
 else
     echo "skip kv_cache_too_big: /usr/bin/python3 with numpy missing"
 fi
@@ -78,11 +129,32 @@ expect_status isa_unknown 1 env DYNQ_ISA=sse9 "$DYNQ" run -m "$T/s8.dynq" -p hi 
 
 # Quality gates: a model against itself passes every gate; impossible bounds fail with 5.
 TXT="$T/text.txt"
-for i in $(seq 1 40); do echo "Once upon a time there was a little girl named Lily. She loved to play in the park."; done > "$TXT"
 expect_status gate_pass 0 "$DYNQ" perplexity -m "$T/s8.dynq" --ref "$T/s8.dynq" -f "$TXT" --ctx 128 --max-delta-ppl 0 --max-kld 0 --min-top1 1
 expect_status gate_fail 5 "$DYNQ" perplexity -m "$T/s8.dynq" --ref "$T/sf.dynq" -f "$TXT" --ctx 128 --min-top1 1.01
 grep -q "PPL" "$T/out" && ok gate_fail_prints_figures || bad gate_fail_prints_figures "no figures on stdout"
 expect_status gate_needs_ref 1 "$DYNQ" perplexity -m "$T/s8.dynq" -f "$TXT" --max-kld 0.1
+# A model against itself has delta PPL exactly 0 %: a negative bound is a real bound, not "off".
+expect_status gate_negative_bound 5 "$DYNQ" perplexity -m "$T/s8.dynq" --ref "$T/s8.dynq" -f "$TXT" --ctx 128 --max-delta-ppl -0.001
+grep -q "quality gate: FAILED" "$T/out" && ok gate_negative_bound_figures || bad gate_negative_bound_figures "$(tail -2 "$T/out")"
+
+# --json paths are JSON strings: a model and a reference whose paths hold a quote, a backslash, a
+# tab and non-ASCII text come back unchanged through python's json parser.
+if /usr/bin/python3 -c 'import json' 2>/dev/null; then
+    odd="$T/we\"ird\\dir"$'\t'"é"
+    mkdir -p "$odd" && cp "$T/s8.dynq" "$odd/m\"8\\.dynq" && cp "$T/sf.dynq" "$odd/f\"32.dynq"
+    for ref in "" "$odd/f\"32.dynq"; do
+        name=ppl_json_escapes_paths${ref:+_ref}
+        "$DYNQ" perplexity -m "$odd/m\"8\\.dynq" ${ref:+--ref "$ref"} -f "$TXT" --ctx 128 --json > "$T/j" 2> "$T/err"
+        rc=$?
+        if [ $rc -ne 0 ]; then bad "$name" "exit $rc: $(head -c 200 "$T/err")"
+        elif /usr/bin/python3 -c 'import json, sys
+j = json.load(open(sys.argv[1], encoding="utf-8"))
+sys.exit(0 if j["model"] == sys.argv[2] and j.get("ref", "") == sys.argv[3] else 1)' "$T/j" "$odd/m\"8\\.dynq" "$ref" 2> "$T/perr"
+        then ok "$name"; else bad "$name" "$(head -c 300 "$T/j") $(tail -1 "$T/perr")"; fi
+    done
+else
+    echo "skip ppl_json_escapes_paths: /usr/bin/python3 missing"
+fi
 
 # Conversion is atomic: a failing conversion leaves neither the target nor a temporary file.
 head -c 100000 models/stories260K.bin > "$T/trunc.bin"
