@@ -628,7 +628,7 @@ int cli_chat(int argc, char **argv) {
             if (to_float(v, &sp.repeat_penalty) || sp.repeat_penalty <= 0)
                 return usage("invalid value for --repeat-penalty: '%s'", v);
         } else if ((v = flag_value(argc, argv, &i, "--repeat-last-n", NULL, &bad))) {
-            if (to_int(v, 0, 1 << 22, &sp.repeat_last_n)) return usage("invalid value for --repeat-last-n: '%s'", v);
+            if (to_int(v, -1, 1 << 22, &sp.repeat_last_n)) return usage("invalid value for --repeat-last-n: '%s'", v);
         } else if ((v = flag_value(argc, argv, &i, "-s", "--seed", &bad))) {
             if (to_int(v, 0, 0x7fffffff, &seed)) return usage("invalid value for --seed: '%s'", v);
             seed_set = 1;

@@ -423,7 +423,7 @@ static int cmd_run(int argc, char **argv) {
                    "  -t N               threads (default: physical cores)\n"
                    "  --temp T           temperature, 0 = greedy (default 0.8)\n"
                    "  --top-k K (40) --top-p P (0.95) --min-p P (0.05) --repeat-penalty R (1.0)\n"
-                   "  --repeat-last-n N (64) --seed S (default: random)\n"
+                   "  --repeat-last-n N (64; 0 off, -1 whole context) --seed S (default: random)\n"
                    "  --act sym|asym|group|tensor  activation quantization of INT8 models (default sym)\n"
                    "  --lines            each stdin line is an independent prompt; one output line per input\n"
                    "                     line (generation stops at the first newline)\n"
@@ -451,7 +451,7 @@ static int cmd_run(int argc, char **argv) {
         } else if (is_flag(&a, "--repeat-penalty", NULL)) {
             parse_float(&a, "--repeat-penalty", &sp.repeat_penalty);
         } else if (is_flag(&a, "--repeat-last-n", NULL)) {
-            parse_int(&a, "--repeat-last-n", 0, 1 << 22, &sp.repeat_last_n);
+            parse_int(&a, "--repeat-last-n", -1, 1 << 22, &sp.repeat_last_n);
         } else if (is_flag(&a, "-s", "--seed")) {
             parse_int(&a, "--seed", 0, 0x7fffffff, &seed);
             seed_set = 1;
@@ -515,7 +515,7 @@ static int cmd_run(int argc, char **argv) {
         size_t len = lines ? (nl ? (size_t)(nl - p) : (size_t)(end - p)) : tlen;
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        if ((rc = dq_tok_encode(m.tok, p, len, DQ_TOK_ADD_BOS, &ids, &n_ids, &e))) goto out_model;
+        if ((rc = dq_tok_encode(m.tok, p, len, dq_tok_add_bos(m.tok) ? DQ_TOK_ADD_BOS : 0, &ids, &n_ids, &e))) goto out_model;
         if (n_ids == 0 || (size_t)n_gen + n_ids > (size_t)ctx) {
             free(ids);
             rc = DQ_ERR(&e, DQ_ECTX, "prompt of %zu tokens plus -n %d exceeds the context of %d (use -c or a smaller -n)",
@@ -614,7 +614,7 @@ static int cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     if (prompt) {
-        rc = dq_tok_encode(m.tok, prompt, strlen(prompt), DQ_TOK_ADD_BOS, &ids, &n, &e);
+        rc = dq_tok_encode(m.tok, prompt, strlen(prompt), dq_tok_add_bos(m.tok) ? DQ_TOK_ADD_BOS : 0, &ids, &n, &e);
     } else {
         size_t cap = strlen(ids_arg) / 2 + 2;
         ids = malloc(cap * sizeof *ids);
@@ -951,10 +951,12 @@ static int cmd_bench(int argc, char **argv) {
             }
             const char *isa = dq_isa_name(dq_isa_chosen());
             if (json) {
-                printf("{\"model\": \"%s\", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
+                printf("{\"model\": ");
+                json_string(so.model, strlen(so.model));
+                printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                        "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"pp_gops\": %.2f, "
                        "\"weight_bytes\": %.0f, \"load_ms\": %.1f",
-                       so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
+                       c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
                        tg_gbps, pp_gops, wbytes, m.load_seconds * 1e3);
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"int8_peak_gops\": %.2f, \"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f",

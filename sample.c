@@ -22,12 +22,15 @@ int dq_sampler_init(dq_sampler *s, int vocab, const dq_sampler_params *p) {
     s->vocab = vocab;
     s->rng = p->seed ? p->seed : 0x9e3779b97f4a7c15ULL;
     s->cand = malloc(sizeof *s->cand * (size_t)vocab);
-    return s->cand ? DQ_OK : DQ_ENOMEM;
+    s->seen = calloc((size_t)vocab, 1);
+    return s->cand && s->seen ? DQ_OK : DQ_ENOMEM;
 }
 
 void dq_sampler_free(dq_sampler *s) {
     free(s->cand);
+    free(s->seen);
     s->cand = NULL;
+    s->seen = NULL;
 }
 
 // xorshift64* : small, fast, and the same sequence on every platform.
@@ -47,16 +50,18 @@ static int cand_desc(const void *a, const void *b) {
 int dq_sample(dq_sampler *s, float *logits, const int32_t *history, int n_hist) {
     const dq_sampler_params *p = &s->p;
     int V = s->vocab;
-    if (p->repeat_penalty != 1.0f && n_hist > 0) {
-        // Each distinct recent token is penalised once (CTRL-style: divide positive, multiply negative).
+    if (p->repeat_penalty != 1.0f && p->repeat_last_n != 0 && n_hist > 0) {
+        // Each distinct recent token is penalised once (CTRL-style: divide positive, multiply
+        // negative); `seen` marks the ids done and is cleared again on the way out.
         int from = p->repeat_last_n > 0 && n_hist > p->repeat_last_n ? n_hist - p->repeat_last_n : 0;
         for (int i = from; i < n_hist; i++) {
-            int id = history[i], dup = 0;
-            if (id < 0 || id >= V) continue;
-            for (int j = from; j < i && !dup; j++) dup = history[j] == id;
-            if (dup) continue;
+            int id = history[i];
+            if (id < 0 || id >= V || s->seen[id]) continue;
+            s->seen[id] = 1;
             logits[id] = logits[id] > 0 ? logits[id] / p->repeat_penalty : logits[id] * p->repeat_penalty;
         }
+        for (int i = from; i < n_hist; i++)
+            if (history[i] >= 0 && history[i] < V) s->seen[history[i]] = 0;
     }
     if (p->temp <= 0.0f) return dq_argmax(logits, V);
     int n = V;

@@ -11,7 +11,7 @@ typedef struct dq_sampler_params {
     float top_p;           // >= 1: off
     float min_p;           // <= 0: off
     float repeat_penalty;  // 1: off
-    int repeat_last_n;     // window of history the penalty looks at
+    int repeat_last_n;     // window of history the penalty looks at: 0 off, -1 all (llama.cpp)
     uint64_t seed;
 } dq_sampler_params;
 
@@ -20,6 +20,7 @@ typedef struct dq_sampler {
     int vocab;
     uint64_t rng;
     struct dq_cand { float v; int id; } *cand;  // (V) scratch
+    unsigned char *seen;                         // (V) zero between calls
 } dq_sampler;
 
 int dq_sampler_init(dq_sampler *s, int vocab, const dq_sampler_params *p);  // 0 or DQ_ENOMEM

@@ -245,12 +245,17 @@ static void test_penalty(void) {
           "id %d (want 0), logit0 %g (want 2), logit2 %g (want %g)", id, out[0], out[2], 1.9f / 1.5f);
     // Last 4 (and a window longer than the history) reach id 0 as well: 1.333, 1.5, 1.267 -> id 1.
     int ok = 1;
-    for (int n = 4; n <= 100 && ok; n += 96) {
+    for (int n = -1; n <= 100 && ok; n = n < 0 ? 4 : n + 96) {  // -1: the whole history
         p.repeat_last_n = n;
         id = sample_once(lw, 4, p, hw, 4, out);
         ok = id == 1 && out[0] == 2.0f / 1.5f && out[2] == 1.9f / 1.5f && out[1] == 1.5f;
     }
     CHECK("penalty_whole_window", ok, "id %d (want 1), logits %g %g %g", id, out[0], out[1], out[2]);
+    // repeat_last_n 0 turns the penalty off (llama.cpp): nothing changes, id 0 stays the argmax.
+    p.repeat_last_n = 0;
+    id = sample_once(lw, 4, p, hw, 4, out);
+    CHECK("penalty_last_n_0_is_off", id == 0 && out[0] == 2.0f && out[2] == 1.9f, "id %d (want 0), logits %g %g", id,
+          out[0], out[2]);
     // Penalty 1 is off.
     p.repeat_penalty = 1.0f;
     p.repeat_last_n = 64;
