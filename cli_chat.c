@@ -6,6 +6,7 @@
 // dropping old turns or changing the system prompt is the same operation: render, sync.
 // CLI code: prints answers to stdout and everything else to stderr.
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,6 +142,22 @@ static int read_line(line_reader *r, char **line) {
             if (!nb) return -2;
             r->buf = nb;
             r->cap = nc;
+        }
+        // Wait for input with SIGINT blocked except inside ppoll, which unblocks it atomically:
+        // a Ctrl-C that lands just before the wait is seen here, not lost while read() blocks.
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        struct pollfd pfd = {.fd = 0, .events = POLLIN};
+        int pr = g_interrupt ? -1 : ppoll(&pfd, 1, NULL, &old);
+        int perr = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (g_interrupt) return -1;
+        if (pr < 0) {
+            if (perr == EINTR) continue;
+            errno = perr;
+            return -2;
         }
         ssize_t k = read(0, r->buf + r->len, r->cap - r->len);
         if (k < 0) {
@@ -698,8 +715,8 @@ int cli_chat(int argc, char **argv) {
     }
     line_reader lr = {0};
     for (;;) {
+        g_interrupt = 0;  // a Ctrl-C from here on, once the prompt shows, means exit
         if (show_prompt) out_str(color ? "\033[1;32m> \033[0m\033[1m" : "> ");
-        g_interrupt = 0;
         char *line;
         int r = read_line(&lr, &line);
         if (color) out_str("\033[0m");
