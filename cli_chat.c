@@ -237,35 +237,19 @@ static int txt_str(chat *c, const char *s, dq_err *e) { return txt_add(c, s, str
 
 // Encodes the text rendered since *run onto seq in one piece (special tokens parsed unless the
 // template is 'none'), so its tokens are those of the template text as a whole. Template text
-// that continues the sequence (after an answer) is encoded behind the BOS token's text, which is
-// then dropped: tokenizers with a SentencePiece "dummy prefix" put a space in front of a text
-// that starts an encoding, right at the start of the prompt only.
+// that continues the sequence (after an answer) is encoded with DQ_TOK_CONTINUE: a SentencePiece
+// vocabulary puts its leading space only where a text (or a segment after a special token)
+// starts, never in front of text that continues an answer.
 static int encode_run(chat *c, size_t *run, dq_err *e) {
-    size_t n = c->n_txt - *run, n_ids, skip = 0;
+    size_t n = c->n_txt - *run, n_ids;
     if (n == 0) return DQ_OK;
     const char *s = c->txt + *run;
     *run = c->n_txt;
-    int none = c->tpl == &g_templates[TPL_NONE], bos = dq_tok_bos(c->m.tok);
-    int flags = none ? 0 : DQ_TOK_PARSE_SPECIAL;
-    const char *bp = !none && bos >= 0 && c->n_seq > 1 ? dq_tok_piece(c->m.tok, bos) : NULL;
-    size_t lb = bp ? strlen(bp) : 0;
-    char *buf = malloc(lb + n + 1);
-    if (!buf) return DQ_ERR(e, DQ_ENOMEM, "chat: out of memory");
-    memcpy(buf, bp ? bp : "", lb);
-    memcpy(buf + lb, s, n);
+    int none = c->tpl == &g_templates[TPL_NONE];
+    int flags = none ? 0 : DQ_TOK_PARSE_SPECIAL | (c->n_seq > 1 ? DQ_TOK_CONTINUE : 0);
     int32_t *ids = NULL;
-    int rc = dq_tok_encode(c->m.tok, buf, lb + n, flags, &ids, &n_ids, e);
-    if (!rc && lb) {
-        if (n_ids > 0 && ids[0] == bos) {
-            skip = 1;
-        } else {  // the BOS text is not parsed as the token: encode as is
-            free(ids);
-            ids = NULL;
-            rc = dq_tok_encode(c->m.tok, buf + lb, n, flags, &ids, &n_ids, e);
-        }
-    }
-    free(buf);
-    if (!rc && n_ids) rc = seq_push(c, ids + skip, n_ids - skip, e);
+    int rc = dq_tok_encode(c->m.tok, s, n, flags, &ids, &n_ids, e);
+    if (!rc && n_ids) rc = seq_push(c, ids, n_ids, e);
     free(ids);
     return rc;
 }

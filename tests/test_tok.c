@@ -2,6 +2,7 @@
 // (GGUF vocabulary test vectors, round trips, serialization, malformed inputs, JSON).
 // As a helper for tests/test_tok_spm.sh and scripts/bench_tokenizer.sh:
 //   test_tok --dump FILE HINT ITEMS        prints the ids of each line of ITEMS (no BOS)
+//   test_tok --dump-special FILE HINT ITEMS  the same with special tokens parsed
 //   test_tok --roundtrip FILE HINT ITEMS   decode(encode(line)) of each line of ITEMS (no BOS)
 //   test_tok --split FAMILY ITEMS          pre-tokenizer piece lengths of NUL-separated items
 //   test_tok --nfc ITEMS                   NFC of NUL-separated items, one per line
@@ -23,7 +24,7 @@
 static const char *shared;
 #include "tests/check.h"
 
-static int dump(const char *file, int hint, const char *items) {
+static int dump(const char *file, int hint, const char *items, int flags) {
     dq_err e = {0};
     dq_tokenizer *t;
     if (dq_tok_load(&t, file, hint, &e)) {
@@ -41,7 +42,7 @@ static int dump(const char *file, int hint, const char *items) {
         if (d[i] != '\n') continue;
         int32_t *ids;
         size_t k;
-        if (dq_tok_encode(t, (const char *)d + s, i - s, 0, &ids, &k, &e)) {
+        if (dq_tok_encode(t, (const char *)d + s, i - s, flags, &ids, &k, &e)) {
             fprintf(stderr, "%s\n", e.msg);
             return 2;
         }
@@ -877,7 +878,9 @@ static void json_tests(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 5 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], atoi(argv[3]), argv[4]);
+    if (argc == 5 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], atoi(argv[3]), argv[4], 0);
+    if (argc == 5 && strcmp(argv[1], "--dump-special") == 0)
+        return dump(argv[2], atoi(argv[3]), argv[4], DQ_TOK_PARSE_SPECIAL);
     if (argc == 5 && strcmp(argv[1], "--roundtrip") == 0) return roundtrip_dump(argv[2], atoi(argv[3]), argv[4]);
     if (argc == 4 && strcmp(argv[1], "--split") == 0) return split_dump(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "--nfc") == 0) return nfc_dump(argv[2]);

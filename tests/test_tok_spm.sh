@@ -77,6 +77,27 @@ else
     echo "skip tok_spm_metaspace_json: $kj or $km missing"
 fi
 
+# Special tokens parsed from the text (--parse-special): every text fragment between them gets
+# SentencePiece's leading space, as llama.cpp and Hugging Face's Prepend normalizer do; expected
+# ids from sentencepiece encoding each fragment on its own (tests/tok_spm_ref.py special-ids).
+$PY tests/tok_spm_ref.py special-items "$T/items.txt" "$T/sitems.txt" 1500
+while IFS='|' read -r name file hint model; do
+    [ -n "$name" ] || continue
+    if [ ! -f "$S/$file" ] || [ ! -f "$S/$model" ]; then echo "skip tok_spm_special_$name: $S/$file missing"; continue; fi
+    $PY tests/tok_spm_ref.py special-ids "$S/$model" "$T/sitems.txt" "$T/sref_$name.txt"
+    "$tool" --dump-special "$S/$file" "$hint" "$T/sitems.txt" > "$T/sgot_$name.txt" 2> "$T/serr_$name.txt"
+    if cmp -s "$T/sref_$name.txt" "$T/sgot_$name.txt"; then
+        echo "ok tok_spm_special_$name ($(wc -l < "$T/sitems.txt") strings with <s>/</s> inside, same ids as sentencepiece per fragment)"
+    else
+        line=$(cmp "$T/sref_$name.txt" "$T/sgot_$name.txt" 2>&1 | sed -n 's/.*line \([0-9]*\).*/\1/p')
+        echo "FAIL tok_spm_special_$name: $(diff "$T/sref_$name.txt" "$T/sgot_$name.txt" | grep -c '^<') strings differ; first at line ${line:-?}: $(sed -n "${line:-1}p" "$T/sitems.txt" | head -c 120) $(head -c 200 "$T/serr_$name.txt")"
+    fi
+done <<'LIST'
+llama2-32k|models/llama2-tokenizer/tokenizer.bin|32000|models/llama2-tokenizer/tokenizer.model
+kjv1k-bin|models/kjv/kjv1k-tok.bin|1024|models/kjv/kjv1k.model
+kjv-hf-json|models/kjv/kjv-hf/tokenizer.json|0|models/kjv/kjv1k.model
+LIST
+
 if ! $PY -c "import regex" 2>/dev/null; then
     echo "skip tok_pretok: python3-regex is not installed (reference regex engine)"
 else

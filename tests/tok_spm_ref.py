@@ -81,9 +81,43 @@ def main():
                 if meta and it == ' ':  # "▁" alone: SentencePiece adds nothing to the empty rest
                     ids = [sp.piece_to_id('\u2581')]
                 f.write(' '.join(map(str, ids)) + '\n')
+    elif sys.argv[1] == 'special-items':
+        # N lines of ITEMS with 1 to 3 of "<s>" / "</s>" put in at random places (start, end,
+        # next to each other, next to spaces).
+        import random
+        rng = random.Random(4321)
+        with open(sys.argv[2], encoding='utf-8', newline='') as f:
+            items = [it for it in f.read().split('\n')[:-1] if '<' not in it]
+        out = []
+        for it in rng.sample(items, min(int(sys.argv[4]), len(items))):
+            for _ in range(rng.randint(1, 3)):
+                at = rng.choice([0, len(it), rng.randint(0, len(it))])
+                it = it[:at] + rng.choice(['<s>', '</s>', ' </s>', '</s> ', '<s><s>']) + it[at:]
+            out.append(it)
+        with open(sys.argv[3], 'w', encoding='utf-8', newline='') as f:
+            f.write('\n'.join(out) + '\n')
+    elif sys.argv[1] == 'special-ids':
+        # llama.cpp's rule for SentencePiece vocabularies with special tokens parsed (and Hugging
+        # Face's with a Prepend normalizer, applied to each piece of text between added tokens):
+        # each text fragment between special tokens is encoded on its own, so each one gets the
+        # dummy-prefix space; the special tokens are their own ids.
+        import re
+        import sentencepiece as spm
+        sp = spm.SentencePieceProcessor(model_file=sys.argv[2])
+        with open(sys.argv[3], encoding='utf-8', newline='') as f:
+            items = f.read().split('\n')[:-1]
+        with open(sys.argv[4], 'w') as f:
+            for it in items:
+                ids = []
+                for frag in re.split(r'(</s>|<s>)', it):
+                    if frag in ('<s>', '</s>'):
+                        ids.append(sp.piece_to_id(frag))
+                    elif frag:
+                        ids.extend(sp.encode(frag))
+                f.write(' '.join(map(str, ids)) + '\n')
     else:
         sys.exit('usage: tok_spm_ref.py items OUT [N] | ids MODEL ITEMS OUT | metaspace-json IN OUT | '
-                 'metaspace-ids MODEL ITEMS OUT')
+                 'metaspace-ids MODEL ITEMS OUT | special-items ITEMS OUT N | special-ids MODEL ITEMS OUT')
 
 
 main()

@@ -255,6 +255,7 @@ int tok_load_hf_json(dq_tokenizer **tok, const uint8_t *data, size_t size, const
                 prefix = 2;  // Metaspace adds "▁" only when the text does not start with one
             if (prefix) t->flags |= TOKF_SPACE_PREFIX;
             if (prefix == 2) t->flags |= TOKF_PREFIX_UNLESS_SPACE;
+            if (prefix == 2 && jstr_eq(ps, "first")) t->flags |= TOKF_PREFIX_FIRST_ONLY;
             const dq_json *bf = dq_json_get(model, "byte_fallback");
             if (bf && bf->type == DQ_JSON_TRUE) t->flags |= TOKF_BYTE_FALLBACK;
         }

@@ -1021,6 +1021,12 @@ int dq_tok_encode(const dq_tokenizer *t, const char *text, size_t len, int flags
     int any_special = 0;
     for (int k = 0; k < t->n_special && !any_special; k++)
         any_special = allow_control || t->attr[t->special[k]] == TOKA_USER;
+    // A text segment "starts" (gets SentencePiece's leading space) at the start of the text
+    // unless the caller continues earlier text (DQ_TOK_CONTINUE), and, for SentencePiece-style
+    // vocabularies, after every special token, as llama.cpp and Hugging Face's Prepend
+    // normalizer do (tokenizer.json Metaspace "first": at the start only).
+    int start = !(flags & DQ_TOK_CONTINUE);
+    int after_special = t->type == DQ_TOK_SPM && !(t->flags & TOKF_PREFIX_FIRST_ONLY);
     size_t seg = 0, i = 0;
     while (!rc && any_special && i < len) {
         int id = match_special(t, text + i, len - i, allow_control);
@@ -1028,12 +1034,13 @@ int dq_tok_encode(const dq_tokenizer *t, const char *text, size_t len, int flags
             i++;
             continue;
         }
-        rc = encode_text(t, text + seg, i - seg, seg == 0, &out);
+        rc = encode_text(t, text + seg, i - seg, start, &out);
         if (!rc) rc = tok_ids_push(&out, id);
         i += t->len[id];
         seg = i;
+        start = after_special;
     }
-    if (!rc && (seg < len || len == 0)) rc = encode_text(t, text + seg, len - seg, seg == 0, &out);
+    if (!rc && (seg < len || len == 0)) rc = encode_text(t, text + seg, len - seg, start, &out);
     if (!rc && t->type == DQ_TOK_WPM && (flags & DQ_TOK_ADD_BOS) && t->sep >= 0) rc = tok_ids_push(&out, t->sep);
     if (!rc && t->type != DQ_TOK_WPM && (flags & DQ_TOK_ADD_EOS) && t->eos >= 0) rc = tok_ids_push(&out, t->eos);
     if (rc) {

@@ -33,8 +33,9 @@ const char *dq_tok_piece(const dq_tokenizer *tok, int id);    // stored piece te
 
 // DQ_TOK_ADD_BOS: BOS first (WordPiece: CLS first and SEP last); DQ_TOK_ADD_EOS: EOS last
 // (not WordPiece). Each only if the vocabulary has that token; dq_tok_add_bos / dq_tok_add_eos
-// tell whether the source asks for it.
-enum { DQ_TOK_ADD_BOS = 1, DQ_TOK_PARSE_SPECIAL = 2, DQ_TOK_ADD_EOS = 4 };
+// tell whether the source asks for it. DQ_TOK_CONTINUE: the text continues earlier text (a chat
+// turn after an answer), so it gets no SentencePiece leading space at its start.
+enum { DQ_TOK_ADD_BOS = 1, DQ_TOK_PARSE_SPECIAL = 2, DQ_TOK_ADD_EOS = 4, DQ_TOK_CONTINUE = 8 };
 // Encodes len bytes of text (any bytes; invalid UTF-8 goes through byte fallback).
 // *ids is malloc'd; caller frees.
 int dq_tok_encode(const dq_tokenizer *tok, const char *text, size_t len, int flags,
