@@ -451,7 +451,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->v = dq_alloc(B * KD * sizeof(float));
     s->hb = dq_alloc(B * F * sizeof(float));
     s->hb2 = dq_alloc(B * F * sizeof(float));
-    s->att = dq_alloc((size_t)s->n_threads * T * sizeof(float));
+    s->att = dq_alloc((size_t)s->n_threads * dq_attn_scratch(T) * sizeof(float));
     s->logits = dq_alloc(B * V * sizeof(float));
     s->key_cache = dq_alloc(kv_elems * sizeof(float));
     s->value_cache = dq_alloc(kv_elems * sizeof(float));
@@ -536,67 +536,6 @@ typedef struct attn_task {
     float *out;  // (B, H*hd)
 } attn_task;
 
-// Dot product and y += a*x over head-sized vectors. GCC/clang vector extensions keep this
-// portable (SSE2 on baseline x86-64, NEON on aarch64) while giving the compiler independent
-// accumulators it may not create itself under strict FP semantics.
-typedef float v4f __attribute__((vector_size(16), aligned(4)));
-
-static inline v4f ld4(const float *p) { return *(const v4f *)p; }
-
-// scores[p] = scale * q . k_p for p in [0, np): four keys at a time, so the four dot products
-// share each load of q and their horizontal sums happen together.
-static void attn_scores(float *scores, const float *q, const float *k, int np, int hd, float scale) {
-    int p = 0;
-    for (; p + 4 <= np; p += 4) {
-        const float *k0 = k + (size_t)p * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
-        for (int j = 0; j < 4 * hd; j += 16) __builtin_prefetch(k0 + 4 * hd + j);
-        v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        int i = 0;
-        for (; i + 4 <= hd; i += 4) {
-            v4f qv = ld4(q + i);
-            a0 += qv * ld4(k0 + i), a1 += qv * ld4(k1 + i), a2 += qv * ld4(k2 + i), a3 += qv * ld4(k3 + i);
-        }
-        float s0 = (a0[0] + a0[2]) + (a0[1] + a0[3]), s1 = (a1[0] + a1[2]) + (a1[1] + a1[3]);
-        float s2 = (a2[0] + a2[2]) + (a2[1] + a2[3]), s3 = (a3[0] + a3[2]) + (a3[1] + a3[3]);
-        for (; i < hd; i++) s0 += q[i] * k0[i], s1 += q[i] * k1[i], s2 += q[i] * k2[i], s3 += q[i] * k3[i];
-        scores[p] = s0 * scale, scores[p + 1] = s1 * scale, scores[p + 2] = s2 * scale, scores[p + 3] = s3 * scale;
-    }
-    for (; p < np; p++) {
-        const float *kp = k + (size_t)p * hd;
-        v4f a0 = {0};
-        int i = 0;
-        for (; i + 4 <= hd; i += 4) a0 += ld4(q + i) * ld4(kp + i);
-        float s0 = (a0[0] + a0[2]) + (a0[1] + a0[3]);
-        for (; i < hd; i++) s0 += q[i] * kp[i];
-        scores[p] = s0 * scale;
-    }
-}
-
-// o = sum_p w[p] v_p, 32 outputs at a time held in registers across all positions; rows are
-// read front to back, with the next ones prefetched (they come from DRAM: the weights streamed
-// since the previous token have evicted the cache).
-static void attn_mix(float *o, const float *w, const float *v, int np, int hd) {
-    int i = 0;
-    for (; i + 32 <= hd; i += 32) {
-        v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
-        for (int p = 0; p < np; p++) {
-            const float *vp = v + (size_t)p * hd + i;
-            __builtin_prefetch(vp + 4 * hd);
-            __builtin_prefetch(vp + 4 * hd + 16);
-            float wp = w[p];
-            a0 += wp * ld4(vp), a1 += wp * ld4(vp + 4), a2 += wp * ld4(vp + 8), a3 += wp * ld4(vp + 12);
-            a4 += wp * ld4(vp + 16), a5 += wp * ld4(vp + 20), a6 += wp * ld4(vp + 24), a7 += wp * ld4(vp + 28);
-        }
-        v4f *out = (v4f *)(o + i);
-        out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5, out[6] = a6, out[7] = a7;
-    }
-    for (; i < hd; i++) {
-        float a = 0.0f;
-        for (int p = 0; p < np; p++) a += w[p] * v[(size_t)p * hd + i];
-        o[i] = a;
-    }
-}
-
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_task *a = ctx;
     const dq_config *c = a->c;
@@ -604,7 +543,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
     int H = (int)c->n_heads, hd = (int)c->head_dim, KD = (int)(c->n_kv_heads * c->head_dim);
     int grp = (int)(c->n_heads / c->n_kv_heads);
     float scale = 1.0f / sqrtf((float)hd);
-    float *att = s->att + (size_t)ith * s->ctx;
+    float *att = s->att + (size_t)ith * dq_attn_scratch(s->ctx);
     const float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD;  // (KV, T, hd) of this layer
     const float *vc = s->value_cache + (size_t)a->layer * s->ctx * KD;
     int items = a->B * H;
@@ -615,17 +554,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         int last = a->pos + t;  // attends to positions 0..last
         const float *q = s->q + (size_t)t * H * hd + (size_t)h * hd;
         const float *kh = kc + (size_t)kvh * s->ctx * hd, *vh = vc + (size_t)kvh * s->ctx * hd;
-        attn_scores(att, q, kh, last + 1, hd, scale);
-        float mx = -INFINITY;
-        for (int p = 0; p <= last; p++) mx = att[p] > mx ? att[p] : mx;
-        float sum = 0.0f;
-        for (int p = 0; p <= last; p++) {
-            att[p] = expf(att[p] - mx);
-            sum += att[p];
-        }
-        float inv = 1.0f / sum;
-        for (int p = 0; p <= last; p++) att[p] *= inv;
-        attn_mix(a->out + (size_t)t * H * hd + (size_t)h * hd, att, vh, last + 1, hd);
+        dq_attn_f32(a->out + (size_t)t * H * hd + (size_t)h * hd, q, kh, vh, last + 1, hd, scale, att);
     }
 }
 
@@ -667,10 +596,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
         for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_ffn, C, eps);
         matmul_shared(s, s->xb, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
-        for (size_t i = 0; i < (size_t)B * F; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];  // SwiGLU: silu(gate) * up
-        }
+        dq_swiglu_f32(s->hb, s->hb, s->hb2, (size_t)B * F);  // SwiGLU: silu(gate) * up
         matmul(s, s->xb2, s->hb, B, &L->w2);
         for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
         if (s->capture) memcpy(s->capture + (size_t)l * B * C, s->x, (size_t)B * C * sizeof(float));

@@ -170,6 +170,8 @@ static void amx_table_init(void) {
     amx_table.quant = v->quant;
     amx_table.absmax = v->absmax;
     amx_table.gemm_f32 = v->gemm_f32;
+    amx_table.attn = v->attn;
+    amx_table.swiglu = v->swiglu;
 }
 const dq_kernels *dq_kernels_amx(void) {
     pthread_once(&amx_once, amx_table_init);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "vec_f32.h"
 
 #ifdef DQ_SIMDE_HEADER
 #include DQ_SIMDE_HEADER
@@ -235,5 +236,7 @@ static const dq_kernels table = {
     .gemm_q8 = gemm_q8_avx2,
     .gemm_f32 = gemm_f32_avx2,
     .int8_peak = int8_peak_avx2,
+    .attn = attn_f32__vec,
+    .swiglu = swiglu_f32__vec,
 };
 const dq_kernels *dq_kernels_avx2(void) { return &table; }

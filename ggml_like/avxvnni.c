@@ -137,5 +137,7 @@ static dq_kernels vnni_table = {
 const dq_kernels *dq_kernels_avxvnni(void) {
     vnni_table.gemm_f32 = dq_kernels_avx2()->gemm_f32;  // same values every call: no race in effect
     vnni_table.absmax = dq_kernels_avx2()->absmax;
+    vnni_table.attn = dq_kernels_avx2()->attn;
+    vnni_table.swiglu = dq_kernels_avx2()->swiglu;
     return &vnni_table;
 }

@@ -42,6 +42,27 @@ static const dq_kernels *built_table(dq_isa isa) {
     }
 }
 
+// Whether this build has the ISA's kernels, without touching them: a table's code may only run
+// once the CPU probe allows it (amx.c is compiled for AVX-512, even its table set-up).
+static int isa_built(dq_isa isa) {
+    switch (isa) {
+    case DQ_ISA_SCALAR: return 1;
+#ifdef DQ_WITH_AVX2
+    case DQ_ISA_AVX2: return 1;
+#endif
+#ifdef DQ_WITH_AVX512VNNI
+    case DQ_ISA_AVX512VNNI: return 1;
+#endif
+#ifdef DQ_WITH_AMX
+    case DQ_ISA_AMX: return 1;
+#endif
+#ifdef DQ_WITH_NEON
+    case DQ_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
 static struct {
     pthread_once_t once;
     dq_cpu cpu;
@@ -68,10 +89,10 @@ static void init_once(void) {
             return;
         }
         dq_isa isa = (dq_isa)found;
-        if (!built_table(isa) || !dq_isa_supported(&g.cpu, isa) || (isa == DQ_ISA_AMX && !g.cpu.amx_perm)) {
+        if (!isa_built(isa) || !dq_isa_supported(&g.cpu, isa) || (isa == DQ_ISA_AMX && !g.cpu.amx_perm)) {
             g.status = DQ_EUSAGE;
             snprintf(g.msg, sizeof g.msg, "DYNQ_ISA=%s: %s", force,
-                     !built_table(isa) ? "not available in this build (other architecture)"
+                     !isa_built(isa) ? "not available in this build (other architecture)"
                      : isa == DQ_ISA_AMX && dq_isa_supported(&g.cpu, isa)
                          ? "the kernel refused AMX tile permission (arch_prctl)"
                          : "this CPU (or the OS) does not support it; see dynq info --cpu");
@@ -82,7 +103,7 @@ static void init_once(void) {
         static const dq_isa order[] = {DQ_ISA_AMX, DQ_ISA_AVX512VNNI, DQ_ISA_AVX2, DQ_ISA_NEON, DQ_ISA_SCALAR};
         for (int i = 0; i < 5; i++) {
             dq_isa isa = order[i];
-            if (!built_table(isa) || !dq_isa_supported(&g.cpu, isa)) continue;
+            if (!isa_built(isa) || !dq_isa_supported(&g.cpu, isa)) continue;
             if (isa == DQ_ISA_AMX && !g.cpu.amx_perm) continue;
             g.chosen = isa;
             break;
@@ -111,7 +132,7 @@ const dq_kernels *dq_kernels_current(void) {
 
 const dq_kernels *dq_kernels_table(dq_isa isa) {
     pthread_once(&g.once, init_once);
-    if (!dq_isa_supported(&g.cpu, isa)) return NULL;
+    if (!isa_built(isa) || !dq_isa_supported(&g.cpu, isa)) return NULL;
     if (isa == DQ_ISA_AMX && !g.cpu.amx_perm) return NULL;
     return built_table(isa);
 }
@@ -526,3 +547,9 @@ void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const floa
 void dq_matmul_f32(dq_pool *pool, float *y, const float *x, int m, const float *w, int n, int k) {
     dq_matmul_f32_with(dq_kernels_current(), pool, y, x, m, w, n, k);
 }
+
+void dq_attn_f32(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att) {
+    dq_kernels_current()->attn(out, q, k, v, np, hd, scale, att);
+}
+
+void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) { dq_kernels_current()->swiglu(h, g, u, n); }

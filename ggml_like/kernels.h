@@ -50,6 +50,11 @@ typedef struct dq_kernels {
     // Register-resident loop of the ISA's int8 dot instruction(s), for the roofline: returns the
     // int8 operations done (2 per multiply-add); `sink` defeats dead-code elimination.
     int64_t (*int8_peak)(int64_t iters, int32_t *sink);
+    // FP32 kernels of vec_f32.h, the same source compiled for each ISA: bit-identical everywhere.
+    // out (hd) = softmax(scale * q . k_p) . v over np rows of one head; att: np rounded up to 16.
+    void (*attn)(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att);
+    // h[i] = silu(g[i]) * u[i], i < n
+    void (*swiglu)(float *h, const float *g, const float *u, size_t n);
 } dq_kernels;
 
 // Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.

@@ -93,4 +93,11 @@ void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, d
 // y (qa->m, w->n) from pre-quantized activations; qa->k must equal w->k.
 void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
 
+// FP32 kernels of the chosen ISA, bit-identical on every ISA (ggml_like/vec_f32.h), one thread.
+// out (hd) = softmax(scale * q . k_p, p < np) . v for one head: k, v (np, hd) rows of the cache;
+// att: scratch of dq_attn_scratch(np) floats.
+void dq_attn_f32(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att);
+static inline size_t dq_attn_scratch(int np) { return ((size_t)np + 15) & ~(size_t)15; }
+void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u
+
 #endif

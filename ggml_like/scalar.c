@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "vec_f32.h"
 
 // ---------------------------------------------------------------- activation codes
 static float absmax_scalar(const float *x, int k) {
@@ -108,5 +109,7 @@ static const dq_kernels table = {
     .gemm_q8 = gemm_q8_scalar,
     .gemm_f32 = gemm_f32_scalar,
     .int8_peak = int8_peak_scalar,
+    .attn = attn_f32__vec,
+    .swiglu = swiglu_f32__vec,
 };
 const dq_kernels *dq_kernels_scalar(void) { return &table; }

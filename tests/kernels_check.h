@@ -262,4 +262,94 @@ static void kc_check_f32(const dq_kernels *K, const char *label, dq_pool *pool) 
     printf("ok %s (vs double reference, rel 1e-5)\n", name);
 }
 
+// FP32 kernels of vec_f32.h (attention, SwiGLU): bit-identical to the scalar table's copy on
+// every shape (np and hd with tails of every size), and near a double-precision reference.
+static void kc_check_vec(const dq_kernels *K, const char *label) {
+    const dq_kernels *S = dq_kernels_scalar();
+    static const int nps[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 100, 257};
+    static const int hds[] = {1, 7, 16, 24, 64, 80, 128};
+    char name[128];
+    snprintf(name, sizeof name, "%s_attn", label);
+    int cases = 0, ok = 1;
+    for (size_t a = 0; a < sizeof nps / sizeof *nps && ok; a++)
+        for (size_t b = 0; b < sizeof hds / sizeof *hds && ok; b++) {
+            int np = nps[a], hd = hds[b];
+            float *q = kc_x_make(1, hd, 0), *k = kc_x_make(np, hd, 0), *v = kc_x_make(np, hd, 0);
+            for (int j = 0; j < hd; j++) q[j] *= 3.0f;  // spread the scores: a peaked softmax
+            float *o1 = malloc((size_t)hd * 4), *o2 = malloc((size_t)hd * 4);
+            float *att = malloc((((size_t)np + 15) & ~(size_t)15) * 4);
+            float scale = 1.0f / sqrtf((float)hd);
+            K->attn(o1, q, k, v, np, hd, scale, att);
+            S->attn(o2, q, k, v, np, hd, scale, att);
+            cases++;
+            if (memcmp(o1, o2, (size_t)hd * 4) != 0) {
+                KC_FAIL(name, "np=%d hd=%d: not bit-identical to scalar", np, hd);
+                ok = 0;
+            }
+            // double reference: softmax of the scaled scores, then the weighted sum
+            double *w = malloc((size_t)np * sizeof(double)), mx = -INFINITY, sum = 0;
+            for (int p = 0; p < np; p++) {
+                double d = 0;
+                for (int j = 0; j < hd; j++) d += (double)q[j] * k[(size_t)p * hd + j];
+                w[p] = d * scale;
+                mx = w[p] > mx ? w[p] : mx;
+            }
+            for (int p = 0; p < np; p++) sum += (w[p] = exp(w[p] - mx));
+            for (int j = 0; j < hd && ok; j++) {
+                double r = 0, mag = 0;
+                for (int p = 0; p < np; p++) {
+                    r += w[p] / sum * v[(size_t)p * hd + j];
+                    mag += w[p] / sum * fabs(v[(size_t)p * hd + j]);
+                }
+                if (fabs(o1[j] - r) > 2e-5 * mag + 1e-7) {
+                    KC_FAIL(name, "np=%d hd=%d out[%d] = %.7g, expected %.7g", np, hd, j, o1[j], r);
+                    ok = 0;
+                }
+            }
+            free(w), free(q), free(k), free(v), free(o1), free(o2), free(att);
+        }
+    if (ok) printf("ok %s (%d shapes, bit-identical to scalar, within 2e-5 of a double reference)\n", name, cases);
+
+    snprintf(name, sizeof name, "%s_swiglu", label);
+    ok = 1;
+    enum { N = 2000 };
+    float *g = malloc(N * 4), *u = malloc(N * 4), *h1 = malloc(N * 4), *h2 = malloc(N * 4);
+    for (int i = 0; i < N; i++) g[i] = (float)(i - N / 2) * 0.09f + kc_unif() * 0.01f, u[i] = 1.0f + kc_unif();
+    // -inf gives -inf / (1 + inf) = NaN, as the formula does with libm's expf.
+    g[0] = NAN, g[1] = INFINITY, g[2] = -INFINITY, g[3] = -0.0f, g[4] = 1e-30f, g[5] = -200.0f, g[6] = 200.0f;
+    for (int n = 0; n <= 40 && ok; n++) {  // every tail length, in place too
+        K->swiglu(h1, g + 7, u, (size_t)n);
+        S->swiglu(h2, g + 7, u, (size_t)n);
+        if (memcmp(h1, h2, (size_t)n * 4) != 0) {
+            KC_FAIL(name, "n=%d: not bit-identical to scalar", n);
+            ok = 0;
+        }
+    }
+    memcpy(h1, g, N * 4);
+    K->swiglu(h1, h1, u, N);  // in place, as the forward pass calls it
+    S->swiglu(h2, g, u, N);
+    if (ok && memcmp(h1, h2, N * 4) != 0) {
+            KC_FAIL(name, "n=%d: not bit-identical to scalar", N);
+            ok = 0;
+        }
+    // e^x is within 2 ulp for -87 <= x <= 88, so silu(g) * u is within a few ulp of the double value;
+    // below g = -88, e^-g is +inf by design and silu(g) = -0 where the true value is under 1e-35.
+    for (int i = 7; i < N && ok; i++) {
+        double r = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+        if (fabs(h1[i] - r) > 4e-7 * fabs(r) + 1e-35) {
+            KC_FAIL(name, "g=%.9g: %.9g, expected %.9g", g[i], h1[i], r);
+            ok = 0;
+        }
+    }
+    if (ok && !(isnan(h1[0]) && h1[1] == INFINITY * u[1] && isnan(h1[2]) && h1[3] == 0.0f && h1[5] == 0.0f &&
+                h1[6] == 200.0f * u[6]))
+        {
+            KC_FAIL(name, "special values: NaN->%g inf->%g -inf->%g -0->%g -200->%g 200->%g", h1[0], h1[1], h1[2], h1[3],
+                h1[5], h1[6]);
+            ok = 0;
+        }
+    if (ok) printf("ok %s (tails 0..40 and %d values bit-identical to scalar, within 4e-7 of double, NaN/inf)\n", name, N);
+    free(g), free(u), free(h1), free(h2);
+}
+
 #endif

@@ -249,6 +249,7 @@ int main(int argc, char **argv) {
         }
         kc_check_table(K, dq_isa_name((dq_isa)i), pool, 0);
         kc_check_f32(K, dq_isa_name((dq_isa)i), pool);
+        kc_check_vec(K, dq_isa_name((dq_isa)i));
         check_invariance(K, dq_isa_name((dq_isa)i));
     }
 #if defined(__x86_64__)

@@ -18,6 +18,7 @@ int main(void) {
     const dq_kernels *K = dq_kernels_avx2_simde();
     kc_check_table(K, "simde_avx2", pool, 0);
     kc_check_f32(K, "simde_avx2", pool);
+    kc_check_vec(K, "simde_avx2");
     dq_pool_free(pool);
     return kc_failures ? 1 : 0;
 }

@@ -18,6 +18,7 @@ int main(void) {
     const dq_kernels *K = dq_kernels_avx512vnni_simde();
     kc_check_table(K, "simde_avx512vnni", pool, 0);
     kc_check_f32(K, "simde_avx512vnni", pool);
+    kc_check_vec(K, "simde_avx512vnni");
     dq_pool_free(pool);
     return kc_failures ? 1 : 0;
 }

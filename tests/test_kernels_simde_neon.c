@@ -21,6 +21,7 @@ int main(void) {
         const dq_kernels *K = dq_kernels_neon_level_simde(level);
         kc_check_table(K, label[level], pool, 0);
         if (level == 0) kc_check_f32(K, "simde_neon", pool);
+        if (level == 0) kc_check_vec(K, "simde_neon");
     }
     dq_pool_free(pool);
     return kc_failures ? 1 : 0;
