@@ -550,7 +550,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
     // Contiguous blocks of items per thread: neighbouring items share K/V rows in cache.
     int per = (items + nth - 1) / nth, from = ith * per, to = from + per < items ? from + per : items;
     for (int it = from; it < to; it++) {
-        int t = it / H, h = it % H, kvh = h / grp;
+        int h = it / a->B, t = it % a->B, kvh = h / grp;  // head-major: one head's K/V rows stay in cache
         int last = a->pos + t;  // attends to positions 0..last
         const float *q = s->q + (size_t)t * H * hd + (size_t)h * hd;
         const float *kh = kc + (size_t)kvh * s->ctx * hd, *vh = vc + (size_t)kvh * s->ctx * hd;

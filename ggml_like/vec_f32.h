@@ -70,6 +70,25 @@ V16_INLINE dq_v16f v16_exp(dq_v16f x) {
     return v16_select(x == x, y, x);
 }
 
+// The same tree for 16 vectors at once: lane r of the result is v16_hsum(a[r]), bit for bit
+// (every addition pairs the same two values; shuffles only move them into place).
+V16_INLINE dq_v16f v16_hsum16(const dq_v16f a[16]) {
+    dq_v16f x[8], y[4], z[2];
+    for (int j = 0; j < 8; j++)  // lanes 0-7: b of a[2j], lanes 8-15: b of a[2j+1]; b[i] = a[i] + a[i+8]
+        x[j] = __builtin_shufflevector(a[2 * j], a[2 * j + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+               __builtin_shufflevector(a[2 * j], a[2 * j + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
+                                       31);
+    for (int j = 0; j < 4; j++)  // four vectors each: c[i] = b[i] + b[i+4], i < 4
+        y[j] = __builtin_shufflevector(x[2 * j], x[2 * j + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+               __builtin_shufflevector(x[2 * j], x[2 * j + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30,
+                                       31);
+    for (int j = 0; j < 2; j++)  // eight vectors each: d[i] = c[i] + c[i+2], i < 2
+        z[j] = __builtin_shufflevector(y[2 * j], y[2 * j + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+               __builtin_shufflevector(y[2 * j], y[2 * j + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    return __builtin_shufflevector(z[0], z[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+           __builtin_shufflevector(z[0], z[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);  // d0 + d1
+}
+
 // exp of n <= 16 values of x into y (the missing lanes are computed on -inf: e^-inf = 0).
 V16_INLINE dq_v16f v16_load_part(const float *x, int n, float fill) {
     float b[16];
@@ -94,29 +113,47 @@ V16_INLINE float v16_dot_tail(const float *q, const float *k, int hd) {
 }
 
 // out (hd) = softmax(scale * q . k_p, p < np) . v: q (hd), k and v (np, hd) rows of one head's
-// cache, att (np rounded up to 16) scratch. Scores four keys at a time (each key's arithmetic is
-// that of v16_dot_tail); the exponentials' sum is kept in 16 lanes and summed by the tree; the
-// mix accumulates each output over p in order, 64 outputs in registers at a time.
+// cache, att (np rounded up to 16) scratch. The arithmetic, identical on every ISA:
+//   score p = scale * v16_dot_tail(q, k_p): 16-lane partial sums over hd in order, the tree;
+//   mx = the largest score; e_p = e^(score_p - mx); sum = the 16-lane partial sums of e_p
+//   (p mod 16), the tree; w_p = e_p * (1 / sum);
+//   out[i] = (sum of w_p v_p[i] over even p, in order) + (the same over odd p).
+// The order of the work is free and chosen for the hardware: scores for 16 keys at a time, eight
+// keys' sums in flight at once and one v16_hsum16 for the sixteen (each key's own additions stay
+// in order); the mix keeps even and odd positions in separate registers; both give enough
+// independent additions to hide their latency (a single chain of dependent adds ran at a third of
+// the adder's throughput).
 static void attn_f32__vec(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale,
                           float *att) {
     int p = 0;
     if (hd % 16 == 0) {
-        for (; p + 4 <= np; p += 4) {
-            const float *k0 = k + (size_t)p * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
-            for (int j = 0; j < 4 * hd; j += 16) __builtin_prefetch(k0 + 4 * hd + j);
-            dq_v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int i = 0; i < hd; i += 16) {
-                dq_v16f qv = v16_load(q + i);
-                a0 += qv * v16_load(k0 + i), a1 += qv * v16_load(k1 + i);
-                a2 += qv * v16_load(k2 + i), a3 += qv * v16_load(k3 + i);
+        for (; p + 16 <= np; p += 16) {
+            dq_v16f acc[16];
+            for (int r = 0; r < 16; r += 8) {
+                const float *kr = k + (size_t)(p + r) * hd;
+                for (int j = 0; j < 8 * hd; j += 16) __builtin_prefetch(kr + 16 * hd + j);
+                dq_v16f a[8] = {{0}};
+                for (int i = 0; i < hd; i += 16) {
+                    dq_v16f qv = v16_load(q + i);
+#pragma GCC unroll 8
+                    for (int j = 0; j < 8; j++) a[j] += qv * v16_load(kr + (size_t)j * hd + i);
+                }
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) acc[r + j] = a[j];
             }
-            att[p] = v16_hsum(a0) * scale, att[p + 1] = v16_hsum(a1) * scale;
-            att[p + 2] = v16_hsum(a2) * scale, att[p + 3] = v16_hsum(a3) * scale;
+            v16_store(att + p, v16_hsum16(acc) * scale);
         }
     }
     for (; p < np; p++) att[p] = v16_dot_tail(q, k + (size_t)p * hd, hd) * scale;
+    // The largest score (NaNs ignored; exact in any order, and e^(s - mx) does not see the sign
+    // of a zero mx), 16 lanes at a time: a scalar running max is one dependent vmaxss per key.
+    dq_v16f mv = v16_set1(-INFINITY);
+    for (p = 0; p < np; p += 16) {
+        dq_v16f sv = v16_load_part(att + p, np - p < 16 ? np - p : 16, -INFINITY);
+        mv = v16_select(sv > mv, sv, mv);
+    }
     float mx = -INFINITY;
-    for (p = 0; p < np; p++) mx = att[p] > mx ? att[p] : mx;
+    for (int i = 0; i < 16; i++) mx = mv[i] > mx ? mv[i] : mx;
     dq_v16f sum = {0};
     for (p = 0; p < np; p += 16) {
         int n = np - p < 16 ? np - p : 16;
@@ -128,26 +165,43 @@ static void attn_f32__vec(float *out, const float *q, const float *k, const floa
     for (p = 0; p < np; p += 16) v16_store(att + p, v16_load(att + p) * inv);
     int i = 0;
     for (; i + 64 <= hd; i += 64) {
-        dq_v16f o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
-        for (p = 0; p < np; p++) {
+        dq_v16f e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0}, o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
+        for (p = 0; p + 2 <= np; p += 2) {
             const float *vp = v + (size_t)p * hd + i;
             __builtin_prefetch(vp + 4 * hd);
             __builtin_prefetch(vp + 4 * hd + 32);
-            const float w = att[p];
-            o0 += w * v16_load(vp), o1 += w * v16_load(vp + 16);
-            o2 += w * v16_load(vp + 32), o3 += w * v16_load(vp + 48);
+            __builtin_prefetch(vp + 5 * hd);
+            __builtin_prefetch(vp + 5 * hd + 32);
+            const float we = att[p], wo = att[p + 1];
+            e0 += we * v16_load(vp), e1 += we * v16_load(vp + 16);
+            e2 += we * v16_load(vp + 32), e3 += we * v16_load(vp + 48);
+            o0 += wo * v16_load(vp + hd), o1 += wo * v16_load(vp + hd + 16);
+            o2 += wo * v16_load(vp + hd + 32), o3 += wo * v16_load(vp + hd + 48);
         }
-        v16_store(out + i, o0), v16_store(out + i + 16, o1), v16_store(out + i + 32, o2), v16_store(out + i + 48, o3);
+        if (p < np) {
+            const float *vp = v + (size_t)p * hd + i;
+            const float we = att[p];
+            e0 += we * v16_load(vp), e1 += we * v16_load(vp + 16);
+            e2 += we * v16_load(vp + 32), e3 += we * v16_load(vp + 48);
+        }
+        v16_store(out + i, e0 + o0), v16_store(out + i + 16, e1 + o1);
+        v16_store(out + i + 32, e2 + o2), v16_store(out + i + 48, e3 + o3);
     }
     for (; i + 16 <= hd; i += 16) {
-        dq_v16f o0 = {0};
-        for (p = 0; p < np; p++) o0 += att[p] * v16_load(v + (size_t)p * hd + i);
-        v16_store(out + i, o0);
+        dq_v16f e0 = {0}, o0 = {0};
+        for (p = 0; p < np; p++) {
+            if (p & 1) o0 += att[p] * v16_load(v + (size_t)p * hd + i);
+            else e0 += att[p] * v16_load(v + (size_t)p * hd + i);
+        }
+        v16_store(out + i, e0 + o0);
     }
     for (; i < hd; i++) {
-        float a = 0.0f;
-        for (p = 0; p < np; p++) a += att[p] * v[(size_t)p * hd + i];
-        out[i] = a;
+        float e0 = 0.0f, o0 = 0.0f;
+        for (p = 0; p < np; p++) {
+            if (p & 1) o0 += att[p] * v[(size_t)p * hd + i];
+            else e0 += att[p] * v[(size_t)p * hd + i];
+        }
+        out[i] = e0 + o0;
     }
 }
 
