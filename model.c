@@ -527,6 +527,54 @@ static void rope(float *v, int n_h, int hd, int style, const float *cs, const fl
     }
 }
 
+// The per-token steps between the matmuls, split over the pool by tokens (each token's values
+// depend on that token alone, so the split cannot change a result). Small batches (decode) run
+// inline: a hand-off costs more than the work.
+typedef struct tok_task {
+    const dq_config *c;
+    dq_state *s;
+    int kind, B, pos, layer;
+    const float *w;  // RMSNorm weight
+} tok_task;
+enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
+
+static void tok_worker(void *ctx, int ith, int nth) {
+    const tok_task *a = ctx;
+    const dq_config *c = a->c;
+    dq_state *s = a->s;
+    int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim, half = hd / 2;
+    int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
+    int t0 = (int)((int64_t)a->B * ith / nth), t1 = (int)((int64_t)a->B * (ith + 1) / nth);
+    for (int t = t0; t < t1; t++) {
+        float *x = s->x + (size_t)t * C;
+        switch (a->kind) {
+        case TT_RESID_NORM:  // x += xb2; xb = rmsnorm(x)
+            for (int j = 0; j < C; j++) x[j] += s->xb2[(size_t)t * C + j];
+            /* fall through */
+        case TT_NORM: rmsnorm(s->xb + (size_t)t * C, x, a->w, C, c->norm_eps); break;
+        case TT_ROPE_CACHE: {  // rotate q and k, append k and v to this layer's cache
+            const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
+            rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
+            rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
+            float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD, *vc = s->value_cache + (size_t)a->layer * s->ctx * KD;
+            for (uint32_t g = 0; g < c->n_kv_heads; g++) {
+                size_t at = ((size_t)g * s->ctx + (size_t)(a->pos + t)) * hd;
+                memcpy(kc + at, s->k + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
+                memcpy(vc + at, s->v + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
+            }
+            break;
+        }
+        case TT_SWIGLU: dq_swiglu_f32(s->hb + (size_t)t * F, s->hb + (size_t)t * F, s->hb2 + (size_t)t * F, (size_t)F); break;
+        }
+    }
+}
+
+static void per_token(dq_state *s, const dq_model *m, int kind, int B, int pos, int layer, const float *w) {
+    tok_task a = {&m->c, s, kind, B, pos, layer, w};
+    if (B >= 4) dq_pool_run(s->pool, tok_worker, &a);
+    else tok_worker(&a, 0, 1);
+}
+
 // Attention for a batch: one work item per (token, head); items are independent, so the
 // split across threads cannot change any result.
 typedef struct attn_task {
@@ -571,36 +619,27 @@ static void embed(float *x, const dq_mat *E, int tok, int C) {
 // One batch of B <= max_batch tokens at positions pos..pos+B-1.
 static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens, int B, int pos, int logits_mode) {
     const dq_config *c = &m->c;
-    int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
-    int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd, half = hd / 2;
+    int C = (int)c->dim;
     float eps = c->norm_eps;
     for (int t = 0; t < B; t++) embed(s->x + (size_t)t * C, &m->tok_emb, tokens[t], C);
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const dq_layer *L = &m->layers[l];
-        for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_att, C, eps);
+        // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm
+        per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att);
+        if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
         matmul_shared(s, s->xb, B, 3, (float *const[]){s->q, s->k, s->v}, (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
-        float *kc = s->key_cache + (size_t)l * s->ctx * KD, *vc = s->value_cache + (size_t)l * s->ctx * KD;
-        for (int t = 0; t < B; t++) {
-            const float *cs = s->rope_cos + (size_t)(pos + t) * half, *sn = s->rope_sin + (size_t)(pos + t) * half;
-            rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
-            rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
-            for (uint32_t g = 0; g < c->n_kv_heads; g++) {
-                size_t at = ((size_t)g * s->ctx + (size_t)(pos + t)) * hd;
-                memcpy(kc + at, s->k + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
-                memcpy(vc + at, s->v + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
-            }
-        }
+        per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL);
         attn_task at = {c, s, (int)l, B, pos, s->xb};
         dq_pool_run(s->pool, attn_worker, &at);
         matmul(s, s->xb2, s->xb, B, &L->wo);
-        for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
-        for (int t = 0; t < B; t++) rmsnorm(s->xb + (size_t)t * C, s->x + (size_t)t * C, L->rms_ffn, C, eps);
+        per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn);
         matmul_shared(s, s->xb, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
-        dq_swiglu_f32(s->hb, s->hb, s->hb2, (size_t)B * F);  // SwiGLU: silu(gate) * up
+        per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL);
         matmul(s, s->xb2, s->hb, B, &L->w2);
-        for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
-        if (s->capture) memcpy(s->capture + (size_t)l * B * C, s->x, (size_t)B * C * sizeof(float));
     }
+    // the last layer's FFN output, and its capture
+    for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
+    if (s->capture) memcpy(s->capture + (size_t)(c->n_layers - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
     if (logits_mode == DQ_LOGITS_NONE) return;
     int first = logits_mode == DQ_LOGITS_LAST ? B - 1 : 0, nrow = B - first;
     for (int t = first; t < B; t++)
