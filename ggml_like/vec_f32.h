@@ -148,16 +148,15 @@ static void attn_f32__vec(float *out, const float *q, const float *k, const floa
     // The largest score (NaNs ignored; exact in any order, and e^(s - mx) does not see the sign
     // of a zero mx), 16 lanes at a time: a scalar running max is one dependent vmaxss per key.
     dq_v16f mv = v16_set1(-INFINITY);
-    for (p = 0; p < np; p += 16) {
-        dq_v16f sv = v16_load_part(att + p, np - p < 16 ? np - p : 16, -INFINITY);
+    for (p = 0; p < np; p += 16) {  // (the part-loads go through memory: full chunks load directly)
+        dq_v16f sv = np - p >= 16 ? v16_load(att + p) : v16_load_part(att + p, np - p, -INFINITY);
         mv = v16_select(sv > mv, sv, mv);
     }
     float mx = -INFINITY;
     for (int i = 0; i < 16; i++) mx = mv[i] > mx ? mv[i] : mx;
     dq_v16f sum = {0};
     for (p = 0; p < np; p += 16) {
-        int n = np - p < 16 ? np - p : 16;
-        dq_v16f e = v16_exp(v16_load_part(att + p, n, -INFINITY) - mx);
+        dq_v16f e = v16_exp((np - p >= 16 ? v16_load(att + p) : v16_load_part(att + p, np - p, -INFINITY)) - mx);
         sum += e;
         v16_store(att + p, e);  // att has room for np rounded up to 16
     }
