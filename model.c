@@ -486,13 +486,6 @@ void dq_state_free(dq_state *s) {
 
 // ---------------------------------------------------------------- forward pass
 
-static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
-    float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
-    ss = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
-}
-
 static void matmul(dq_state *s, float *y, const float *x, int B, const dq_mat *w) {
     if (w->f)
         dq_matmul_f32(s->pool, y, x, B, w->f, w->n, w->k);
@@ -551,7 +544,7 @@ static void tok_worker(void *ctx, int ith, int nth) {
         case TT_RESID_NORM:  // x += xb2; xb = rmsnorm(x)
             for (int j = 0; j < C; j++) x[j] += s->xb2[(size_t)t * C + j];
             /* fall through */
-        case TT_NORM: rmsnorm(s->xb + (size_t)t * C, x, a->w, C, c->norm_eps); break;
+        case TT_NORM: dq_rmsnorm_f32(s->xb + (size_t)t * C, x, a->w, C, c->norm_eps); break;
         case TT_ROPE_CACHE: {  // rotate q and k, append k and v to this layer's cache
             const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
             rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
@@ -643,7 +636,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     if (logits_mode == DQ_LOGITS_NONE) return;
     int first = logits_mode == DQ_LOGITS_LAST ? B - 1 : 0, nrow = B - first;
     for (int t = first; t < B; t++)
-        rmsnorm(s->xb + (size_t)(t - first) * C, s->x + (size_t)t * C, m->rms_final, C, eps);
+        dq_rmsnorm_f32(s->xb + (size_t)(t - first) * C, s->x + (size_t)t * C, m->rms_final, C, eps);
     matmul(s, s->logits, s->xb, nrow, &m->cls);
 }
 

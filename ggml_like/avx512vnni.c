@@ -267,5 +267,6 @@ static const dq_kernels table = {
     .int8_peak = int8_peak_avx512vnni,
     .attn = attn_f32__vec,
     .swiglu = swiglu_f32__vec,
+    .rmsnorm = rmsnorm_f32__vec,
 };
 const dq_kernels *dq_kernels_avx512vnni(void) { return &table; }

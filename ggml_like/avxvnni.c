@@ -139,5 +139,6 @@ const dq_kernels *dq_kernels_avxvnni(void) {
     vnni_table.absmax = dq_kernels_avx2()->absmax;
     vnni_table.attn = dq_kernels_avx2()->attn;
     vnni_table.swiglu = dq_kernels_avx2()->swiglu;
+    vnni_table.rmsnorm = dq_kernels_avx2()->rmsnorm;
     return &vnni_table;
 }

@@ -553,3 +553,7 @@ void dq_attn_f32(float *out, const float *q, const float *k, const float *v, int
 }
 
 void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) { dq_kernels_current()->swiglu(h, g, u, n); }
+
+void dq_rmsnorm_f32(float *o, const float *x, const float *w, int n, float eps) {
+    dq_kernels_current()->rmsnorm(o, x, w, n, eps);
+}

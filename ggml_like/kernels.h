@@ -55,6 +55,8 @@ typedef struct dq_kernels {
     void (*attn)(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att);
     // h[i] = silu(g[i]) * u[i], i < n
     void (*swiglu)(float *h, const float *g, const float *u, size_t n);
+    // o = w * x / sqrt(mean(x^2) + eps), n values
+    void (*rmsnorm)(float *o, const float *x, const float *w, int n, float eps);
 } dq_kernels;
 
 // Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.

@@ -99,5 +99,6 @@ void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweig
 void dq_attn_f32(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att);
 static inline size_t dq_attn_scratch(int np) { return ((size_t)np + 15) & ~(size_t)15; }
 void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u
+void dq_rmsnorm_f32(float *o, const float *x, const float *w, int n, float eps);  // o = w x / rms(x)
 
 #endif

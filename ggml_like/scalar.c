@@ -111,5 +111,6 @@ static const dq_kernels table = {
     .int8_peak = int8_peak_scalar,
     .attn = attn_f32__vec,
     .swiglu = swiglu_f32__vec,
+    .rmsnorm = rmsnorm_f32__vec,
 };
 const dq_kernels *dq_kernels_scalar(void) { return &table; }

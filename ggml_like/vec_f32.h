@@ -1,8 +1,9 @@
 // ggml_like/vec_f32.h: the FP32 kernels around the matmuls (attention over the KV cache, SwiGLU,
-// e^x), written once with GCC/Clang vector extensions on 16 lanes and included by every ISA file
+// RMSNorm, e^x), written once with GCC/Clang vector extensions on 16 lanes and included by every ISA file
 // (scalar.c, avx2.c, avx512vnni.c, neon.c), each compiling it with its own flags:
 //   attn_f32__vec     one query of one head against np cached positions: scores, softmax, mix
 //   swiglu_f32__vec   h = silu(g) * u
+//   rmsnorm_f32__vec  o = w * x / rms(x)
 // Every ISA therefore runs the same lane-wise IEEE operations in the same order (-ffp-contract=off
 // in ggml_like.mk: no fused multiply-add), so the results are bit-identical across ISAs and the
 // scalar table's copy is the reference the others are tested against; wider registers only do
@@ -202,6 +203,24 @@ static void attn_f32__vec(float *out, const float *q, const float *k, const floa
         }
         out[i] = e0 + o0;
     }
+}
+
+// o = w * (x / sqrt(mean(x^2) + eps)), n values: the squares summed in 16 lanes (p mod 16)
+// and the tree, then one scale per element (the n % 16 tail one by one, same expression).
+static void rmsnorm_f32__vec(float *o, const float *x, const float *w, int n, float eps) {
+    dq_v16f ss = {0};
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        dq_v16f v = v16_load(x + j);
+        ss += v * v;
+    }
+    if (j < n) {
+        dq_v16f v = v16_load_part(x + j, n - j, 0.0f);
+        ss += v * v;
+    }
+    const float inv = 1.0f / sqrtf(v16_hsum(ss) / (float)n + eps);
+    for (j = 0; j + 16 <= n; j += 16) v16_store(o + j, v16_load(w + j) * (inv * v16_load(x + j)));
+    for (; j < n; j++) o[j] = w[j] * (inv * x[j]);
 }
 
 // h[i] = g[i] / (1 + e^-g[i]) * u[i], i < n.

@@ -349,6 +349,27 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
             ok = 0;
         }
     if (ok) printf("ok %s (tails 0..40 and %d values bit-identical to scalar, within 4e-7 of double, NaN/inf)\n", name, N);
+
+    snprintf(name, sizeof name, "%s_rmsnorm", label);
+    ok = 1;
+    for (int n = 1; n <= 800 && ok; n += n < 40 ? 1 : 97) {  // every tail, and model widths
+        for (int i = 0; i < n; i++) g[i] = kc_unif() * (i % 7 == 0 ? 30.0f : 1.0f), u[i] = 1.0f + kc_unif();
+        K->rmsnorm(h1, g, u, n, 1e-5f);
+        S->rmsnorm(h2, g, u, n, 1e-5f);
+        if (memcmp(h1, h2, (size_t)n * 4) != 0) {
+            KC_FAIL(name, "n=%d: not bit-identical to scalar", n);
+            ok = 0;
+        }
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)g[i] * g[i];
+        double inv = 1.0 / sqrt(ss / n + 1e-5);
+        for (int i = 0; i < n && ok; i++)
+            if (fabs(h1[i] - u[i] * inv * g[i]) > 2e-6 * fabs(u[i] * inv * g[i]) + 1e-30) {
+                KC_FAIL(name, "n=%d o[%d] = %.9g, expected %.9g", n, i, h1[i], u[i] * inv * g[i]);
+                ok = 0;
+            }
+    }
+    if (ok) printf("ok %s (n = 1..40 and widths to 800: bit-identical to scalar, within 2e-6 of double)\n", name);
     free(g), free(u), free(h1), free(h2);
 }
 
