@@ -20,10 +20,11 @@ Usage: chat_synth_model.py OUT_DIR --family chatml|llama3|llama2|zephyr [--kjv-h
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+from make_synthetic import write_safetensors  # scripts/ is on sys.path when run as a script
 
 ADDED = ["<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 CHAIN = ["\u2581And", "\u2581God", "\u2581said"]
@@ -46,22 +47,6 @@ TEMPLATES = {
               "{% endif %}{% endfor %}",
 }
 D, F, HEADS, KV = 64, 128, 4, 2
-
-
-def write_safetensors(path, tensors):
-    hdr, off, blobs = {"__metadata__": {"format": "pt"}}, 0, []
-    for name, a in tensors:
-        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
-        hdr[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        off += len(b)
-        blobs.append(b)
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def main(argv):
@@ -115,7 +100,7 @@ def main(argv):
          ("model.norm.weight", np.ones(D, np.float32)),
          ("lm_head.weight", cls)]
     os.makedirs(a.out_dir, exist_ok=True)
-    write_safetensors(os.path.join(a.out_dir, "model.safetensors"), t)
+    write_safetensors(os.path.join(a.out_dir, "model.safetensors"), t, "F32")
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": D,
            "intermediate_size": F, "num_hidden_layers": 1, "num_attention_heads": HEADS,
            "num_key_value_heads": KV, "head_dim": hd, "vocab_size": V, "max_position_embeddings": 512,

@@ -71,11 +71,13 @@ def to_half(m, n_head, hd):
     return m.reshape(n_head, hd // 2, 2, -1).swapaxes(1, 2).reshape(m.shape)
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, dtype="F16"):
+    """tensors: (name, array) pairs, stored as F16 or F32 (also used by chat_synth_model.py)."""
     hdr, off, blobs = {"__metadata__": {"format": "pt"}}, 0, []
+    np_dtype = {"F16": "<f2", "F32": "<f4"}[dtype]
     for name, a in tensors:
-        b = np.ascontiguousarray(a, dtype="<f2").tobytes()
-        hdr[name] = {"dtype": "F16", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        b = np.ascontiguousarray(a, dtype=np_dtype).tobytes()
+        hdr[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         off += len(b)
         blobs.append(b)
     h = json.dumps(hdr, separators=(",", ":")).encode()
