@@ -51,8 +51,8 @@ struct dq_pool {
     pthread_cond_t finished;  // last slot done, for the caller
     worker *workers;          // nth - 1 of them
     // Caller-only state (degrading under CPU contention, see dq_pool_run).
-    int serial_left, serial_next;
-    long parallel_since, stalls;
+    uint64_t serial_until, serial_ns, retried_at;  // degraded until this time; back-off length
+    long stalls;
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
 };
@@ -158,21 +158,27 @@ void dq_pool_free(dq_pool *p) {
 
 int dq_pool_nthreads(const dq_pool *p) { return p ? p->nth : 1; }
 
-// Back-off after a stall (see dq_pool_run): jobs run by the caller alone before trying again.
+// Back-off after a stall (see dq_pool_run): the caller runs the jobs alone for a while, 2 ms
+// first, doubling while stalls come back within a second of the retry, at most 250 ms. A time
+// bound, not a job count: a stall from the host (another VM taking the vCPU) passes, and
+// parallel work resumes within a quarter second; a neighbour that stays costs about one stall
+// (a few ms) per 250 ms.
 #define STALL_NS 200000
-#define SERIAL_MIN 128
-#define SERIAL_MAX 65536
+#define SERIAL_MIN_NS 2000000
+#define SERIAL_MAX_NS 250000000
 
 static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || p->nth == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    if (adaptive && p->serial_left > 0) {  // degraded: every slot in the caller, workers stay asleep
-        p->serial_left--;
-        for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
-        if (p->serial_left == 0) p->parallel_since = 0;
-        return;
+    if (adaptive && p->serial_until) {  // degraded: every slot in the caller, workers stay asleep
+        if (now_ns() < p->serial_until) {
+            for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
+            return;
+        }
+        p->serial_until = 0;
+        p->retried_at = now_ns();
     }
     uint64_t start = now_ns();
     p->fn = fn;
@@ -209,11 +215,11 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     // back-off doubles while stalls keep coming soon after each retry.
     if (!adaptive) return;
     uint64_t wait = now_ns() - own_end, own = own_end - start;
-    p->parallel_since++;
     if (wait > STALL_NS && wait > own / 2) {
-        p->serial_next = p->parallel_since < 2000 && p->serial_next ? p->serial_next * 2 : SERIAL_MIN;
-        if (p->serial_next > SERIAL_MAX) p->serial_next = SERIAL_MAX;
-        p->serial_left = p->serial_next;
+        uint64_t t = now_ns();
+        p->serial_ns = p->serial_ns && t - p->retried_at < 1000000000u ? p->serial_ns * 2 : SERIAL_MIN_NS;
+        if (p->serial_ns > SERIAL_MAX_NS) p->serial_ns = SERIAL_MAX_NS;
+        p->serial_until = t + p->serial_ns;
         p->stalls++;
     }
 }
