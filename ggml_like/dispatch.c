@@ -454,15 +454,16 @@ typedef struct mmctx {
     region reg[MAX_REGIONS];
 } mmctx;
 
-// Tiles: rows in blocks of rb (a multiple of 32, ~8 blocks per thread so a slow thread can be
+// Tiles: rows in blocks of rb (a multiple of 64, the AVX-512 micro-kernel's 4 panels; a 32-row
+// remainder would take its slower 8 x 32 path; ~8 blocks per thread so a slow thread can be
 // overtaken), tokens in blocks of up to 128. Every output is computed the same way whatever tile
 // it lands in. Tiles are numbered row block major, and slot ith first takes the tiles of its own
 // contiguous region in order (one sequential weight stream per thread, which the hardware
 // prefetcher follows), then claims tiles left in the other regions (a late or descheduled
 // thread's work is taken over, tile by tile).
 static void plan(mmctx *c, int m, int n, int nth) {
-    int rb = dq_round_up((n + 8 * nth - 1) / (8 * nth), 32);
-    rb = rb < 32 ? 32 : rb > 512 ? 512 : rb;
+    int rb = dq_round_up((n + 8 * nth - 1) / (8 * nth), 64);
+    rb = rb > 512 ? 512 : rb;
     c->rb = rb;
     c->tb = m <= 128 ? m : 128;
     c->nrb = (n + rb - 1) / rb;
