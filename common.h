@@ -73,4 +73,7 @@ size_t dq_utf8_len(const unsigned char *s, size_t n);
 // SHA-256 of a byte range, and of a whole file (hex, 65 bytes with NUL), for provenance.
 void dq_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]);
+// Progress callback of long library operations (conversion, perplexity): done of total steps.
+typedef void (*dq_progress_fn)(void *ud, int done, int total);
+
 #endif

@@ -602,7 +602,7 @@ int dq_convert(const dq_convert_opts *o, dq_err *e) {
     if (!rc) {
         sb.src.tok = sb.tok;
         sb.src.meta = sb.meta.s;
-        rc = dq_model_write(&sb.src, o->tmp, o->out, o->progress, e);
+        rc = dq_model_write(&sb.src, o->tmp, o->out, o->progress, o->progress_ud, e);
     }
     source_free(&sb);
     return rc;

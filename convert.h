@@ -10,7 +10,8 @@ typedef struct dq_convert_opts {
     const char *out;        // final path
     const char *tmp;        // temporary path in the same directory (renamed to out at the end)
     int wtype;              // DQ_WTYPE_INT8 (default) or DQ_WTYPE_F32
-    int progress;           // progress lines on stderr
+    dq_progress_fn progress;  // called after each tensor written (NULL: none)
+    void *progress_ud;
 } dq_convert_opts;
 
 int dq_convert(const dq_convert_opts *o, dq_err *e);

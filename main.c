@@ -192,6 +192,12 @@ static void on_fatal_signal(int sig) {
     raise(sig);
 }
 
+// Progress of a conversion on a terminal's stderr: one line rewritten in place.
+static void convert_progress(void *ud, int done, int total) {
+    (void)ud;
+    fprintf(stderr, "\rconverting: %d/%d tensors%s", done, total, done == total ? "\n" : "");
+}
+
 static int cmd_convert(int argc, char **argv) {
     args a = {argc, 1, argv, "convert", 0};
     dq_convert_opts o = {0};
@@ -229,7 +235,7 @@ static int cmd_convert(int argc, char **argv) {
     if (!tmp) return DQ_ENOMEM;
     snprintf(tmp, tl, "%s.tmp.%ld", o.out, (long)getpid());
     o.tmp = tmp;
-    o.progress = isatty(2) && !g_quiet;
+    if (isatty(2) && !g_quiet) o.progress = convert_progress;
     g_tmp_path = tmp;
     signal(SIGINT, on_fatal_signal);
     signal(SIGTERM, on_fatal_signal);

@@ -682,7 +682,8 @@ static int write_pad(FILE *f, uint64_t *pos, uint64_t to) {
     return 0;
 }
 
-int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_path, int progress, dq_err *e) {
+int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_path, dq_progress_fn progress,
+                   void *progress_ud, dq_err *e) {
     const dq_config *c = &src->c;
     int rc = dq_config_check(c, out_path, e);
     if (rc) return rc;
@@ -818,9 +819,8 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
         }
         if (write_all(f, data, o->nbytes)) goto ioerr;
         pos += o->nbytes;
-        if (progress) fprintf(stderr, "\rconverting: %d/%d tensors", i + 1, no);
+        if (progress) progress(progress_ud, i + 1, no);
     }
-    if (progress) fprintf(stderr, "\n");
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) goto ioerr;
     if (fclose(f) != 0) {
         f = NULL;

@@ -132,8 +132,8 @@ typedef struct dq_source {
     const char *meta;  // provenance text
 } dq_source;
 // Writes src to tmp_path (wtype from src->c.wtype), fsyncs, renames to out_path.
-// On failure removes tmp_path. progress: print to stderr if non-zero (caller decides: a terminal).
-int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_path, int progress,
-                   dq_err *e);
+// On failure removes tmp_path. progress (may be NULL) is called after each tensor written.
+int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_path, dq_progress_fn progress,
+                   void *progress_ud, dq_err *e);
 
 #endif

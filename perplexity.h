@@ -13,7 +13,7 @@ typedef struct dq_ppl_opts {
     int ctx;       // window length in tokens
     int stride;    // sliding only
     int max_chunks;  // <= 0: all
-    void (*progress)(void *ud, int done, int total);
+    dq_progress_fn progress;
     void *progress_ud;
 } dq_ppl_opts;
 
