@@ -21,6 +21,9 @@ int dq_seterr_(dq_err *e, int code, const char *src, int line, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    // One line, whatever a file put into the strings it names: control characters become '?'.
+    for (char *p = e->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return code;
 }
 
