@@ -18,50 +18,36 @@ const char *dq_isa_name(dq_isa isa) { return (unsigned)isa < 5 ? isa_names[isa] 
 
 static inline dq_cpu *probed_cpu(void);
 
-static const dq_kernels *built_table(dq_isa isa) {
+// The avx2 ISA runs AVX-VNNI's vpdpbusd on ymm when the CPU has it (DYNQ_AVX2=plain: not).
+static const dq_kernels *avx2_family(void) {
+    const char *v = getenv("DYNQ_AVX2");
+    return probed_cpu()->avxvnni && !(v && strcmp(v, "plain") == 0) ? dq_kernels_avxvnni() : dq_kernels_avx2();
+}
+
+// The table getter of each ISA this build has (ggml_like.mk defines DQ_WITH_<ISA> for the kernel
+// files it builds on this architecture), NULL for the others. Knowing that an ISA is built does
+// not call its getter: a table's code may run only once the CPU probe allows it (amx.c is
+// compiled for AVX-512, its table set-up included).
+static const dq_kernels *(*table_getter(dq_isa isa))(void) {
     switch (isa) {
-    case DQ_ISA_SCALAR: return dq_kernels_scalar();
-// ggml_like.mk defines DQ_WITH_<ISA> for the kernel files it builds on this architecture.
+    case DQ_ISA_SCALAR: return dq_kernels_scalar;
 #ifdef DQ_WITH_AVX2
-    // The avx2 ISA runs AVX-VNNI's vpdpbusd on ymm when the CPU has it (DYNQ_AVX2=plain: not).
-    case DQ_ISA_AVX2: {
-        const char *v = getenv("DYNQ_AVX2");
-        return probed_cpu()->avxvnni && !(v && strcmp(v, "plain") == 0) ? dq_kernels_avxvnni() : dq_kernels_avx2();
-    }
+    case DQ_ISA_AVX2: return avx2_family;
 #endif
 #ifdef DQ_WITH_AVX512VNNI
-    case DQ_ISA_AVX512VNNI: return dq_kernels_avx512vnni();
+    case DQ_ISA_AVX512VNNI: return dq_kernels_avx512vnni;
 #endif
 #ifdef DQ_WITH_AMX
-    case DQ_ISA_AMX: return dq_kernels_amx();
+    case DQ_ISA_AMX: return dq_kernels_amx;
 #endif
 #ifdef DQ_WITH_NEON
-    case DQ_ISA_NEON: return dq_kernels_neon();
+    case DQ_ISA_NEON: return dq_kernels_neon;
 #endif
     default: return NULL;
     }
 }
-
-// Whether this build has the ISA's kernels, without touching them: a table's code may only run
-// once the CPU probe allows it (amx.c is compiled for AVX-512, even its table set-up).
-static int isa_built(dq_isa isa) {
-    switch (isa) {
-    case DQ_ISA_SCALAR: return 1;
-#ifdef DQ_WITH_AVX2
-    case DQ_ISA_AVX2: return 1;
-#endif
-#ifdef DQ_WITH_AVX512VNNI
-    case DQ_ISA_AVX512VNNI: return 1;
-#endif
-#ifdef DQ_WITH_AMX
-    case DQ_ISA_AMX: return 1;
-#endif
-#ifdef DQ_WITH_NEON
-    case DQ_ISA_NEON: return 1;
-#endif
-    default: return 0;
-    }
-}
+static int isa_built(dq_isa isa) { return table_getter(isa) != NULL; }
+static const dq_kernels *built_table(dq_isa isa) { return isa_built(isa) ? table_getter(isa)() : NULL; }
 
 static struct {
     pthread_once_t once;

@@ -43,9 +43,9 @@ enum {
     TOKF_IGNORE_MERGES = 64, // byte-level BPE: a pre-token that is itself a piece is emitted whole (Llama 3)
     TOKF_NFC = 128,          // text is put in Unicode NFC first (tokenizer.json "NFC" normalizer, e.g. Qwen2)
     TOKF_PREFIX_UNLESS_SPACE = 256,  // SPM: no leading space is added to text that starts with one
+                                     // (tokenizer.json Metaspace pre-tokenizer, as Hugging Face does)
     TOKF_PREFIX_FIRST_ONLY = 512,    // SPM: the leading space only at the start of the text, not after
                                      // a special token (tokenizer.json Metaspace prepend_scheme "first")
-                                     // (tokenizer.json Metaspace pre-tokenizer, as Hugging Face does)
 };
 
 #define TOK_MAX_PIECE 248  // longest piece in bytes: dq_detok_push promises cap 256 suffices
