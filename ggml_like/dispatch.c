@@ -18,11 +18,13 @@ const char *dq_isa_name(dq_isa isa) { return (unsigned)isa < 5 ? isa_names[isa] 
 
 static inline dq_cpu *probed_cpu(void);
 
+#ifdef DQ_WITH_AVX2
 // The avx2 ISA runs AVX-VNNI's vpdpbusd on ymm when the CPU has it (DYNQ_AVX2=plain: not).
 static const dq_kernels *avx2_family(void) {
     const char *v = getenv("DYNQ_AVX2");
     return probed_cpu()->avxvnni && !(v && strcmp(v, "plain") == 0) ? dq_kernels_avxvnni() : dq_kernels_avx2();
 }
+#endif
 
 // The table getter of each ISA this build has (ggml_like.mk defines DQ_WITH_<ISA> for the kernel
 // files it builds on this architecture), NULL for the others. Knowing that an ISA is built does
