@@ -429,8 +429,9 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->act = act;
     size_t B = (size_t)max_batch, C = c->dim, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim, V = c->vocab, L = c->n_layers, T = (size_t)ctx;
-    size_t kv_elems;
-    if (dq_mul_size(L * T, KD, &kv_elems) || kv_elems > ((size_t)1 << 40))
+    size_t kv_elems, TP = (T + 15) & ~(size_t)15;
+    s->kv_len = (int)TP;
+    if (dq_mul_size(L * TP, KD, &kv_elems) || kv_elems > ((size_t)1 << 40))
         return DQ_ERR(e, DQ_ENOMEM, "a KV cache of %d positions is too large", ctx);
     // Refuse what cannot fit in physical memory: with overcommit, malloc would succeed and
     // the first touch of the cache would end in an OOM kill instead of an error.
@@ -510,12 +511,19 @@ static void rope(float *v, int n_h, int hd, int style, const float *cs, const fl
     int half = hd / 2;
     for (int h = 0; h < n_h; h++) {
         float *x = v + (size_t)h * hd;
-        for (int i = 0; i < half; i++) {
-            int a = style == DQ_ROPE_INTERLEAVED ? 2 * i : i;
-            int b = style == DQ_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
-            float x0 = x[a], x1 = x[b];
-            x[a] = x0 * cs[i] - x1 * sn[i];
-            x[b] = x0 * sn[i] + x1 * cs[i];
+        if (style == DQ_ROPE_INTERLEAVED) {
+            for (int i = 0; i < half; i++) {
+                float x0 = x[2 * i], x1 = x[2 * i + 1];
+                x[2 * i] = x0 * cs[i] - x1 * sn[i];
+                x[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+            }
+        } else {  // the two halves are distinct arrays: the loop vectorizes
+            float *restrict lo = x, *restrict hi = x + half;
+            for (int i = 0; i < half; i++) {
+                float x0 = lo[i], x1 = hi[i];
+                lo[i] = x0 * cs[i] - x1 * sn[i];
+                hi[i] = x0 * sn[i] + x1 * cs[i];
+            }
         }
     }
 }
@@ -541,19 +549,24 @@ static void tok_worker(void *ctx, int ith, int nth) {
     for (int t = t0; t < t1; t++) {
         float *x = s->x + (size_t)t * C;
         switch (a->kind) {
-        case TT_RESID_NORM:  // x += xb2; xb = rmsnorm(x)
-            for (int j = 0; j < C; j++) x[j] += s->xb2[(size_t)t * C + j];
+        case TT_RESID_NORM: {  // x += xb2; xb = rmsnorm(x)
+            const float *r = s->xb2 + (size_t)t * C;  // (a local: s->xb2 reloaded per element kept it scalar)
+            for (int j = 0; j < C; j++) x[j] += r[j];
+        }
             /* fall through */
         case TT_NORM: dq_rmsnorm_f32(s->xb + (size_t)t * C, x, a->w, C, c->norm_eps); break;
         case TT_ROPE_CACHE: {  // rotate q and k, append k and v to this layer's cache
             const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
             rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
             rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
-            float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD, *vc = s->value_cache + (size_t)a->layer * s->ctx * KD;
+            int p = a->pos + t;
             for (uint32_t g = 0; g < c->n_kv_heads; g++) {
-                size_t at = ((size_t)g * s->ctx + (size_t)(a->pos + t)) * hd;
-                memcpy(kc + at, s->k + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
-                memcpy(vc + at, s->v + (size_t)t * KD + (size_t)g * hd, (size_t)hd * sizeof(float));
+                size_t head = ((size_t)a->layer * c->n_kv_heads + g) * (size_t)s->kv_len * hd;
+                const float *kt = s->k + (size_t)t * KD + (size_t)g * hd;
+                float *kc = s->key_cache + head;
+                for (int d = 0; d < hd; d++) kc[dq_kt_index(p, d, hd)] = kt[d];
+                memcpy(s->value_cache + head + (size_t)p * hd, s->v + (size_t)t * KD + (size_t)g * hd,
+                       (size_t)hd * sizeof(float));
             }
             break;
         }
@@ -568,8 +581,11 @@ static void per_token(dq_state *s, const dq_model *m, int kind, int B, int pos, 
     else tok_worker(&a, 0, 1);
 }
 
-// Attention for a batch: one work item per (token, head); items are independent, so the
-// split across threads cannot change any result.
+// Attention for a batch. Work items of up to four queries that share a head's cache: in
+// prefill, four consecutive tokens of one query head; in decode (one token), up to four of the
+// query heads that share a KV head (grouped-query attention). Items are independent, and an
+// output's arithmetic does not depend on which item holds it, so neither the split across
+// threads nor the batch size changes a result.
 typedef struct attn_task {
     const dq_config *c;
     dq_state *s;
@@ -581,21 +597,27 @@ static void attn_worker(void *ctx, int ith, int nth) {
     attn_task *a = ctx;
     const dq_config *c = a->c;
     dq_state *s = a->s;
-    int H = (int)c->n_heads, hd = (int)c->head_dim, KD = (int)(c->n_kv_heads * c->head_dim);
+    int H = (int)c->n_heads, hd = (int)c->head_dim, QD = H * hd;
     int grp = (int)(c->n_heads / c->n_kv_heads);
     float scale = 1.0f / sqrtf((float)hd);
     float *att = s->att + (size_t)ith * dq_attn_scratch(s->ctx);
-    const float *kc = s->key_cache + (size_t)a->layer * s->ctx * KD;  // (KV, T, hd) of this layer
-    const float *vc = s->value_cache + (size_t)a->layer * s->ctx * KD;
-    int items = a->B * H;
+    // items: (head, block of 4 tokens), head-major, or in decode (KV head, block of 4 of its heads)
+    int per_head = a->B > 1 ? (a->B + 3) / 4 : (grp + 3) / 4, outer = a->B > 1 ? H : (int)c->n_kv_heads;
+    int items = outer * per_head;
     // Contiguous blocks of items per thread: neighbouring items share K/V rows in cache.
     int per = (items + nth - 1) / nth, from = ith * per, to = from + per < items ? from + per : items;
     for (int it = from; it < to; it++) {
-        int h = it / a->B, t = it % a->B, kvh = h / grp;  // head-major: one head's K/V rows stay in cache
-        int last = a->pos + t;  // attends to positions 0..last
-        const float *q = s->q + (size_t)t * H * hd + (size_t)h * hd;
-        const float *kh = kc + (size_t)kvh * s->ctx * hd, *vh = vc + (size_t)kvh * s->ctx * hd;
-        dq_attn_f32(a->out + (size_t)t * H * hd + (size_t)h * hd, q, kh, vh, last + 1, hd, scale, att);
+        int h, t, nq, dnp, ldq;
+        if (a->B > 1) {
+            h = it / per_head, t = it % per_head * 4, nq = a->B - t < 4 ? a->B - t : 4, dnp = 1, ldq = QD;
+        } else {
+            int j = it % per_head * 4;
+            h = it / per_head * grp + j, t = 0, nq = grp - j < 4 ? grp - j : 4, dnp = 0, ldq = hd;
+        }
+        size_t head = ((size_t)a->layer * c->n_kv_heads + (size_t)(h / grp)) * (size_t)s->kv_len * hd;
+        size_t at = (size_t)t * QD + (size_t)h * hd;
+        dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head,
+                    s->value_cache + head, hd, scale, att);
     }
 }
 

@@ -100,10 +100,11 @@ typedef struct dq_state {
     float *q;              // (B, n_heads*hd)
     float *k, *v;          // (B, kv_dim)
     float *hb, *hb2;       // (B, F)
-    float *att;            // (n_threads, ctx) scores scratch
+    int kv_len;        // ctx rounded up to 16: positions per head in the caches
+    float *att;            // (n_threads, dq_attn_scratch(ctx)) scores scratch
     float *logits;         // (B, V)
-    float *key_cache;      // (L, KV, ctx, hd): each head's positions contiguous for the attention scan
-    float *value_cache;    // (L, KV, ctx, hd)
+    float *key_cache;      // (L, KV, kv_len / 16, hd, 16): blocks of 16 positions, dq_kt_index
+    float *value_cache;    // (L, KV, kv_len, hd)
     float *rope_cos, *rope_sin;  // (ctx, hd/2)
     float *capture;        // optional: (L, B, C) residual stream after each block, or NULL
 } dq_state;

@@ -537,8 +537,10 @@ void dq_matmul_f32(dq_pool *pool, float *y, const float *x, int m, const float *
     dq_matmul_f32_with(dq_kernels_current(), pool, y, x, m, w, n, k);
 }
 
-void dq_attn_f32(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att) {
-    dq_kernels_current()->attn(out, q, k, v, np, hd, scale, att);
+void dq_attn_f32(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
+                 const float *v, int hd, float scale, float *att) {
+    DQ_ASSERT(nq >= 1 && nq <= 4 && np0 >= 1 && dnp >= 0);
+    dq_kernels_current()->attn(out, ldo, q, ldq, nq, np0, dnp, kt, v, hd, scale, att);
 }
 
 void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) { dq_kernels_current()->swiglu(h, g, u, n); }

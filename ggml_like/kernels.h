@@ -51,8 +51,9 @@ typedef struct dq_kernels {
     // int8 operations done (2 per multiply-add); `sink` defeats dead-code elimination.
     int64_t (*int8_peak)(int64_t iters, int32_t *sink);
     // FP32 kernels of vec_f32.h, the same source compiled for each ISA: bit-identical everywhere.
-    // out (hd) = softmax(scale * q . k_p) . v over np rows of one head; att: np rounded up to 16.
-    void (*attn)(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale, float *att);
+    // dq_attn_f32 (ops.h): nq <= 4 queries of one head over its key blocks and value rows.
+    void (*attn)(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
+                 const float *v, int hd, float scale, float *att);
     // h[i] = silu(g[i]) * u[i], i < n
     void (*swiglu)(float *h, const float *g, const float *u, size_t n);
     // o = w * x / sqrt(mean(x^2) + eps), n values

@@ -1,7 +1,7 @@
 // ggml_like/vec_f32.h: the FP32 kernels around the matmuls (attention over the KV cache, SwiGLU,
 // RMSNorm, e^x), written once with GCC/Clang vector extensions on 16 lanes and included by every ISA file
 // (scalar.c, avx2.c, avx512vnni.c, neon.c), each compiling it with its own flags:
-//   attn_f32__vec     one query of one head against np cached positions: scores, softmax, mix
+//   attn_f32__vec     up to 4 queries of one head against the cached positions: scores, softmax, mix
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  o = w * x / rms(x)
 // Every ISA therefore runs the same lane-wise IEEE operations in the same order (-ffp-contract=off
@@ -31,7 +31,11 @@ V16_INLINE dq_v16f v16_load(const float *p) {
     return v;
 }
 V16_INLINE void v16_store(float *p, dq_v16f v) { memcpy(p, &v, sizeof v); }
-V16_INLINE dq_v16f v16_set1(float a) { return (dq_v16f){0} + a; }
+// a in every lane (a pure broadcast: `(dq_v16f){0} + a` would be an addition, one more FP op).
+V16_INLINE dq_v16f v16_set1(float a) {
+    dq_v16f v = {a};
+    return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
 // m ? a : b lane by lane (m from a comparison: all ones or all zeros).
 V16_INLINE dq_v16f v16_select(dq_v16i m, dq_v16f a, dq_v16f b) {
     return (dq_v16f)((m & (dq_v16i)a) | (~m & (dq_v16i)b));
@@ -71,25 +75,6 @@ V16_INLINE dq_v16f v16_exp(dq_v16f x) {
     return v16_select(x == x, y, x);
 }
 
-// The same tree for 16 vectors at once: lane r of the result is v16_hsum(a[r]), bit for bit
-// (every addition pairs the same two values; shuffles only move them into place).
-V16_INLINE dq_v16f v16_hsum16(const dq_v16f a[16]) {
-    dq_v16f x[8], y[4], z[2];
-    for (int j = 0; j < 8; j++)  // lanes 0-7: b of a[2j], lanes 8-15: b of a[2j+1]; b[i] = a[i] + a[i+8]
-        x[j] = __builtin_shufflevector(a[2 * j], a[2 * j + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-               __builtin_shufflevector(a[2 * j], a[2 * j + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
-                                       31);
-    for (int j = 0; j < 4; j++)  // four vectors each: c[i] = b[i] + b[i+4], i < 4
-        y[j] = __builtin_shufflevector(x[2 * j], x[2 * j + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
-               __builtin_shufflevector(x[2 * j], x[2 * j + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30,
-                                       31);
-    for (int j = 0; j < 2; j++)  // eight vectors each: d[i] = c[i] + c[i+2], i < 2
-        z[j] = __builtin_shufflevector(y[2 * j], y[2 * j + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
-               __builtin_shufflevector(y[2 * j], y[2 * j + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    return __builtin_shufflevector(z[0], z[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
-           __builtin_shufflevector(z[0], z[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);  // d0 + d1
-}
-
 // exp of n <= 16 values of x into y (the missing lanes are computed on -inf: e^-inf = 0).
 V16_INLINE dq_v16f v16_load_part(const float *x, int n, float fill) {
     float b[16];
@@ -102,108 +87,191 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
     memcpy(y, b, (size_t)n * sizeof(float));
 }
 
-// scale * (q . k) for one key: 16-lane partial sums over hd in order, the fixed tree, then the
-// hd % 16 tail one by one.
-V16_INLINE float v16_dot_tail(const float *q, const float *k, int hd) {
-    dq_v16f a = {0};
-    int i = 0;
-    for (; i + 16 <= hd; i += 16) a += v16_load(q + i) * v16_load(k + i);
-    float s = v16_hsum(a);
-    for (; i < hd; i++) s += q[i] * k[i];
-    return s;
-}
-
-// out (hd) = softmax(scale * q . k_p, p < np) . v: q (hd), k and v (np, hd) rows of one head's
-// cache, att (np rounded up to 16) scratch. The arithmetic, identical on every ISA:
-//   score p = scale * v16_dot_tail(q, k_p): 16-lane partial sums over hd in order, the tree;
+// ---------------------------------------------------------------- attention
+// The key cache of one head is stored in blocks of 16 positions, transposed inside a block
+// (dq_kt_index in ops.h): block b holds, for each of the hd dimensions, the 16 positions'
+// values side by side. One vector load is then one dimension of 16 keys, and a score needs no
+// horizontal sum: lane j of  acc += q[d] * k_block[d]  accumulates key 16b + j over d in order.
+// Values stay one row per position.
+//
+// attn_f32__vec: nq <= DQ_ATTN_MAXQ queries of one head at once (consecutive positions of one
+// head in prefill, or the query heads sharing one KV head in decode), so each key block and value
+// row is loaded once for several queries. Query i attends to the first np_i = np0 + i * dnp
+// positions. The arithmetic of every output, identical on every ISA and for any nq or blocking:
+//   score p = scale * (((q0 k0 + q1 k1) + q2 k2) + ... ) over d in order (one lane);
 //   mx = the largest score; e_p = e^(score_p - mx); sum = the 16-lane partial sums of e_p
-//   (p mod 16), the tree; w_p = e_p * (1 / sum);
-//   out[i] = (sum of w_p v_p[i] over even p, in order) + (the same over odd p).
-// The order of the work is free and chosen for the hardware: scores for 16 keys at a time, eight
-// keys' sums in flight at once and one v16_hsum16 for the sixteen (each key's own additions stay
-// in order); the mix keeps even and odd positions in separate registers; both give enough
-// independent additions to hide their latency (a single chain of dependent adds ran at a third of
-// the adder's throughput).
-static void attn_f32__vec(float *out, const float *q, const float *k, const float *v, int np, int hd, float scale,
-                          float *att) {
-    int p = 0;
-    if (hd % 16 == 0) {
-        for (; p + 16 <= np; p += 16) {
-            dq_v16f acc[16];
-            for (int r = 0; r < 16; r += 8) {
-                const float *kr = k + (size_t)(p + r) * hd;
-                for (int j = 0; j < 8 * hd; j += 16) __builtin_prefetch(kr + 16 * hd + j);
-                dq_v16f a[8] = {{0}};
-                for (int i = 0; i < hd; i += 16) {
-                    dq_v16f qv = v16_load(q + i);
+//   (p mod 16), the v16_hsum tree; w_p = e_p * (1 / sum);
+//   out[d] = (sum of w_p v_p[d] over even p, in order) + (the same over odd p).
+// The blocking (how many queries and key blocks share a pass, DQ_ATTN_WIDE) is chosen per ISA
+// for its register file: 32 zmm take 8 accumulator chains, 16 ymm or the NEON q registers 4.
+#ifndef DQ_ATTN_WIDE
+#define DQ_ATTN_WIDE 0
+#endif
+#define DQ_ATTN_MAXQ 4
+
+// att[i * lda + 16 (b + j) + lane] = scale * score of query i, key 16 (b + j) + lane;
+// NQ queries x KB key blocks, one accumulator each.
+V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, const float *q, int ldq, const float *kt,
+                               int b, int hd, float scale) {
+    dq_v16f acc[DQ_ATTN_MAXQ][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++)
 #pragma GCC unroll 8
-                    for (int j = 0; j < 8; j++) a[j] += qv * v16_load(kr + (size_t)j * hd + i);
-                }
+        for (int j = 0; j < KB; j++) acc[i][j] = (dq_v16f){0};
+    const float *kb = kt + (size_t)b * 16 * hd;
+    for (int d = 0; d < hd; d++) {
+        dq_v16f kv[8];
 #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) acc[r + j] = a[j];
-            }
-            v16_store(att + p, v16_hsum16(acc) * scale);
+        for (int j = 0; j < KB; j++) kv[j] = v16_load(kb + ((size_t)j * hd + d) * 16);
+#pragma GCC unroll 4
+        for (int i = 0; i < NQ; i++) {
+            const dq_v16f qd = v16_set1(q[(size_t)i * ldq + d]);
+#pragma GCC unroll 8
+            for (int j = 0; j < KB; j++) acc[i][j] += qd * kv[j];
         }
     }
-    for (; p < np; p++) att[p] = v16_dot_tail(q, k + (size_t)p * hd, hd) * scale;
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < KB; j++) v16_store(att + (size_t)i * lda + 16 * (b + j), acc[i][j] * scale);
+}
+
+// Scores of nq queries against nblk key blocks: as many key blocks per pass as the chains allow.
+#if DQ_ATTN_WIDE
+#define ATTN_KB(nq) ((nq) == 1 ? 8 : (nq) == 2 ? 4 : 2)
+#else
+#define ATTN_KB(nq) ((nq) == 1 ? 4 : (nq) == 2 ? 2 : 1)
+#endif
+#define ATTN_SCORES(NQ)                                                                                    \
+    do {                                                                                                   \
+        for (; b + ATTN_KB(NQ) <= nblk; b += ATTN_KB(NQ))                                                  \
+            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, b, hd, scale);                           \
+        for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, b, hd, scale);                   \
+    } while (0)
+V16_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq, int nblk, const float *kt, int hd,
+                            float scale) {
+    int b = 0;
+    switch (nq) {
+    case 1: ATTN_SCORES(1); break;
+    case 2: ATTN_SCORES(2); break;
+    case 3: ATTN_SCORES(3); break;
+    default: ATTN_SCORES(4); break;
+    }
+}
+#undef ATTN_SCORES
+#undef ATTN_KB
+
+// a[p] = softmax of the np scores a[0..np) in place (a has room for np rounded up to 16).
+V16_INLINE void attn_softmax(float *a, int np) {
     // The largest score (NaNs ignored; exact in any order, and e^(s - mx) does not see the sign
     // of a zero mx), 16 lanes at a time: a scalar running max is one dependent vmaxss per key.
     dq_v16f mv = v16_set1(-INFINITY);
-    for (p = 0; p < np; p += 16) {  // (the part-loads go through memory: full chunks load directly)
-        dq_v16f sv = np - p >= 16 ? v16_load(att + p) : v16_load_part(att + p, np - p, -INFINITY);
+    for (int p = 0; p < np; p += 16) {  // (the part-loads go through memory: full chunks load directly)
+        dq_v16f sv = np - p >= 16 ? v16_load(a + p) : v16_load_part(a + p, np - p, -INFINITY);
         mv = v16_select(sv > mv, sv, mv);
     }
     float mx = -INFINITY;
     for (int i = 0; i < 16; i++) mx = mv[i] > mx ? mv[i] : mx;
     dq_v16f sum = {0};
-    for (p = 0; p < np; p += 16) {
-        dq_v16f e = v16_exp((np - p >= 16 ? v16_load(att + p) : v16_load_part(att + p, np - p, -INFINITY)) - mx);
+    for (int p = 0; p < np; p += 16) {
+        dq_v16f e = v16_exp((np - p >= 16 ? v16_load(a + p) : v16_load_part(a + p, np - p, -INFINITY)) - mx);
         sum += e;
-        v16_store(att + p, e);  // att has room for np rounded up to 16
+        v16_store(a + p, e);
     }
     const float inv = 1.0f / v16_hsum(sum);
-    for (p = 0; p < np; p += 16) v16_store(att + p, v16_load(att + p) * inv);
-    int i = 0;
-    for (; i + 64 <= hd; i += 64) {
-        dq_v16f e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0}, o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
-        for (p = 0; p + 2 <= np; p += 2) {
-            const float *vp = v + (size_t)p * hd + i;
-            __builtin_prefetch(vp + 4 * hd);
-            __builtin_prefetch(vp + 4 * hd + 32);
-            __builtin_prefetch(vp + 5 * hd);
-            __builtin_prefetch(vp + 5 * hd + 32);
-            const float we = att[p], wo = att[p + 1];
-            e0 += we * v16_load(vp), e1 += we * v16_load(vp + 16);
-            e2 += we * v16_load(vp + 32), e3 += we * v16_load(vp + 48);
-            o0 += wo * v16_load(vp + hd), o1 += wo * v16_load(vp + hd + 16);
-            o2 += wo * v16_load(vp + hd + 32), o3 += wo * v16_load(vp + hd + 48);
+    for (int p = 0; p < np; p += 16) v16_store(a + p, v16_load(a + p) * inv);
+}
+
+// out_i[d0 .. d0 + 16 DW) for NQ queries: the weights of positions every query sees
+// (p < np0) are applied with one load of each value row for all NQ, the rest per query;
+// even and odd positions in separate accumulators, each in increasing p.
+V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const float *v,
+                             int hd, int d0, int np0, int dnp) {
+    dq_v16f e[DQ_ATTN_MAXQ][2], o[DQ_ATTN_MAXQ][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++)
+#pragma GCC unroll 2
+        for (int c = 0; c < DW; c++) e[i][c] = o[i][c] = (dq_v16f){0};
+    int p = 0;
+    for (; p + 2 <= np0; p += 2) {
+        const float *v0 = v + (size_t)p * hd + d0;
+        dq_v16f a[2], b[2];
+#pragma GCC unroll 2
+        for (int c = 0; c < DW; c++) a[c] = v16_load(v0 + 16 * c), b[c] = v16_load(v0 + hd + 16 * c);
+#pragma GCC unroll 4
+        for (int i = 0; i < NQ; i++) {
+            const dq_v16f we = v16_set1(att[(size_t)i * lda + p]), wo = v16_set1(att[(size_t)i * lda + p + 1]);
+#pragma GCC unroll 2
+            for (int c = 0; c < DW; c++) e[i][c] += we * a[c], o[i][c] += wo * b[c];
         }
-        if (p < np) {
-            const float *vp = v + (size_t)p * hd + i;
-            const float we = att[p];
-            e0 += we * v16_load(vp), e1 += we * v16_load(vp + 16);
-            e2 += we * v16_load(vp + 32), e3 += we * v16_load(vp + 48);
-        }
-        v16_store(out + i, e0 + o0), v16_store(out + i + 16, e1 + o1);
-        v16_store(out + i + 32, e2 + o2), v16_store(out + i + 48, e3 + o3);
     }
-    for (; i + 16 <= hd; i += 16) {
-        dq_v16f e0 = {0}, o0 = {0};
-        for (p = 0; p < np; p++) {
-            if (p & 1) o0 += att[p] * v16_load(v + (size_t)p * hd + i);
-            else e0 += att[p] * v16_load(v + (size_t)p * hd + i);
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++) {
+        for (int pp = p; pp < np0 + i * dnp; pp++) {  // the last even p < np0, then query i's own positions
+            const dq_v16f w = v16_set1(att[(size_t)i * lda + pp]);
+            const float *vp = v + (size_t)pp * hd + d0;
+            if (pp & 1) {
+#pragma GCC unroll 2
+                for (int c = 0; c < DW; c++) o[i][c] += w * v16_load(vp + 16 * c);
+            } else {
+#pragma GCC unroll 2
+                for (int c = 0; c < DW; c++) e[i][c] += w * v16_load(vp + 16 * c);
+            }
         }
-        v16_store(out + i, e0 + o0);
-    }
-    for (; i < hd; i++) {
-        float e0 = 0.0f, o0 = 0.0f;
-        for (p = 0; p < np; p++) {
-            if (p & 1) o0 += att[p] * v[(size_t)p * hd + i];
-            else e0 += att[p] * v[(size_t)p * hd + i];
-        }
-        out[i] = e0 + o0;
+#pragma GCC unroll 2
+        for (int c = 0; c < DW; c++) v16_store(out + (size_t)i * ldo + d0 + 16 * c, e[i][c] + o[i][c]);
     }
 }
+
+#if DQ_ATTN_WIDE
+#define ATTN_MQ 4  // queries per value pass
+#define ATTN_DW 2  // 16-lane vectors of the head dimension per pass
+#else
+#define ATTN_MQ 2
+#define ATTN_DW 1
+#endif
+#define ATTN_MIX(NQ)                                                                                                   \
+    do {                                                                                                               \
+        for (; d + 16 * ATTN_DW <= hd; d += 16 * ATTN_DW)                                                              \
+            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + i * dnp, dnp);              \
+        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + i * dnp, dnp); \
+    } while (0)
+
+// out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
+// the nq <= DQ_ATTN_MAXQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
+// v: its value rows (hd apart); att: dq_attn_scratch(np0 + (nq - 1) * dnp) floats.
+static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
+                          const float *v, int hd, float scale, float *att) {
+    const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
+    attn_scores(att, lda, q, ldq, nq, lda / 16, kt, hd, scale);
+    for (int i = 0; i < nq; i++) attn_softmax(att + (size_t)i * lda, np0 + i * dnp);
+    for (int i = 0; i < nq; i += ATTN_MQ) {
+        const int m = nq - i < ATTN_MQ ? nq - i : ATTN_MQ;
+        const float *a = att + (size_t)i * lda;
+        int d = 0;
+        switch (m) {
+        case 1: ATTN_MIX(1); break;
+#if ATTN_MQ > 2
+        case 3: ATTN_MIX(3); break;
+        case 4: ATTN_MIX(4); break;
+#endif
+        default: ATTN_MIX(2); break;
+        }
+        for (; d < hd; d++)  // the hd % 16 tail, one dimension at a time, same order
+            for (int r = i; r < i + m; r++) {
+                const float *ar = att + (size_t)r * lda;
+                float e0 = 0.0f, o0 = 0.0f;
+                for (int p = 0; p < np0 + r * dnp; p++) {
+                    if (p & 1) o0 += ar[p] * v[(size_t)p * hd + d];
+                    else e0 += ar[p] * v[(size_t)p * hd + d];
+                }
+                out[(size_t)r * ldo + d] = e0 + o0;
+            }
+    }
+}
+#undef ATTN_MIX
+#undef ATTN_MQ
+#undef ATTN_DW
 
 // o = w * (x / sqrt(mean(x^2) + eps)), n values: the squares summed in 16 lanes (p mod 16)
 // and the tree, then one scale per element (the n % 16 tail one by one, same expression).

@@ -267,48 +267,72 @@ static void kc_check_f32(const dq_kernels *K, const char *label, dq_pool *pool) 
 static void kc_check_vec(const dq_kernels *K, const char *label) {
     const dq_kernels *S = dq_kernels_scalar();
     static const int nps[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 100, 257};
-    static const int hds[] = {1, 7, 16, 24, 64, 80, 128};
+    static const int hds[] = {1, 7, 16, 24, 32, 48, 64, 80, 128};
     char name[128];
     snprintf(name, sizeof name, "%s_attn", label);
     int cases = 0, ok = 1;
+    // Every nq (1-4) with consecutive positions (dnp 1, prefill) or one position (dnp 0, heads of a
+    // KV group); cache slots past the last position hold NaN, which must not reach any output.
     for (size_t a = 0; a < sizeof nps / sizeof *nps && ok; a++)
-        for (size_t b = 0; b < sizeof hds / sizeof *hds && ok; b++) {
-            int np = nps[a], hd = hds[b];
-            float *q = kc_x_make(1, hd, 0), *k = kc_x_make(np, hd, 0), *v = kc_x_make(np, hd, 0);
-            for (int j = 0; j < hd; j++) q[j] *= 3.0f;  // spread the scores: a peaked softmax
-            float *o1 = malloc((size_t)hd * 4), *o2 = malloc((size_t)hd * 4);
-            float *att = malloc((((size_t)np + 15) & ~(size_t)15) * 4);
-            float scale = 1.0f / sqrtf((float)hd);
-            K->attn(o1, q, k, v, np, hd, scale, att);
-            S->attn(o2, q, k, v, np, hd, scale, att);
-            cases++;
-            if (memcmp(o1, o2, (size_t)hd * 4) != 0) {
-                KC_FAIL(name, "np=%d hd=%d: not bit-identical to scalar", np, hd);
-                ok = 0;
-            }
-            // double reference: softmax of the scaled scores, then the weighted sum
-            double *w = malloc((size_t)np * sizeof(double)), mx = -INFINITY, sum = 0;
-            for (int p = 0; p < np; p++) {
-                double d = 0;
-                for (int j = 0; j < hd; j++) d += (double)q[j] * k[(size_t)p * hd + j];
-                w[p] = d * scale;
-                mx = w[p] > mx ? w[p] : mx;
-            }
-            for (int p = 0; p < np; p++) sum += (w[p] = exp(w[p] - mx));
-            for (int j = 0; j < hd && ok; j++) {
-                double r = 0, mag = 0;
-                for (int p = 0; p < np; p++) {
-                    r += w[p] / sum * v[(size_t)p * hd + j];
-                    mag += w[p] / sum * fabs(v[(size_t)p * hd + j]);
+        for (size_t b = 0; b < sizeof hds / sizeof *hds && ok; b++)
+            for (int nq = 1; nq <= 4 && ok; nq++)
+                for (int dnp = 0; dnp <= 1 && ok; dnp++) {
+                    int np0 = nps[a], hd = hds[b], npm = np0 + (nq - 1) * dnp, npp = (npm + 15) & ~15;
+                    float *q = kc_x_make(nq, hd, 0), *k = kc_x_make(npm, hd, 0), *v = kc_x_make(npp, hd, 0);
+                    for (int j = 0; j < nq * hd; j++) q[j] *= 3.0f;  // spread the scores: a peaked softmax
+                    float *kt = malloc((size_t)npp * hd * 4);
+                    for (size_t j = 0; j < (size_t)npp * hd; j++) kt[j] = NAN;
+                    for (int p = 0; p < npm; p++)
+                        for (int d = 0; d < hd; d++) kt[dq_kt_index(p, d, hd)] = k[(size_t)p * hd + d];
+                    for (size_t j = (size_t)npm * hd; j < (size_t)npp * hd; j++) v[j] = NAN;
+                    float *o1 = malloc((size_t)nq * hd * 4), *o2 = malloc((size_t)nq * hd * 4), *o3 = malloc((size_t)hd * 4);
+                    float *att = malloc(dq_attn_scratch(npm) * 4);
+                    float scale = 1.0f / sqrtf((float)hd);
+                    K->attn(o1, hd, q, hd, nq, np0, dnp, kt, v, hd, scale, att);
+                    S->attn(o2, hd, q, hd, nq, np0, dnp, kt, v, hd, scale, att);
+                    cases++;
+                    if (memcmp(o1, o2, (size_t)nq * hd * 4) != 0) {
+                        KC_FAIL(name, "np0=%d hd=%d nq=%d dnp=%d: not bit-identical to scalar", np0, hd, nq, dnp);
+                        ok = 0;
+                    }
+                    for (int i = 0; i < nq && ok; i++) {
+                        int np = np0 + i * dnp;
+                        K->attn(o3, hd, q + (size_t)i * hd, hd, 1, np, 0, kt, v, hd, scale, att);
+                        if (memcmp(o1 + (size_t)i * hd, o3, (size_t)hd * 4) != 0) {
+                            KC_FAIL(name, "np0=%d hd=%d nq=%d dnp=%d: query %d differs from its own one-query call",
+                                    np0, hd, nq, dnp, i);
+                            ok = 0;
+                        }
+                        // double reference: softmax of the scaled scores, then the weighted sum
+                        double *w = malloc((size_t)np * sizeof(double)), mx = -INFINITY, sum = 0;
+                        const float *qi = q + (size_t)i * hd;
+                        for (int p = 0; p < np; p++) {
+                            double d = 0;
+                            for (int j = 0; j < hd; j++) d += (double)qi[j] * k[(size_t)p * hd + j];
+                            w[p] = d * scale;
+                            mx = w[p] > mx ? w[p] : mx;
+                        }
+                        for (int p = 0; p < np; p++) sum += (w[p] = exp(w[p] - mx));
+                        for (int j = 0; j < hd && ok; j++) {
+                            double r = 0, mag = 0;
+                            for (int p = 0; p < np; p++) {
+                                r += w[p] / sum * v[(size_t)p * hd + j];
+                                mag += w[p] / sum * fabs(v[(size_t)p * hd + j]);
+                            }
+                            float got = o1[(size_t)i * hd + j];
+                            if (!(fabs(got - r) <= 2e-5 * mag + 1e-7)) {
+                                KC_FAIL(name, "np=%d hd=%d nq=%d query %d out[%d] = %.7g, expected %.7g", np, hd, nq,
+                                        i, j, got, r);
+                                ok = 0;
+                            }
+                        }
+                        free(w);
+                    }
+                    free(q), free(k), free(v), free(kt), free(o1), free(o2), free(o3), free(att);
                 }
-                if (fabs(o1[j] - r) > 2e-5 * mag + 1e-7) {
-                    KC_FAIL(name, "np=%d hd=%d out[%d] = %.7g, expected %.7g", np, hd, j, o1[j], r);
-                    ok = 0;
-                }
-            }
-            free(w), free(q), free(k), free(v), free(o1), free(o2), free(att);
-        }
-    if (ok) printf("ok %s (%d shapes, bit-identical to scalar, within 2e-5 of a double reference)\n", name, cases);
+    if (ok)
+        printf("ok %s (%d cases, bit-identical to scalar and to one query at a time, within 2e-5 of a double "
+               "reference)\n", name, cases);
 
     snprintf(name, sizeof name, "%s_swiglu", label);
     ok = 1;
