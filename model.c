@@ -539,6 +539,14 @@ typedef struct tok_task {
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
+// Start of thread i's share of B tokens at positions pos.., moved to a multiple of 16 positions.
+static int block_split(int B, int pos, int i, int nth) {
+    if (i == 0) return 0;
+    if (i == nth) return B;
+    int t = (int)(((int64_t)pos + (int64_t)B * i / nth + 15) / 16 * 16 - pos);
+    return t < B ? t : B;
+}
+
 static void tok_worker(void *ctx, int ith, int nth) {
     const tok_task *a = ctx;
     const dq_config *c = a->c;
@@ -546,6 +554,26 @@ static void tok_worker(void *ctx, int ith, int nth) {
     int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim, half = hd / 2;
     int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
     int t0 = (int)((int64_t)a->B * ith / nth), t1 = (int)((int64_t)a->B * (ith + 1) / nth);
+    if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys into the cache's 16-position blocks
+        // Ranges start on block boundaries, so no block's cache lines are written by two threads.
+        t0 = block_split(a->B, a->pos, ith, nth), t1 = block_split(a->B, a->pos, ith + 1, nth);
+        for (int t = t0; t < t1; t++) {
+            const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
+            rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
+            rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
+        }
+        for (uint32_t g = 0; g < c->n_kv_heads; g++) {
+            size_t head = ((size_t)a->layer * c->n_kv_heads + g) * (size_t)s->kv_len * hd;
+            float *kc = s->key_cache + head;
+            const float *kt = s->k + (size_t)g * hd;
+            for (int d = 0; d < hd; d++)  // position innermost: consecutive writes inside a block
+                for (int t = t0; t < t1; t++) kc[dq_kt_index(a->pos + t, d, hd)] = kt[(size_t)t * KD + d];
+            for (int t = t0; t < t1; t++)
+                memcpy(s->value_cache + head + (size_t)(a->pos + t) * hd, s->v + (size_t)t * KD + (size_t)g * hd,
+                       (size_t)hd * sizeof(float));
+        }
+        return;
+    }
     for (int t = t0; t < t1; t++) {
         float *x = s->x + (size_t)t * C;
         switch (a->kind) {
@@ -555,21 +583,6 @@ static void tok_worker(void *ctx, int ith, int nth) {
         }
             /* fall through */
         case TT_NORM: dq_rmsnorm_f32(s->xb + (size_t)t * C, x, a->w, C, c->norm_eps); break;
-        case TT_ROPE_CACHE: {  // rotate q and k, append k and v to this layer's cache
-            const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
-            rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
-            rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
-            int p = a->pos + t;
-            for (uint32_t g = 0; g < c->n_kv_heads; g++) {
-                size_t head = ((size_t)a->layer * c->n_kv_heads + g) * (size_t)s->kv_len * hd;
-                const float *kt = s->k + (size_t)t * KD + (size_t)g * hd;
-                float *kc = s->key_cache + head;
-                for (int d = 0; d < hd; d++) kc[dq_kt_index(p, d, hd)] = kt[d];
-                memcpy(s->value_cache + head + (size_t)p * hd, s->v + (size_t)t * KD + (size_t)g * hd,
-                       (size_t)hd * sizeof(float));
-            }
-            break;
-        }
         case TT_SWIGLU: dq_swiglu_f32(s->hb + (size_t)t * F, s->hb + (size_t)t * F, s->hb2 + (size_t)t * F, (size_t)F); break;
         }
     }

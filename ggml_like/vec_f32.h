@@ -36,6 +36,14 @@ V16_INLINE dq_v16f v16_set1(float a) {
     dq_v16f v = {a};
     return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }
+// a * b + c with one rounding, lane by lane (IEEE fused multiply-add: one exact definition, so
+// every ISA gives the same bits). GCC turns the lane loop into vfmadd (x86 with FMA or AVX-512)
+// or fmla (NEON); a build without FMA instructions calls fmaf, slow but exact.
+V16_INLINE dq_v16f v16_fma(dq_v16f a, dq_v16f b, dq_v16f c) {
+    dq_v16f r;
+    for (int i = 0; i < 16; i++) r[i] = __builtin_fmaf(a[i], b[i], c[i]);
+    return r;
+}
 // m ? a : b lane by lane (m from a comparison: all ones or all zeros).
 V16_INLINE dq_v16f v16_select(dq_v16i m, dq_v16f a, dq_v16f b) {
     return (dq_v16f)((m & (dq_v16i)a) | (~m & (dq_v16i)b));
@@ -98,10 +106,10 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // head in prefill, or the query heads sharing one KV head in decode), so each key block and value
 // row is loaded once for several queries. Query i attends to the first np_i = np0 + i * dnp
 // positions. The arithmetic of every output, identical on every ISA and for any nq or blocking:
-//   score p = scale * (((q0 k0 + q1 k1) + q2 k2) + ... ) over d in order (one lane);
+//   score p = scale * a_hd with a_0 = 0, a_(d+1) = fma(q[d], k_p[d], a_d) (fused multiply-add);
 //   mx = the largest score; e_p = e^(score_p - mx); sum = the 16-lane partial sums of e_p
 //   (p mod 16), the v16_hsum tree; w_p = e_p * (1 / sum);
-//   out[d] = (sum of w_p v_p[d] over even p, in order) + (the same over odd p).
+//   out[d] = E + O, E = the fma chain of w_p v_p[d] over even p in order, O the same over odd p.
 // The blocking (how many queries and key blocks share a pass, DQ_ATTN_WIDE) is chosen per ISA
 // for its register file: 32 zmm take 8 accumulator chains, 16 ymm or the NEON q registers 4.
 #ifndef DQ_ATTN_WIDE
@@ -127,7 +135,7 @@ V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, 
         for (int i = 0; i < NQ; i++) {
             const dq_v16f qd = v16_set1(q[(size_t)i * ldq + d]);
 #pragma GCC unroll 8
-            for (int j = 0; j < KB; j++) acc[i][j] += qd * kv[j];
+            for (int j = 0; j < KB; j++) acc[i][j] = v16_fma(qd, kv[j], acc[i][j]);
         }
     }
 #pragma GCC unroll 4
@@ -170,8 +178,16 @@ V16_INLINE void attn_softmax(float *a, int np) {
         dq_v16f sv = np - p >= 16 ? v16_load(a + p) : v16_load_part(a + p, np - p, -INFINITY);
         mv = v16_select(sv > mv, sv, mv);
     }
-    float mx = -INFINITY;
-    for (int i = 0; i < 16; i++) mx = mv[i] > mx ? mv[i] : mx;
+    // lanes folded in halves by shuffles (a chain of 16 dependent scalar compares was slow)
+    dq_v16f h = __builtin_shufflevector(mv, mv, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    mv = v16_select(h > mv, h, mv);
+    h = __builtin_shufflevector(mv, mv, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+    mv = v16_select(h > mv, h, mv);
+    h = __builtin_shufflevector(mv, mv, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    mv = v16_select(h > mv, h, mv);
+    h = __builtin_shufflevector(mv, mv, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+    mv = v16_select(h > mv, h, mv);
+    const float mx = mv[0];
     dq_v16f sum = {0};
     for (int p = 0; p < np; p += 16) {
         dq_v16f e = v16_exp((np - p >= 16 ? v16_load(a + p) : v16_load_part(a + p, np - p, -INFINITY)) - mx);
@@ -202,7 +218,7 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         for (int i = 0; i < NQ; i++) {
             const dq_v16f we = v16_set1(att[(size_t)i * lda + p]), wo = v16_set1(att[(size_t)i * lda + p + 1]);
 #pragma GCC unroll 2
-            for (int c = 0; c < DW; c++) e[i][c] += we * a[c], o[i][c] += wo * b[c];
+            for (int c = 0; c < DW; c++) e[i][c] = v16_fma(we, a[c], e[i][c]), o[i][c] = v16_fma(wo, b[c], o[i][c]);
         }
     }
 #pragma GCC unroll 4
@@ -212,10 +228,10 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
             const float *vp = v + (size_t)pp * hd + d0;
             if (pp & 1) {
 #pragma GCC unroll 2
-                for (int c = 0; c < DW; c++) o[i][c] += w * v16_load(vp + 16 * c);
+                for (int c = 0; c < DW; c++) o[i][c] = v16_fma(w, v16_load(vp + 16 * c), o[i][c]);
             } else {
 #pragma GCC unroll 2
-                for (int c = 0; c < DW; c++) e[i][c] += w * v16_load(vp + 16 * c);
+                for (int c = 0; c < DW; c++) e[i][c] = v16_fma(w, v16_load(vp + 16 * c), e[i][c]);
             }
         }
 #pragma GCC unroll 2
@@ -262,8 +278,8 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
                 const float *ar = att + (size_t)r * lda;
                 float e0 = 0.0f, o0 = 0.0f;
                 for (int p = 0; p < np0 + r * dnp; p++) {
-                    if (p & 1) o0 += ar[p] * v[(size_t)p * hd + d];
-                    else e0 += ar[p] * v[(size_t)p * hd + d];
+                    if (p & 1) o0 = __builtin_fmaf(ar[p], v[(size_t)p * hd + d], o0);
+                    else e0 = __builtin_fmaf(ar[p], v[(size_t)p * hd + d], e0);
                 }
                 out[(size_t)r * ldo + d] = e0 + o0;
             }
