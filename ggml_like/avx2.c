@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#define DQ_VEC_BYTES 32  // ymm: the attention kernel's native vector
 #include "vec_f32.h"
 
 #ifdef DQ_SIMDE_HEADER

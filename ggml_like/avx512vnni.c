@@ -14,6 +14,7 @@
 
 #include "kernels.h"
 #define DQ_ATTN_WIDE 1  // 32 zmm: eight accumulator chains in the attention kernel
+#define DQ_VEC_BYTES 64
 #include "vec_f32.h"
 
 #ifdef DQ_SIMDE_HEADER

@@ -112,36 +112,64 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 //   out[d] = E + O, E = the fma chain of w_p v_p[d] over even p in order, O the same over odd p.
 // The blocking (how many queries and key blocks share a pass, DQ_ATTN_WIDE) is chosen per ISA
 // for its register file: 32 zmm take 8 accumulator chains, 16 ymm or the NEON q registers 4.
+// Scores and the mix are lane-independent, so they run on the ISA's own vector width
+// (DQ_VEC_BYTES: 64 zmm, 32 ymm, 16 xmm/NEON), each 16-position block as 64 / DQ_VEC_BYTES
+// vectors: GCC keeps those in registers, where 64-byte vectors on a 32-byte ISA went through
+// the stack. The lane-coupled steps (softmax sums) stay on the 16-lane type.
 #ifndef DQ_ATTN_WIDE
 #define DQ_ATTN_WIDE 0
 #endif
+#ifndef DQ_VEC_BYTES
+#define DQ_VEC_BYTES 16
+#endif
 #define DQ_ATTN_MAXQ 4
+#define VN_LANES (DQ_VEC_BYTES / 4)
+#define VN_PER16 (16 / VN_LANES)  // native vectors per 16 floats
+typedef float dq_vnf __attribute__((vector_size(DQ_VEC_BYTES)));
+
+V16_INLINE dq_vnf vn_load(const float *p) {
+    dq_vnf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+V16_INLINE void vn_store(float *p, dq_vnf v) { memcpy(p, &v, sizeof v); }
+V16_INLINE dq_vnf vn_set1(float a) {
+    dq_vnf v;
+    for (int i = 0; i < VN_LANES; i++) v[i] = a;
+    return v;
+}
+V16_INLINE dq_vnf vn_fma(dq_vnf a, dq_vnf b, dq_vnf c) {  // as v16_fma
+    dq_vnf r;
+    for (int i = 0; i < VN_LANES; i++) r[i] = __builtin_fmaf(a[i], b[i], c[i]);
+    return r;
+}
 
 // att[i * lda + 16 (b + j) + lane] = scale * score of query i, key 16 (b + j) + lane;
-// NQ queries x KB key blocks, one accumulator each.
+// NQ queries x KB key blocks, one accumulator chain per native vector.
 V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, const float *q, int ldq, const float *kt,
                                int b, int hd, float scale) {
-    dq_v16f acc[DQ_ATTN_MAXQ][8];
+    enum { NV = VN_PER16 };
+    dq_vnf acc[DQ_ATTN_MAXQ][8 * NV];
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < KB; j++) acc[i][j] = (dq_v16f){0};
+#pragma GCC unroll 32
+        for (int j = 0; j < KB * NV; j++) acc[i][j] = (dq_vnf){0};
     const float *kb = kt + (size_t)b * 16 * hd;
     for (int d = 0; d < hd; d++) {
-        dq_v16f kv[8];
-#pragma GCC unroll 8
-        for (int j = 0; j < KB; j++) kv[j] = v16_load(kb + ((size_t)j * hd + d) * 16);
+        dq_vnf kv[8 * NV];
+#pragma GCC unroll 32
+        for (int j = 0; j < KB * NV; j++) kv[j] = vn_load(kb + ((size_t)(j / NV) * hd + d) * 16 + (j % NV) * VN_LANES);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
-            const dq_v16f qd = v16_set1(q[(size_t)i * ldq + d]);
-#pragma GCC unroll 8
-            for (int j = 0; j < KB; j++) acc[i][j] = v16_fma(qd, kv[j], acc[i][j]);
+            const dq_vnf qd = vn_set1(q[(size_t)i * ldq + d]);
+#pragma GCC unroll 32
+            for (int j = 0; j < KB * NV; j++) acc[i][j] = vn_fma(qd, kv[j], acc[i][j]);
         }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < KB; j++) v16_store(att + (size_t)i * lda + 16 * (b + j), acc[i][j] * scale);
+#pragma GCC unroll 32
+        for (int j = 0; j < KB * NV; j++) vn_store(att + (size_t)i * lda + 16 * b + j * VN_LANES, acc[i][j] * scale);
 }
 
 // Scores of nq queries against nblk key blocks: as many key blocks per pass as the chains allow.
@@ -203,39 +231,40 @@ V16_INLINE void attn_softmax(float *a, int np) {
 // even and odd positions in separate accumulators, each in increasing p.
 V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const float *v,
                              int hd, int d0, int np0, int dnp) {
-    dq_v16f e[DQ_ATTN_MAXQ][2], o[DQ_ATTN_MAXQ][2];
+    enum { NV = VN_PER16 };
+    dq_vnf e[DQ_ATTN_MAXQ][2 * NV], o[DQ_ATTN_MAXQ][2 * NV];
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++)
-#pragma GCC unroll 2
-        for (int c = 0; c < DW; c++) e[i][c] = o[i][c] = (dq_v16f){0};
+#pragma GCC unroll 8
+        for (int c = 0; c < DW * NV; c++) e[i][c] = o[i][c] = (dq_vnf){0};
     int p = 0;
     for (; p + 2 <= np0; p += 2) {
         const float *v0 = v + (size_t)p * hd + d0;
-        dq_v16f a[2], b[2];
-#pragma GCC unroll 2
-        for (int c = 0; c < DW; c++) a[c] = v16_load(v0 + 16 * c), b[c] = v16_load(v0 + hd + 16 * c);
+        dq_vnf a[2 * NV], b[2 * NV];
+#pragma GCC unroll 8
+        for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES), b[c] = vn_load(v0 + hd + c * VN_LANES);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
-            const dq_v16f we = v16_set1(att[(size_t)i * lda + p]), wo = v16_set1(att[(size_t)i * lda + p + 1]);
-#pragma GCC unroll 2
-            for (int c = 0; c < DW; c++) e[i][c] = v16_fma(we, a[c], e[i][c]), o[i][c] = v16_fma(wo, b[c], o[i][c]);
+            const dq_vnf we = vn_set1(att[(size_t)i * lda + p]), wo = vn_set1(att[(size_t)i * lda + p + 1]);
+#pragma GCC unroll 8
+            for (int c = 0; c < DW * NV; c++) e[i][c] = vn_fma(we, a[c], e[i][c]), o[i][c] = vn_fma(wo, b[c], o[i][c]);
         }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++) {
         for (int pp = p; pp < np0 + i * dnp; pp++) {  // the last even p < np0, then query i's own positions
-            const dq_v16f w = v16_set1(att[(size_t)i * lda + pp]);
+            const dq_vnf w = vn_set1(att[(size_t)i * lda + pp]);
             const float *vp = v + (size_t)pp * hd + d0;
             if (pp & 1) {
-#pragma GCC unroll 2
-                for (int c = 0; c < DW; c++) o[i][c] = v16_fma(w, v16_load(vp + 16 * c), o[i][c]);
+#pragma GCC unroll 8
+                for (int c = 0; c < DW * NV; c++) o[i][c] = vn_fma(w, vn_load(vp + c * VN_LANES), o[i][c]);
             } else {
-#pragma GCC unroll 2
-                for (int c = 0; c < DW; c++) e[i][c] = v16_fma(w, v16_load(vp + 16 * c), e[i][c]);
+#pragma GCC unroll 8
+                for (int c = 0; c < DW * NV; c++) e[i][c] = vn_fma(w, vn_load(vp + c * VN_LANES), e[i][c]);
             }
         }
-#pragma GCC unroll 2
-        for (int c = 0; c < DW; c++) v16_store(out + (size_t)i * ldo + d0 + 16 * c, e[i][c] + o[i][c]);
+#pragma GCC unroll 8
+        for (int c = 0; c < DW * NV; c++) vn_store(out + (size_t)i * ldo + d0 + c * VN_LANES, e[i][c] + o[i][c]);
     }
 }
 
@@ -288,6 +317,8 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
 #undef ATTN_MIX
 #undef ATTN_MQ
 #undef ATTN_DW
+#undef VN_LANES
+#undef VN_PER16
 
 // o = w * (x / sqrt(mean(x^2) + eps)), n values: the squares summed in 16 lanes (p mod 16)
 // and the tree, then one scale per element (the n % 16 tail one by one, same expression).
