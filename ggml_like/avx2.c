@@ -91,7 +91,7 @@ ALWAYS_INLINE void store_rows(float *y, __m256i acc, int row, int n, const dq_wp
 
 // MR <= 3 tokens x one panel (16 rows = 2 ymm), whole k (MR = 4 spills: 16 ymm registers).
 ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
-                           const dq_wpack *p, int i, int n, const float *sx, const int32_t *off) {
+                           const dq_wpack *p, int i, int n, const float *sx, const int32_t *off, const int8_t *pf, int npf) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[3][2];
 #pragma GCC unroll 4
@@ -100,6 +100,7 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     for (int s = 0; s < ng; s++) {
         __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
         __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
+        if ((s & 3) == 0 && s / 4 < npf) _mm_prefetch((const char *)(pf + (size_t)s * 16), _MM_HINT_T1);
         __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) {
@@ -121,15 +122,21 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
+        // The next panel (16 kp contiguous bytes) is prefetched into L2 a slice per token block,
+        // as in avx512vnni.c: a first pass over weights not in L2 otherwise runs at memory speed.
+        const int nblk = (t1 - t0 + 2) / 3, lines = i + 32 <= p->np ? kp / 4 : 0, npf = (lines + nblk - 1) / nblk;
         for (int t = t0; t < t1; t += 3) {
+            const int from = (t - t0) / 3 * npf < lines ? (t - t0) / 3 * npf : lines;
+            const int npf_b = lines - from < npf ? lines - from : npf;
+            const int8_t *pf = npf_b > 0 ? wp + (size_t)16 * kp + (size_t)from * 64 : wp;
             const int8_t *xt = qa->q + (size_t)t * kp;
             float *yt = y + (size_t)t * ldy;
             const float *sx = qa->scale + t;
             const int32_t *off = qa->off + t;
             switch (t1 - t < 3 ? t1 - t : 3) {
-            case 1: ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
-            case 2: ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
-            default: ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            case 1: ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
+            case 2: ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
+            default: ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
             }
         }
     }

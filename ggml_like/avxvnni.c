@@ -63,13 +63,14 @@ VNNI_INLINE void vnni_store(float *y, __m256i acc, int row, int n, const dq_wpac
 }
 
 VNNI_INLINE void vnni_ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
-                              const dq_wpack *p, int i, int n, const float *sx, const int32_t *off) {
+                              const dq_wpack *p, int i, int n, const float *sx, const int32_t *off, const int8_t *pf, int npf) {
     __m256i acc[4][2];
 #pragma GCC unroll 4
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int s = 0; s < kp / 4; s++) {
         __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
         __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
+        if ((s & 3) == 0 && s / 4 < npf) _mm_prefetch((const char *)(pf + (size_t)s * 16), _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) {
             __m256i xb = _mm256_set1_epi32(vnni_load4(x + (size_t)r * kp + 4 * s));
@@ -91,16 +92,22 @@ static void gemm_q8_avxvnni(float *y, int ldy, const dq_qact *qa, int t0, int t1
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
+        // The next panel (16 kp contiguous bytes) is prefetched into L2 a slice per token block,
+        // as in avx512vnni.c: a first pass over weights not in L2 otherwise runs at memory speed.
+        const int nblk = (t1 - t0 + 3) / 4, lines = i + 32 <= p->np ? kp / 4 : 0, npf = (lines + nblk - 1) / nblk;
         for (int t = t0; t < t1; t += 4) {
+            const int from = (t - t0) / 4 * npf < lines ? (t - t0) / 4 * npf : lines;
+            const int npf_b = lines - from < npf ? lines - from : npf;
+            const int8_t *pf = npf_b > 0 ? wp + (size_t)16 * kp + (size_t)from * 64 : wp;
             const int8_t *xt = qa->q + (size_t)t * kp;
             float *yt = y + (size_t)t * ldy;
             const float *sx = qa->scale + t;
             const int32_t *off = qa->off + t;
             switch (t1 - t < 4 ? t1 - t : 4) {
-            case 1: vnni_ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
-            case 2: vnni_ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
-            case 3: vnni_ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
-            default: vnni_ukernel(4, yt, ldy, xt, kp, wp, p, i, n, sx, off); break;
+            case 1: vnni_ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
+            case 2: vnni_ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
+            case 3: vnni_ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
+            default: vnni_ukernel(4, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
             }
         }
     }
