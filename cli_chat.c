@@ -576,7 +576,7 @@ static void print_help(void) {
            "  --template T       auto (default), none, chatml, llama3, llama2, zephyr; 'none' is plain\n"
            "                     continuation (base models); auto uses the model's metadata or special tokens\n"
            "  -n N               at most N tokens per answer (default 256, at most half the context)\n"
-           "  -c, --ctx N        context size (default: the model's)\n"
+           "  -c, --ctx N        context size (default and 0: the model's; above it: a warning)\n"
            "  -t N               threads (default: physical cores)\n"
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "  --act sym|asym|group|tensor   activation quantization (INT8 models)\n"
@@ -614,7 +614,7 @@ int cli_chat(int argc, char **argv) {
             if (to_int(v, 1, 1 << 22, &n_gen)) return usage("invalid value for -n: '%s'", v);
         } else if ((v = flag_value(argc, argv, &i, "-c", "--ctx", &bad)) ||
                    (v = flag_value(argc, argv, &i, "--ctx-size", NULL, &bad))) {
-            if (to_int(v, 1, 1 << 22, &ctx)) return usage("invalid value for -c: '%s'", v);
+            if (to_int(v, 0, 1 << 22, &ctx)) return usage("invalid value for -c: '%s'", v);
         } else if ((v = flag_value(argc, argv, &i, "-t", "--threads", &bad))) {
             if (to_int(v, 1, 1024, &threads)) return usage("invalid value for -t: '%s'", v);
         } else if ((v = flag_value(argc, argv, &i, "--temp", NULL, &bad))) {
@@ -669,6 +669,8 @@ int cli_chat(int argc, char **argv) {
     int batch = c.ctx < 256 ? c.ctx : 256;
     if ((rc = dq_state_alloc(&c.s, &c.m, c.ctx, batch, threads ? threads : dq_physical_cores(), (dq_act_scheme)act, &e)))
         goto out_model;
+    if ((uint32_t)c.ctx > c.m.c.ctx_len)  // as run and logits: goes on, llama.cpp's habit
+        note("warning: -c %d exceeds the context the model was trained for (%u tokens)", c.ctx, c.m.c.ctx_len);
     if (dq_sampler_init(&c.smp, (int)c.m.c.vocab, &sp)) {
         rc = DQ_ERR(&e, DQ_ENOMEM, "chat: out of memory");
         goto out_state;

@@ -169,7 +169,7 @@ static void warn_ctx_above_model(const dq_model *m, int ctx) {
                 m->c.ctx_len);
 }
 
-__attribute__((unused)) static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
+static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
     if (!so->model) return DQ_ERR(e, DQ_EUSAGE, "%s: no model given (-m FILE or DYNQ_MODEL)", cmd);
     int rc = dq_kernels_init(e);
     if (rc) return rc;

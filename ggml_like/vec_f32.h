@@ -15,6 +15,11 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if !defined(DQ_SIMDE_HEADER) && (defined(__AVX512F__) || defined(__FMA__))
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 // Vectors never cross a call (all helpers are always inlined, the two kernels take pointers), so
 // the ABI of passing 64-byte vectors, which -Wpsabi warns about without AVX-512, never applies.
@@ -35,14 +40,6 @@ V16_INLINE void v16_store(float *p, dq_v16f v) { memcpy(p, &v, sizeof v); }
 V16_INLINE dq_v16f v16_set1(float a) {
     dq_v16f v = {a};
     return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-}
-// a * b + c with one rounding, lane by lane (IEEE fused multiply-add: one exact definition, so
-// every ISA gives the same bits). GCC turns the lane loop into vfmadd (x86 with FMA or AVX-512)
-// or fmla (NEON); a build without FMA instructions calls fmaf, slow but exact.
-V16_INLINE dq_v16f v16_fma(dq_v16f a, dq_v16f b, dq_v16f c) {
-    dq_v16f r;
-    for (int i = 0; i < 16; i++) r[i] = __builtin_fmaf(a[i], b[i], c[i]);
-    return r;
 }
 // m ? a : b lane by lane (m from a comparison: all ones or all zeros).
 V16_INLINE dq_v16f v16_select(dq_v16i m, dq_v16f a, dq_v16f b) {
@@ -138,10 +135,22 @@ V16_INLINE dq_vnf vn_set1(float a) {
     for (int i = 0; i < VN_LANES; i++) v[i] = a;
     return v;
 }
-V16_INLINE dq_vnf vn_fma(dq_vnf a, dq_vnf b, dq_vnf c) {  // as v16_fma
+// a * b + c with one rounding, lane by lane: IEEE fused multiply-add has one exact definition,
+// so every ISA gives the same bits. The ISA's own instruction where the file is compiled for it
+// (GCC would find it from the lane loop, clang 14 does not), else fmaf per lane (exact, slow:
+// the scalar table and the SIMDe test builds).
+V16_INLINE dq_vnf vn_fma(dq_vnf a, dq_vnf b, dq_vnf c) {
+#if DQ_VEC_BYTES == 64 && defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
+    return (dq_vnf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif DQ_VEC_BYTES == 32 && defined(__FMA__) && !defined(DQ_SIMDE_HEADER)
+    return (dq_vnf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif DQ_VEC_BYTES == 16 && defined(__aarch64__)
+    return (dq_vnf)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
+#else
     dq_vnf r;
     for (int i = 0; i < VN_LANES; i++) r[i] = __builtin_fmaf(a[i], b[i], c[i]);
     return r;
+#endif
 }
 
 // att[i * lda + 16 (b + j) + lane] = scale * score of query i, key 16 (b + j) + lane;

@@ -86,6 +86,14 @@ for c in run logits perplexity; do
     fi
     rm -f "$T/l.f32" "$T/res0" "$T/res512"
 done
+# chat too: one warning line, the same answer as without -c
+for c in 0 513; do
+    echo "Once upon a time" | "$DYNQ" chat -m "$T/s8.dynq" -c $c --template none --temp 0 -n 6 > "$T/chat$c" 2> "$T/err$c"
+    echo $? > "$T/rc$c"
+done
+[ "$(cat "$T/rc0")" = 0 ] && [ "$(cat "$T/rc513")" = 0 ] && [ -s "$T/chat0" ] && cmp -s "$T/chat0" "$T/chat513" \
+    && [ ! -s "$T/err0" ] && [ "$(wc -l < "$T/err513")" -eq 1 ] && grep -q "warning.*512" "$T/err513" \
+    && ok ctx_above_model_chat || bad ctx_above_model_chat "exit $(cat "$T/rc0")/$(cat "$T/rc513"), stderr: $(head -c 200 "$T/err0" "$T/err513")"
 DYNQ_MODEL="$T/s8.dynq" "$DYNQ" run -p "Once" -n 5 --temp 0 --quiet > "$T/o1" 2>/dev/null
 "$DYNQ" run -m "$T/s8.dynq" -p "Once" -n 5 --temp 0 --quiet > "$T/o2" 2>/dev/null
 [ -s "$T/o1" ] && cmp -s "$T/o1" "$T/o2" && ok env_model || bad env_model "DYNQ_MODEL run differs"
