@@ -503,7 +503,9 @@ static void matmul_shared(dq_state *s, const float *x, int B, int count, float *
     }
     dq_qact qa;
     dq_quantize_act(s->pool, &qa, x, B, ws[0]->k, s->act);
-    for (int i = 0; i < count; i++) dq_matmul_q8_pre(s->pool, ys[i], &qa, &ws[i]->q);
+    const dq_qweight *qw[3];
+    for (int i = 0; i < count; i++) qw[i] = &ws[i]->q;
+    dq_matmul_q8_multi(s->pool, count, ys, &qa, qw);
 }
 
 // Rotates n_h heads of one token at position pos, in place.

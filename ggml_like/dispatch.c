@@ -430,14 +430,17 @@ typedef struct region {
     _Alignas(64) _Atomic int next;  // next unclaimed tile of the region (relative)
 } region;
 
+#define MAX_PARTS 3  // matrices sharing one input in one pool run (q/k/v; gate/up)
+
 typedef struct mmctx {
     const dq_kernels *K;
-    float *y;
     const dq_qact *qa;
-    const dq_qweight *w;
     const float *x, *wf;
-    int m, n, k;
-    int rb, tb, nrb, ntb;  // tile: rb rows x tb tokens
+    int m, k, tb, ntb;     // tokens in blocks of tb
+    int nparts;            // matrices, each with its own rows and tiles
+    float *y[MAX_PARTS];
+    const dq_qweight *w[MAX_PARTS];
+    int n[MAX_PARTS], rb[MAX_PARTS], first[MAX_PARTS + 1];  // rows, row block, first tile
     int nreg;              // tiles split into nreg contiguous regions, one per slot
     region reg[MAX_REGIONS];
 } mmctx;
@@ -445,24 +448,30 @@ typedef struct mmctx {
 // Tiles: rows in blocks of rb (a multiple of 64, the AVX-512 micro-kernel's 4 panels; a 32-row
 // remainder would take its slower 8 x 32 path; ~8 blocks per thread so a slow thread can be
 // overtaken), tokens in blocks of up to 128. Every output is computed the same way whatever tile
-// it lands in. Tiles are numbered row block major, and slot ith first takes the tiles of its own
-// contiguous region in order (one sequential weight stream per thread, which the hardware
-// prefetcher follows), then claims tiles left in the other regions (a late or descheduled
-// thread's work is taken over, tile by tile).
-static void plan(mmctx *c, int m, int n, int nth) {
-    int rb = dq_round_up((n + 8 * nth - 1) / (8 * nth), 64);
-    rb = rb > 512 ? 512 : rb;
-    c->rb = rb;
+// it lands in. Tiles are numbered matrix by matrix, row block major, and slot ith first takes the
+// tiles of its own contiguous region in order (one sequential weight stream per thread, which the
+// hardware prefetcher follows), then claims tiles left in the other regions (a late or
+// descheduled thread's work is taken over, tile by tile). Several matrices that share the input
+// go in one plan, so the pool hands off once for all of them.
+static void plan(mmctx *c, int m, int nparts, const int *n, int nth) {
+    c->m = m;
     c->tb = m <= 128 ? m : 128;
-    c->nrb = (n + rb - 1) / rb;
     c->ntb = (m + c->tb - 1) / c->tb;
+    c->nparts = nparts;
+    c->first[0] = 0;
+    for (int j = 0; j < nparts; j++) {
+        int rb = dq_round_up((n[j] + 8 * nth - 1) / (8 * nth), 64);
+        c->n[j] = n[j];
+        c->rb[j] = rb > 512 ? 512 : rb;
+        c->first[j + 1] = c->first[j] + (n[j] + c->rb[j] - 1) / c->rb[j] * c->ntb;
+    }
     c->nreg = nth < MAX_REGIONS ? nth : MAX_REGIONS;
     for (int r = 0; r < c->nreg; r++) atomic_store_explicit(&c->reg[r].next, 0, memory_order_relaxed);
 }
 
 // Next tile for slot ith, or -1 when all are taken.
 static int next_tile(mmctx *c, int ith, int *reg) {
-    int total = c->nrb * c->ntb;
+    int total = c->first[c->nparts];
     for (; *reg < ith + c->nreg; ++*reg) {
         int r = *reg % c->nreg;
         int lo = (int)((int64_t)total * r / c->nreg), hi = (int)((int64_t)total * (r + 1) / c->nreg);
@@ -473,10 +482,15 @@ static int next_tile(mmctx *c, int ith, int *reg) {
     return -1;
 }
 
-static void tile_bounds(const mmctx *c, int tile, int *i0, int *i1, int *t0, int *t1) {
+// Matrix *j of a tile, and its rows [i0, i1) and tokens [t0, t1).
+static void tile_bounds(const mmctx *c, int tile, int *j, int *i0, int *i1, int *t0, int *t1) {
+    int p = 0;
+    while (tile >= c->first[p + 1]) p++;
+    tile -= c->first[p];
     int rbi = tile / c->ntb, tbi = tile % c->ntb;
-    *i0 = rbi * c->rb;
-    *i1 = *i0 + c->rb < c->n ? *i0 + c->rb : c->n;
+    *j = p;
+    *i0 = rbi * c->rb[p];
+    *i1 = *i0 + c->rb[p] < c->n[p] ? *i0 + c->rb[p] : c->n[p];
     *t0 = tbi * c->tb;
     *t1 = *t0 + c->tb < c->m ? *t0 + c->tb : c->m;
 }
@@ -485,27 +499,42 @@ static void q8_task(void *arg, int ith, int nth) {
     mmctx *c = arg;
     void (*gemm)(float *, int, const dq_qact *, int, int, const dq_qweight *, int, int) =
         c->qa->scheme == DQ_ACT_GROUP ? dq_gemm_q8_group_scalar : c->K->gemm_q8;
-    int reg = ith % c->nreg, tile, i0, i1, t0, t1;
+    int reg = ith % c->nreg, tile, j, i0, i1, t0, t1;
     while ((tile = next_tile(c, ith % c->nreg, &reg)) >= 0) {
-        tile_bounds(c, tile, &i0, &i1, &t0, &t1);
-        gemm(c->y, c->n, c->qa, t0, t1, c->w, i0, i1);
+        tile_bounds(c, tile, &j, &i0, &i1, &t0, &t1);
+        gemm(c->y[j], c->n[j], c->qa, t0, t1, c->w[j], i0, i1);
     }
 }
 
-void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w) {
-    const dq_wpack *p = w->packed;
-    DQ_ASSERT(p != NULL);  // dq_qweight_prepare was not called
-    DQ_ASSERT(qa->k == w->k && p->n == w->n && p->k == w->k);
+void dq_matmul_q8_multi_with(const dq_kernels *K, dq_pool *pool, int count, float *const *ys, const dq_qact *qa,
+                             const dq_qweight *const *ws) {
+    DQ_ASSERT(count >= 1 && count <= MAX_PARTS);
     if (qa->scheme == DQ_ACT_GROUP) K = dq_kernels_scalar();
-    else DQ_ASSERT(p->isa == K->isa && qa->bias == K->act_bias);  // packed/quantized for another ISA
-    mmctx c = {.K = K, .y = y, .qa = qa, .w = w, .m = qa->m, .n = w->n, .k = w->k};
-    plan(&c, qa->m, w->n, dq_pool_nthreads(pool));
-    if (c.nrb * c.ntb > 1) dq_pool_run_adaptive(pool, q8_task, &c);
+    mmctx c = {.K = K, .qa = qa};
+    int n[MAX_PARTS];
+    for (int j = 0; j < count; j++) {
+        const dq_wpack *p = ws[j]->packed;
+        DQ_ASSERT(p != NULL);  // dq_qweight_prepare was not called
+        DQ_ASSERT(qa->k == ws[j]->k && p->n == ws[j]->n && p->k == ws[j]->k);
+        if (qa->scheme != DQ_ACT_GROUP)
+            DQ_ASSERT(p->isa == K->isa && qa->bias == K->act_bias);  // packed/quantized for another ISA
+        c.y[j] = ys[j], c.w[j] = ws[j], n[j] = ws[j]->n;
+    }
+    plan(&c, qa->m, count, n, dq_pool_nthreads(pool));
+    if (c.first[count] > 1) dq_pool_run_adaptive(pool, q8_task, &c);
     else q8_task(&c, 0, 1);
+}
+
+void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w) {
+    dq_matmul_q8_multi_with(K, pool, 1, &y, qa, &w);
 }
 
 void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w) {
     dq_matmul_q8_pre_with(dq_kernels_current(), pool, y, qa, w);
+}
+
+void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qact *qa, const dq_qweight *const *ws) {
+    dq_matmul_q8_multi_with(dq_kernels_current(), pool, count, ys, qa, ws);
 }
 
 void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweight *w, dq_act_scheme scheme) {
@@ -517,19 +546,19 @@ void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweig
 
 static void f32_task(void *arg, int ith, int nth) {
     mmctx *c = arg;
-    int reg = ith % c->nreg, tile, i0, i1, t0, t1;
+    int reg = ith % c->nreg, tile, j, i0, i1, t0, t1;
     while ((tile = next_tile(c, ith % c->nreg, &reg)) >= 0) {
-        tile_bounds(c, tile, &i0, &i1, &t0, &t1);
-        c->K->gemm_f32(c->y, c->x, t0, t1, c->wf, c->n, c->k, i0, i1);
+        tile_bounds(c, tile, &j, &i0, &i1, &t0, &t1);
+        c->K->gemm_f32(c->y[0], c->x, t0, t1, c->wf, c->n[0], c->k, i0, i1);
     }
 }
 
 void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const float *x, int m, const float *w, int n,
                         int k) {
     DQ_ASSERT(m >= 1 && n >= 1 && k >= 1);
-    mmctx c = {.K = K, .y = y, .x = x, .wf = w, .m = m, .n = n, .k = k};
-    plan(&c, m, n, dq_pool_nthreads(pool));
-    if (c.nrb * c.ntb > 1) dq_pool_run_adaptive(pool, f32_task, &c);
+    mmctx c = {.K = K, .x = x, .wf = w, .k = k, .y = {y}};
+    plan(&c, m, 1, &n, dq_pool_nthreads(pool));
+    if (c.first[1] > 1) dq_pool_run_adaptive(pool, f32_task, &c);
     else f32_task(&c, 0, 1);
 }
 

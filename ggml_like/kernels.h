@@ -97,6 +97,8 @@ int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e);
 void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
                           dq_act_scheme scheme);
 void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
+void dq_matmul_q8_multi_with(const dq_kernels *K, dq_pool *pool, int count, float *const *ys, const dq_qact *qa,
+                             const dq_qweight *const *ws);
 void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const float *x, int m, const float *w, int n,
                         int k);
 

@@ -92,6 +92,8 @@ typedef struct dq_qact {
 void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme);
 // y (qa->m, w->n) from pre-quantized activations; qa->k must equal w->k.
 void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
+// ys[j] (qa->m, ws[j]->n) for count <= 3 matrices that share the input, in one pool hand-off.
+void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qact *qa, const dq_qweight *const *ws);
 
 // FP32 kernels of the chosen ISA, bit-identical on every ISA (ggml_like/vec_f32.h), one thread.
 // Attention of one head over its cache, for nq <= 4 queries at once: query i (hd values at
