@@ -508,13 +508,25 @@ static void matmul_shared(dq_state *s, const float *x, int B, int count, float *
     dq_matmul_q8_multi(s->pool, count, ys, &qa, qw);
 }
 
+typedef float dq_v4f __attribute__((vector_size(16)));
+
 // Rotates n_h heads of one token at position pos, in place.
 static void rope(float *v, int n_h, int hd, int style, const float *cs, const float *sn) {
     int half = hd / 2;
     for (int h = 0; h < n_h; h++) {
         float *x = v + (size_t)h * hd;
         if (style == DQ_ROPE_INTERLEAVED) {
-            for (int i = 0; i < half; i++) {
+            // Two pairs per 4-lane vector: (x0 c - x1 s, x1 c + x0 s) as x * (c, c) + swap(x) * (-s, s),
+            // the same products and sums as the scalar lines below (a + (-b) is a - b exactly).
+            int i = 0;
+            for (; i + 2 <= half; i += 2) {
+                dq_v4f v, r;
+                memcpy(&v, x + 2 * i, sizeof v);
+                const dq_v4f c = {cs[i], cs[i], cs[i + 1], cs[i + 1]}, sg = {-sn[i], sn[i], -sn[i + 1], sn[i + 1]};
+                r = v * c + __builtin_shufflevector(v, v, 1, 0, 3, 2) * sg;
+                memcpy(x + 2 * i, &r, sizeof r);
+            }
+            for (; i < half; i++) {
                 float x0 = x[2 * i], x1 = x[2 * i + 1];
                 x[2 * i] = x0 * cs[i] - x1 * sn[i];
                 x[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
