@@ -5,9 +5,11 @@
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  o = w * x / rms(x)
 // Every ISA therefore runs the same lane-wise IEEE operations in the same order (-ffp-contract=off
-// in ggml_like.mk: no fused multiply-add), so the results are bit-identical across ISAs and the
+// in ggml_like.mk: the compiler fuses nothing; attention's multiply-adds are explicit FMAs, exactly
+// rounded by definition on every ISA), so the results are bit-identical across ISAs and the
 // scalar table's copy is the reference the others are tested against; wider registers only do
-// more lanes per instruction (one zmm, two ymm, four xmm or four NEON q registers per vector).
+// more lanes per instruction (one zmm, two ymm, four xmm or four NEON q registers per vector;
+// attention's lane-independent steps use the ISA's own width, DQ_VEC_BYTES).
 // Helpers taking or returning vectors are always inlined: no vector crosses a call boundary.
 #ifndef DQ_VEC_F32_H
 #define DQ_VEC_F32_H
