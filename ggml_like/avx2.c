@@ -100,7 +100,7 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     for (int s = 0; s < ng; s++) {
         __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
         __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
-        if ((s & 3) == 0 && s / 4 < npf) _mm_prefetch((const char *)(pf + (size_t)s * 16), _MM_HINT_T1);
+        dq_prefetch_step(pf, npf, s);
         __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) {
@@ -122,13 +122,11 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
-        // The next panel (16 kp contiguous bytes) is prefetched into L2 a slice per token block,
-        // as in avx512vnni.c: a first pass over weights not in L2 otherwise runs at memory speed.
-        const int nblk = (t1 - t0 + 2) / 3, lines = i + 32 <= p->np ? kp / 4 : 0, npf = (lines + nblk - 1) / nblk;
+        // the next panel (16 kp contiguous bytes) into L2, a slice per token block (kernels.h)
+        const int nblk = (t1 - t0 + 2) / 3, lines = i + 32 <= p->np ? kp / 4 : 0;
         for (int t = t0; t < t1; t += 3) {
-            const int from = (t - t0) / 3 * npf < lines ? (t - t0) / 3 * npf : lines;
-            const int npf_b = lines - from < npf ? lines - from : npf;
-            const int8_t *pf = npf_b > 0 ? wp + (size_t)16 * kp + (size_t)from * 64 : wp;
+            int npf_b;
+            const int8_t *pf = dq_prefetch_slice(wp, (size_t)16 * kp, lines, nblk, (t - t0) / 3, &npf_b);
             const int8_t *xt = qa->q + (size_t)t * kp;
             float *yt = y + (size_t)t * ldy;
             const float *sx = qa->scale + t;

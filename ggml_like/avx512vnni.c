@@ -63,7 +63,7 @@ static inline int32_t load4(const int8_t *p) {
 
 // MR tokens x NP panels (16 rows each), whole k. x: first token's codes (stride kp);
 // wp: first panel (panel stride 16 * kp). Writes y rows [i, i + 16 * NP) masked to n.
-// pf, npf: npf cache lines from pf to prefetch into L2 on the way, one every 4 groups of inputs.
+// pf, npf: npf cache lines from pf to prefetch into L2 on the way (dq_prefetch_step).
 ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
                            const dq_wpack *p, int i, int n, const float *sx, const int32_t *off, const int8_t *pf,
                            int npf) {
@@ -78,7 +78,7 @@ ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const 
         __m512i wv[4];
 #pragma GCC unroll 4
         for (int q = 0; q < NP; q++) wv[q] = _mm512_loadu_si512((const void *)(wp + q * ps + (size_t)s * 64));
-        if ((s & 3) == 0 && s / 4 < npf) _mm_prefetch((const char *)(pf + (size_t)s * 16), _MM_HINT_T1);
+        dq_prefetch_step(pf, npf, s);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             __m512i xb = _mm512_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
@@ -140,20 +140,16 @@ static void gemm_q8_avx512vnni(float *y, int ldy, const dq_qact *qa, int t0, int
     int i = i0;
     for (; i1 - i > 48; i += 64) {  // 4 panels x 6 tokens: 24 accumulators, 10 loads per 24 vpdpbusd
         const int8_t *wp = p->panels + (size_t)i * kp;
-        // While these 64 rows are multiplied by every token block, the next 64 rows' weights (one
-        // contiguous run of 64 kp bytes) are prefetched into L2, a slice per token block: a first
-        // pass over weights that are not in L2 otherwise runs at memory speed, not at vpdpbusd speed
-        // (measured: a 768 x 768 matrix at 128 tokens took 18 % longer from L3/DRAM than from L2).
-        const int nblk = (t1 - t0 + 5) / 6, lines = i + 128 <= p->np ? kp : 0;  // 64 kp / 64 lines
-        const int npf = (lines + nblk - 1) / nblk;
+        // the next 64 rows (one contiguous run of 64 kp bytes, kp lines) into L2, a slice per token
+        // block (kernels.h)
+        const int nblk = (t1 - t0 + 5) / 6, lines = i + 128 <= p->np ? kp : 0;
         // Token blocks of at most 6, evened out (128 = 18 x 6 + 4 x 5, not 21 x 6 + 2).
         for (int t = t0, left = nblk; t < t1; left--) {
             const int8_t *xt = qa->q + (size_t)t * kp;
             float *yt = y + (size_t)t * ldy;
             int mr = (t1 - t + left - 1) / left;
-            int b = nblk - left, from = b * npf < lines ? b * npf : lines;
-            int npf_b = lines - from < npf ? lines - from : npf;
-            const int8_t *pf = npf_b > 0 ? wp + (size_t)64 * kp + (size_t)from * 64 : wp;
+            int npf_b;
+            const int8_t *pf = dq_prefetch_slice(wp, (size_t)64 * kp, lines, nblk, nblk - left, &npf_b);
             switch (mr) {
             case 1: UK(1, 4); break;
             case 2: UK(2, 4); break;
