@@ -553,6 +553,11 @@ typedef struct tok_task {
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
+// Offset of one head's keys (dq_kt_index blocks) or values (rows) in the caches.
+static size_t kv_head(const dq_state *s, const dq_config *c, int layer, uint32_t g) {
+    return ((size_t)layer * c->n_kv_heads + g) * (size_t)s->kv_len * c->head_dim;
+}
+
 // Start of thread i's share of B tokens at positions pos.., moved to a multiple of 16 positions.
 static int block_split(int B, int pos, int i, int nth) {
     if (i == 0) return 0;
@@ -567,17 +572,16 @@ static void tok_worker(void *ctx, int ith, int nth) {
     dq_state *s = a->s;
     int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim, half = hd / 2;
     int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
-    int t0 = (int)((int64_t)a->B * ith / nth), t1 = (int)((int64_t)a->B * (ith + 1) / nth);
     if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys into the cache's 16-position blocks
         // Ranges start on block boundaries, so no block's cache lines are written by two threads.
-        t0 = block_split(a->B, a->pos, ith, nth), t1 = block_split(a->B, a->pos, ith + 1, nth);
+        int t0 = block_split(a->B, a->pos, ith, nth), t1 = block_split(a->B, a->pos, ith + 1, nth);
         for (int t = t0; t < t1; t++) {
             const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
             rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
             rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
         }
         for (uint32_t g = 0; g < c->n_kv_heads; g++) {
-            size_t head = ((size_t)a->layer * c->n_kv_heads + g) * (size_t)s->kv_len * hd;
+            size_t head = kv_head(s, c, a->layer, g);
             float *kc = s->key_cache + head;
             const float *kt = s->k + (size_t)g * hd;
             for (int d = 0; d < hd; d++)  // position innermost: consecutive writes inside a block
@@ -588,6 +592,7 @@ static void tok_worker(void *ctx, int ith, int nth) {
         }
         return;
     }
+    int t0 = (int)((int64_t)a->B * ith / nth), t1 = (int)((int64_t)a->B * (ith + 1) / nth);
     for (int t = t0; t < t1; t++) {
         float *x = s->x + (size_t)t * C;
         switch (a->kind) {
@@ -641,7 +646,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
             int j = it % per_head * 4;
             h = it / per_head * grp + j, t = 0, nq = grp - j < 4 ? grp - j : 4, dnp = 0, ldq = hd;
         }
-        size_t head = ((size_t)a->layer * c->n_kv_heads + (size_t)(h / grp)) * (size_t)s->kv_len * hd;
+        size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
         size_t at = (size_t)t * QD + (size_t)h * hd;
         dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head,
                     s->value_cache + head, hd, scale, att);

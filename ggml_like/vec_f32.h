@@ -82,7 +82,8 @@ V16_INLINE dq_v16f v16_exp(dq_v16f x) {
     return v16_select(x == x, y, x);
 }
 
-// exp of n <= 16 values of x into y (the missing lanes are computed on -inf: e^-inf = 0).
+// The first n <= 16 values of x, the other lanes `fill`; and the store of the first n lanes.
+// (Both go through a stack buffer: callers keep them for the ragged end of a row.)
 V16_INLINE dq_v16f v16_load_part(const float *x, int n, float fill) {
     float b[16];
     for (int i = 0; i < 16; i++) b[i] = i < n ? x[i] : fill;
