@@ -209,16 +209,15 @@ V16_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq
 #undef ATTN_SCORES
 #undef ATTN_KB
 
-// a[p] = softmax of the np scores a[0..np) in place (a has room for np rounded up to 16).
-V16_INLINE void attn_softmax(float *a, int np) {
-    // The largest score (NaNs ignored; exact in any order, and e^(s - mx) does not see the sign
-    // of a zero mx), 16 lanes at a time: a scalar running max is one dependent vmaxss per key.
-    dq_v16f mv = v16_set1(-INFINITY);
-    for (int p = 0; p < np; p += 16) {  // (the part-loads go through memory: full chunks load directly)
-        dq_v16f sv = np - p >= 16 ? v16_load(a + p) : v16_load_part(a + p, np - p, -INFINITY);
-        mv = v16_select(sv > mv, sv, mv);
-    }
-    // lanes folded in halves by shuffles (a chain of 16 dependent scalar compares was slow)
+// The 16 floats at x (all readable), lanes n.. replaced by fill: the ragged end of a padded row
+// without a trip through memory (a stack buffer written lane by lane, then read as a vector,
+// stalls store forwarding).
+V16_INLINE dq_v16f v16_load_pad(const float *x, int n, float fill) {
+    const dq_v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    return v16_select(lane < n, v16_load(x), v16_set1(fill));
+}
+// Largest lane (NaNs ignored, as in the loop that built it): lanes folded in halves by shuffles.
+V16_INLINE float v16_hmax(dq_v16f mv) {
     dq_v16f h = __builtin_shufflevector(mv, mv, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
     mv = v16_select(h > mv, h, mv);
     h = __builtin_shufflevector(mv, mv, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
@@ -227,15 +226,51 @@ V16_INLINE void attn_softmax(float *a, int np) {
     mv = v16_select(h > mv, h, mv);
     h = __builtin_shufflevector(mv, mv, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
     mv = v16_select(h > mv, h, mv);
-    const float mx = mv[0];
-    dq_v16f sum = {0};
-    for (int p = 0; p < np; p += 16) {
-        dq_v16f e = v16_exp((np - p >= 16 ? v16_load(a + p) : v16_load_part(a + p, np - p, -INFINITY)) - mx);
-        sum += e;
-        v16_store(a + p, e);
-    }
-    const float inv = 1.0f / v16_hsum(sum);
-    for (int p = 0; p < np; p += 16) v16_store(a + p, v16_load(a + p) * inv);
+    return mv[0];
+}
+
+// Row i of att (lda apart, each padded to a multiple of 16) = softmax of its first
+// np0 + i * dnp scores, in place, for NQ rows at once: each pass runs the NQ rows' independent
+// chains side by side (one row at a time left e^x's long dependency chain exposed), and each
+// row's arithmetic is the one of a lone row: the largest score (NaNs ignored; exact in any order,
+// and e^(s - mx) does not see the sign of a zero mx), e_p = e^(s_p - mx), the 16-lane partial
+// sums of e_p (p mod 16) folded by the v16_hsum tree, w_p = e_p * (1 / sum).
+V16_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp) {
+    dq_v16f mv[DQ_ATTN_MAXQ], sum[DQ_ATTN_MAXQ];
+    float mx[DQ_ATTN_MAXQ], inv[DQ_ATTN_MAXQ];
+    const int npm = np0 + (NQ - 1) * dnp;
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++) mv[i] = v16_set1(-INFINITY), sum[i] = (dq_v16f){0};
+    for (int p = 0; p < npm; p += 16)
+#pragma GCC unroll 4
+        for (int i = 0; i < NQ; i++) {
+            const int n = np0 + i * dnp - p;
+            if (n <= 0) continue;
+            const float *a = att + (size_t)i * lda + p;
+            const dq_v16f sv = n >= 16 ? v16_load(a) : v16_load_pad(a, n, -INFINITY);
+            mv[i] = v16_select(sv > mv[i], sv, mv[i]);
+        }
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++) mx[i] = v16_hmax(mv[i]);
+    for (int p = 0; p < npm; p += 16)
+#pragma GCC unroll 4
+        for (int i = 0; i < NQ; i++) {
+            const int n = np0 + i * dnp - p;
+            if (n <= 0) continue;
+            float *a = att + (size_t)i * lda + p;
+            const dq_v16f e = v16_exp((n >= 16 ? v16_load(a) : v16_load_pad(a, n, -INFINITY)) - mx[i]);
+            sum[i] += e;
+            v16_store(a, e);
+        }
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++) inv[i] = 1.0f / v16_hsum(sum[i]);
+    for (int p = 0; p < npm; p += 16)
+#pragma GCC unroll 4
+        for (int i = 0; i < NQ; i++) {
+            if (np0 + i * dnp <= p) continue;
+            float *a = att + (size_t)i * lda + p;
+            v16_store(a, v16_load(a) * inv[i]);
+        }
 }
 
 // out_i[d0 .. d0 + 16 DW) for NQ queries: the weights of positions every query sees
@@ -301,7 +336,12 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
                           const float *v, int hd, float scale, float *att) {
     const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
     attn_scores(att, lda, q, ldq, nq, lda / 16, kt, hd, scale);
-    for (int i = 0; i < nq; i++) attn_softmax(att + (size_t)i * lda, np0 + i * dnp);
+    switch (nq) {
+    case 1: attn_softmax(1, att, lda, np0, dnp); break;
+    case 2: attn_softmax(2, att, lda, np0, dnp); break;
+    case 3: attn_softmax(3, att, lda, np0, dnp); break;
+    default: attn_softmax(4, att, lda, np0, dnp); break;
+    }
     for (int i = 0; i < nq; i += ATTN_MQ) {
         const int m = nq - i < ATTN_MQ ? nq - i : ATTN_MQ;
         const float *a = att + (size_t)i * lda;
