@@ -15,6 +15,7 @@
 
 #include "kernels.h"
 #define DQ_VEC_BYTES 32  // ymm: the attention kernel's native vector
+#define DQ_EXP_ILP 2  // e^x chains interleaved (SwiGLU)
 #include "vec_f32.h"
 
 #ifdef DQ_SIMDE_HEADER

@@ -15,6 +15,7 @@
 #include "kernels.h"
 #define DQ_ATTN_WIDE 1  // 32 zmm: eight accumulator chains in the attention kernel
 #define DQ_VEC_BYTES 64
+#define DQ_EXP_ILP 4  // e^x chains interleaved (SwiGLU)
 #include "vec_f32.h"
 
 #ifdef DQ_SIMDE_HEADER

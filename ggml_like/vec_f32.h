@@ -31,6 +31,7 @@
 typedef float dq_v16f __attribute__((vector_size(64)));
 typedef int32_t dq_v16i __attribute__((vector_size(64)));
 #define V16_INLINE static inline __attribute__((always_inline))
+#define DQ_ATTN_MAXQ 4
 
 V16_INLINE dq_v16f v16_load(const float *p) {
     dq_v16f v;
@@ -55,31 +56,99 @@ V16_INLINE float v16_hsum(dq_v16f a) {
     return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
-// e^x, Cephes-style: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact enough),
-// a degree-6 polynomial for e^r, and 2^n put together in the exponent bits. Within 2 ulp of e^x
-// for -87 <= x <= 88; below -87 it returns 0 (the true value is subnormal, < 2e-38), above 88 it
-// returns +inf (true values there reach 3.4e38), NaN stays NaN. Softmax (x <= 0) and SiLU need
-// nothing more.
-V16_INLINE dq_v16f v16_exp(dq_v16f x) {
-    const dq_v16f lo = v16_set1(-87.0f), hi = v16_set1(88.0f);
-    dq_v16f xc = v16_select(x == x, x, v16_set1(0.0f));  // NaN lanes computed on 0, fixed below
-    xc = v16_select(xc < lo, lo, xc);
-    xc = v16_select(xc > hi, hi, xc);
-    const dq_v16f magic = v16_set1(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-    dq_v16f n = (xc * 1.44269504088896341f + magic) - magic;
-    dq_v16f r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-    dq_v16f p = v16_set1(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = (p * (r * r) + r) + 1.0f;
-    dq_v16i e = (__builtin_convertvector(n, dq_v16i) + 127) << 23;  // 2^n, n in [-126, 127]
-    dq_v16f y = p * (dq_v16f)e;
-    y = v16_select(x > hi, v16_set1(INFINITY), y);
-    y = v16_select(x < lo, v16_set1(0.0f), y);
-    return v16_select(x == x, y, x);
+#ifndef DQ_ATTN_WIDE
+#define DQ_ATTN_WIDE 0
+#endif
+#ifndef DQ_VEC_BYTES
+#define DQ_VEC_BYTES 16
+#endif
+#define VN_LANES (DQ_VEC_BYTES / 4)
+#define VN_PER16 (16 / VN_LANES)  // native vectors per 16 floats
+typedef float dq_vnf __attribute__((vector_size(DQ_VEC_BYTES)));
+
+V16_INLINE dq_vnf vn_load(const float *p) {
+    dq_vnf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+V16_INLINE void vn_store(float *p, dq_vnf v) { memcpy(p, &v, sizeof v); }
+V16_INLINE dq_vnf vn_set1(float a) {
+    dq_vnf v;
+    for (int i = 0; i < VN_LANES; i++) v[i] = a;
+    return v;
+}
+// a * b + c with one rounding, lane by lane: IEEE fused multiply-add has one exact definition,
+// so every ISA gives the same bits. The ISA's own instruction where the file is compiled for it
+// (GCC would find it from the lane loop, clang 14 does not), else fmaf per lane (exact, slow:
+// the scalar table and the SIMDe test builds).
+V16_INLINE dq_vnf vn_fma(dq_vnf a, dq_vnf b, dq_vnf c) {
+#if DQ_VEC_BYTES == 64 && defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
+    return (dq_vnf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif DQ_VEC_BYTES == 32 && defined(__FMA__) && !defined(DQ_SIMDE_HEADER)
+    return (dq_vnf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif DQ_VEC_BYTES == 16 && defined(__aarch64__)
+    return (dq_vnf)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
+#else
+    dq_vnf r;
+    for (int i = 0; i < VN_LANES; i++) r[i] = __builtin_fmaf(a[i], b[i], c[i]);
+    return r;
+#endif
+}
+
+// v16 multiply-add, one rounding per lane: the 16 lanes as 64 / DQ_VEC_BYTES native vectors.
+V16_INLINE dq_v16f v16_fma(dq_v16f a, dq_v16f b, dq_v16f c) {
+#if VN_PER16 == 1
+    return (dq_v16f)vn_fma((dq_vnf)a, (dq_vnf)b, (dq_vnf)c);
+#elif VN_PER16 == 2
+#define V16_HALF(v, h) __builtin_shufflevector(v, v, 8 * h, 8 * h + 1, 8 * h + 2, 8 * h + 3, 8 * h + 4, 8 * h + 5, 8 * h + 6, 8 * h + 7)
+    const dq_vnf lo = vn_fma(V16_HALF(a, 0), V16_HALF(b, 0), V16_HALF(c, 0));
+    const dq_vnf hi = vn_fma(V16_HALF(a, 1), V16_HALF(b, 1), V16_HALF(c, 1));
+#undef V16_HALF
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+#define V16_QUART(v, q) __builtin_shufflevector(v, v, 4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3)
+    const dq_vnf r0 = vn_fma(V16_QUART(a, 0), V16_QUART(b, 0), V16_QUART(c, 0));
+    const dq_vnf r1 = vn_fma(V16_QUART(a, 1), V16_QUART(b, 1), V16_QUART(c, 1));
+    const dq_vnf r2 = vn_fma(V16_QUART(a, 2), V16_QUART(b, 2), V16_QUART(c, 2));
+    const dq_vnf r3 = vn_fma(V16_QUART(a, 3), V16_QUART(b, 3), V16_QUART(c, 3));
+#undef V16_QUART
+    typedef float v8f __attribute__((vector_size(32)));
+    const v8f a8 = __builtin_shufflevector(r0, r1, 0, 1, 2, 3, 4, 5, 6, 7), b8 = __builtin_shufflevector(r2, r3, 0, 1, 2, 3, 4, 5, 6, 7);
+    return __builtin_shufflevector(a8, b8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+}
+
+
+// e^x for x <= 0 (and NaN), Cephes-style: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two,
+// taken off with fused multiply-adds), a degree-6 polynomial for e^r (Horner, fused), and 2^n
+// put together in the exponent bits. Within 2 ulp of e^x for -87 <= x <= 0; below -87 it
+// returns 0 (the true value is subnormal, < 2e-38), NaN stays NaN. Its callers never pass
+// x > 0: softmax takes e^(s - max s), SiLU e^-|g|. (Per 16 lanes about 24 vector operations,
+// half of the version it replaced, which also clamped above and rounded each product.)
+// x[0..NV) in place, each step for the NV vectors side by side: one vector is a chain of ~24
+// dependent operations, and the core overlaps independent chains only as far as its scheduler
+// reaches, so interleaving them in the instruction stream is what keeps the vector units busy.
+#define V16_EACH(NV) _Pragma("GCC unroll 8") for (int j = 0; j < (NV); j++)
+V16_INLINE void v16_exp_neg(const int NV, dq_v16f *x) {
+    const dq_v16f lo = v16_set1(-87.0f), magic = v16_set1(12582912.0f);  // 1.5 * 2^23: + magic rounds
+    dq_v16i in[8];
+    dq_v16f xc[8], n[8], r[8], p[8];
+    V16_EACH(NV) in[j] = x[j] >= lo;  // false for NaN and below -87: those lanes are computed on -87
+    V16_EACH(NV) xc[j] = v16_select(in[j], x[j], lo);
+    V16_EACH(NV) n[j] = v16_fma(xc[j], v16_set1(1.44269504088896341f), magic) - magic;
+    V16_EACH(NV) r[j] = v16_fma(n[j], v16_set1(-0.693359375f), xc[j]);  // exact: n * 0.693359375 has <= 16 bits
+    V16_EACH(NV) r[j] = v16_fma(n[j], v16_set1(2.12194440e-4f), r[j]);
+    V16_EACH(NV) p[j] = v16_fma(v16_set1(1.9875691500e-4f), r[j], v16_set1(1.3981999507e-3f));
+    V16_EACH(NV) p[j] = v16_fma(p[j], r[j], v16_set1(8.3334519073e-3f));
+    V16_EACH(NV) p[j] = v16_fma(p[j], r[j], v16_set1(4.1665795894e-2f));
+    V16_EACH(NV) p[j] = v16_fma(p[j], r[j], v16_set1(1.6666665459e-1f));
+    V16_EACH(NV) p[j] = v16_fma(p[j], r[j], v16_set1(5.0000001201e-1f));
+    V16_EACH(NV) p[j] = v16_fma(p[j], r[j] * r[j], r[j]) + 1.0f;
+    V16_EACH(NV) {
+        const dq_v16i e = (__builtin_convertvector(n[j], dq_v16i) + 127) << 23;  // 2^n, n in [-126, 0]
+        const dq_v16f y = v16_select(in[j], p[j] * (dq_v16f)e, v16_set1(0.0f));
+        x[j] = v16_select(x[j] == x[j], y, x[j]);
+    }
 }
 
 // The first n <= 16 values of x, the other lanes `fill`; and the store of the first n lanes.
@@ -116,46 +185,6 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // (DQ_VEC_BYTES: 64 zmm, 32 ymm, 16 xmm/NEON), each 16-position block as 64 / DQ_VEC_BYTES
 // vectors: GCC keeps those in registers, where 64-byte vectors on a 32-byte ISA went through
 // the stack. The lane-coupled steps (softmax sums) stay on the 16-lane type.
-#ifndef DQ_ATTN_WIDE
-#define DQ_ATTN_WIDE 0
-#endif
-#ifndef DQ_VEC_BYTES
-#define DQ_VEC_BYTES 16
-#endif
-#define DQ_ATTN_MAXQ 4
-#define VN_LANES (DQ_VEC_BYTES / 4)
-#define VN_PER16 (16 / VN_LANES)  // native vectors per 16 floats
-typedef float dq_vnf __attribute__((vector_size(DQ_VEC_BYTES)));
-
-V16_INLINE dq_vnf vn_load(const float *p) {
-    dq_vnf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-V16_INLINE void vn_store(float *p, dq_vnf v) { memcpy(p, &v, sizeof v); }
-V16_INLINE dq_vnf vn_set1(float a) {
-    dq_vnf v;
-    for (int i = 0; i < VN_LANES; i++) v[i] = a;
-    return v;
-}
-// a * b + c with one rounding, lane by lane: IEEE fused multiply-add has one exact definition,
-// so every ISA gives the same bits. The ISA's own instruction where the file is compiled for it
-// (GCC would find it from the lane loop, clang 14 does not), else fmaf per lane (exact, slow:
-// the scalar table and the SIMDe test builds).
-V16_INLINE dq_vnf vn_fma(dq_vnf a, dq_vnf b, dq_vnf c) {
-#if DQ_VEC_BYTES == 64 && defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
-    return (dq_vnf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif DQ_VEC_BYTES == 32 && defined(__FMA__) && !defined(DQ_SIMDE_HEADER)
-    return (dq_vnf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#elif DQ_VEC_BYTES == 16 && defined(__aarch64__)
-    return (dq_vnf)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
-#else
-    dq_vnf r;
-    for (int i = 0; i < VN_LANES; i++) r[i] = __builtin_fmaf(a[i], b[i], c[i]);
-    return r;
-#endif
-}
-
 // att[i * lda + 16 (b + j) + lane] = scale * score of query i, key 16 (b + j) + lane;
 // NQ queries x KB key blocks, one accumulator chain per native vector.
 V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, const float *q, int ldq, const float *kt,
@@ -186,7 +215,7 @@ V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, 
 
 // Scores of nq queries against nblk key blocks: as many key blocks per pass as the chains allow.
 #if DQ_ATTN_WIDE
-#define ATTN_KB(nq) ((nq) == 1 ? 8 : (nq) == 2 ? 4 : 2)
+#define ATTN_KB(nq) ((nq) <= 2 ? 8 : 4)
 #else
 #define ATTN_KB(nq) ((nq) == 1 ? 4 : (nq) == 2 ? 2 : 1)
 #endif
@@ -194,6 +223,8 @@ V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, 
     do {                                                                                                   \
         for (; b + ATTN_KB(NQ) <= nblk; b += ATTN_KB(NQ))                                                  \
             attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, b, hd, scale);                           \
+        if (ATTN_KB(NQ) >= 4 && b + ATTN_KB(NQ) / 2 <= nblk)                                               \
+            attn_score_blk(NQ, ATTN_KB(NQ) / 2, att, lda, q, ldq, kt, b, hd, scale), b += ATTN_KB(NQ) / 2; \
         for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, b, hd, scale);                   \
     } while (0)
 V16_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq, int nblk, const float *kt, int hd,
@@ -244,30 +275,26 @@ V16_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp
     for (int p = 0; p < npm; p += 16)
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
-            const int n = np0 + i * dnp - p;
-            if (n <= 0) continue;
-            const float *a = att + (size_t)i * lda + p;
-            const dq_v16f sv = n >= 16 ? v16_load(a) : v16_load_pad(a, n, -INFINITY);
+            const dq_v16f sv = v16_load_pad(att + (size_t)i * lda + p, np0 + i * dnp - p, -INFINITY);
             mv[i] = v16_select(sv > mv[i], sv, mv[i]);
         }
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++) mx[i] = v16_hmax(mv[i]);
-    for (int p = 0; p < npm; p += 16)
+    // Past a row's own end (rows are padded to the longest), e = e^-inf = +0: stored, and added
+    // to a sum that is >= +0, which it leaves unchanged.
+    for (int p = 0; p < npm; p += 16) {
+        dq_v16f e[DQ_ATTN_MAXQ];
 #pragma GCC unroll 4
-        for (int i = 0; i < NQ; i++) {
-            const int n = np0 + i * dnp - p;
-            if (n <= 0) continue;
-            float *a = att + (size_t)i * lda + p;
-            const dq_v16f e = v16_exp((n >= 16 ? v16_load(a) : v16_load_pad(a, n, -INFINITY)) - mx[i]);
-            sum[i] += e;
-            v16_store(a, e);
-        }
+        for (int i = 0; i < NQ; i++) e[i] = v16_load_pad(att + (size_t)i * lda + p, np0 + i * dnp - p, -INFINITY) - mx[i];
+        v16_exp_neg(NQ, e);
+#pragma GCC unroll 4
+        for (int i = 0; i < NQ; i++) sum[i] += e[i], v16_store(att + (size_t)i * lda + p, e[i]);
+    }
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++) inv[i] = 1.0f / v16_hsum(sum[i]);
     for (int p = 0; p < npm; p += 16)
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
-            if (np0 + i * dnp <= p) continue;
             float *a = att + (size_t)i * lda + p;
             v16_store(a, v16_load(a) * inv[i]);
         }
@@ -390,17 +417,40 @@ static void rmsnorm_f32__vec(float *o, const float *x, const float *w, int n, fl
     for (; j < n; j++) o[j] = w[j] * (inv * x[j]);
 }
 
-// h[i] = g[i] / (1 + e^-g[i]) * u[i], i < n.
+// silu(g) = g * sigmoid(g), sigmoid from t = e^-|g| <= 1 (no overflow on either side):
+// sigmoid = 1 / (1 + t) for g >= 0, t / (1 + t) below. The reciprocal of d = 1 + t, in [1, 2],
+// by Newton's iteration r <- r + r (1 - d r) (fused) from the line 24/17 - 8/17 d (error <= 1/17,
+// squared by each step: 3.5e-3, 1.2e-5, 1.4e-10), which leaves the divider (one zmm division
+// occupied it longer than the rest of the loop) free.
+V16_INLINE void v16_silu(const int NV, dq_v16f *g) {
+    dq_v16f t[8], d[8], r[8];
+    V16_EACH(NV) t[j] = (dq_v16f)((dq_v16i)g[j] | (dq_v16i)v16_set1(-0.0f));  // -|g|
+    v16_exp_neg(NV, t);
+    V16_EACH(NV) d[j] = 1.0f + t[j];
+    V16_EACH(NV) r[j] = v16_fma(d[j], v16_set1(-8.0f / 17.0f), v16_set1(24.0f / 17.0f));
+    for (int k = 0; k < 3; k++) V16_EACH(NV) r[j] = v16_fma(r[j], v16_fma(-d[j], r[j], v16_set1(1.0f)), r[j]);
+    // NaN in, the same NaN out: which NaN operand an operation passes on differs between ISAs.
+    V16_EACH(NV) g[j] = v16_select(g[j] == g[j], g[j] * v16_select(g[j] >= 0.0f, r[j], t[j] * r[j]), g[j]);
+}
+
+// h[i] = silu(g[i]) * u[i], i < n: DQ_EXP_ILP vectors per step.
+#ifndef DQ_EXP_ILP
+#define DQ_EXP_ILP 1
+#endif
 static void swiglu_f32__vec(float *h, const float *g, const float *u, size_t n) {
+    enum { W = 16 * DQ_EXP_ILP };
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        dq_v16f gv = v16_load(g + i);
-        v16_store(h + i, gv / (1.0f + v16_exp(-gv)) * v16_load(u + i));
+    for (; i + W <= n; i += W) {
+        dq_v16f x[DQ_EXP_ILP];
+        V16_EACH(DQ_EXP_ILP) x[j] = v16_load(g + i + 16 * j);
+        v16_silu(DQ_EXP_ILP, x);
+        V16_EACH(DQ_EXP_ILP) v16_store(h + i + 16 * j, x[j] * v16_load(u + i + 16 * j));
     }
-    if (i < n) {
-        int r = (int)(n - i);
-        dq_v16f gv = v16_load_part(g + i, r, 0.0f);
-        v16_store_part(h + i, gv / (1.0f + v16_exp(-gv)) * v16_load_part(u + i, r, 0.0f), r);
+    for (; i < n; i += 16) {
+        int r = n - i < 16 ? (int)(n - i) : 16;
+        dq_v16f x = v16_load_part(g + i, r, 0.0f);
+        v16_silu(1, &x);
+        v16_store_part(h + i, x * v16_load_part(u + i, r, 0.0f), r);
     }
 }
 
