@@ -452,13 +452,14 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->v = dq_alloc(B * KD * sizeof(float));
     s->hb = dq_alloc(B * F * sizeof(float));
     s->hb2 = dq_alloc(B * F * sizeof(float));
+    s->amax = dq_alloc(B * sizeof(float));
     s->att = dq_alloc((size_t)s->n_threads * dq_attn_scratch(T) * sizeof(float));
     s->logits = dq_alloc(B * V * sizeof(float));
     s->key_cache = dq_alloc(kv_elems * sizeof(float));
     s->value_cache = dq_alloc(kv_elems * sizeof(float));
     s->rope_cos = dq_alloc(T * (c->head_dim / 2) * sizeof(float));
     s->rope_sin = dq_alloc(T * (c->head_dim / 2) * sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->att || !s->logits ||
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
         !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin) {
         dq_state_free(s);
         return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens (KV cache %.1f MiB)", ctx,
@@ -479,7 +480,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
 
 void dq_state_free(dq_state *s) {
     dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
-    dq_free(s->hb), dq_free(s->hb2), dq_free(s->att), dq_free(s->logits);
+    dq_free(s->hb), dq_free(s->hb2), dq_free(s->amax), dq_free(s->att), dq_free(s->logits);
     dq_free(s->key_cache), dq_free(s->value_cache), dq_free(s->rope_cos), dq_free(s->rope_sin);
     if (s->pool) dq_pool_free(s->pool);
     memset(s, 0, sizeof *s);
@@ -487,22 +488,17 @@ void dq_state_free(dq_state *s) {
 
 // ---------------------------------------------------------------- forward pass
 
-static void matmul(dq_state *s, float *y, const float *x, int B, const dq_mat *w) {
-    if (w->f)
-        dq_matmul_f32(s->pool, y, x, B, w->f, w->n, w->k);
-    else
-        dq_matmul_q8(s->pool, y, x, B, &w->q, s->act);
-}
-
-// Several matrices applied to the same input (q/k/v; gate/up): INT8 models quantize the
-// input once and reuse the codes.
-static void matmul_shared(dq_state *s, const float *x, int B, int count, float *const *ys, const dq_mat *const *ws) {
+// ys[i] = x @ ws[i]^T for `count` matrices that share the input (q/k/v; gate/up; or one):
+// INT8 models quantize the input once and reuse the codes. amax: each token's max |x| as the
+// kernel that wrote x returned it (the quantizer then skips that pass), or NULL.
+static void matmul_shared(dq_state *s, const float *x, const float *amax, int B, int count, float *const *ys,
+                          const dq_mat *const *ws) {
     if (ws[0]->f) {
-        for (int i = 0; i < count; i++) matmul(s, ys[i], x, B, ws[i]);
+        for (int i = 0; i < count; i++) dq_matmul_f32(s->pool, ys[i], x, B, ws[i]->f, ws[i]->n, ws[i]->k);
         return;
     }
     dq_qact qa;
-    dq_quantize_act(s->pool, &qa, x, B, ws[0]->k, s->act);
+    dq_quantize_act(s->pool, &qa, x, B, ws[0]->k, s->act, amax);
     const dq_qweight *qw[3];
     for (int i = 0; i < count; i++) qw[i] = &ws[i]->q;
     dq_matmul_q8_multi(s->pool, count, ys, &qa, qw);
@@ -582,10 +578,16 @@ static void tok_worker(void *ctx, int ith, int nth) {
         }
         for (uint32_t g = 0; g < c->n_kv_heads; g++) {
             size_t head = kv_head(s, c, a->layer, g);
-            float *kc = s->key_cache + head;
             const float *kt = s->k + (size_t)g * hd;
-            for (int d = 0; d < hd; d++)  // position innermost: consecutive writes inside a block
-                for (int t = t0; t < t1; t++) kc[dq_kt_index(a->pos + t, d, hd)] = kt[(size_t)t * KD + d];
+            // block by block (dq_kt_index), position innermost: consecutive writes inside a block
+            for (int t = t0; t < t1;) {
+                int p = a->pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t;
+                float *kb = s->key_cache + head + dq_kt_index(p, 0, hd);
+                const float *src = kt + (size_t)t * KD;
+                for (int d = 0; d < hd; d++)
+                    for (int j = 0; j < n; j++) kb[d * 16 + j] = src[(size_t)j * KD + d];
+                t += n;
+            }
             for (int t = t0; t < t1; t++)
                 memcpy(s->value_cache + head + (size_t)(a->pos + t) * hd, s->v + (size_t)t * KD + (size_t)g * hd,
                        (size_t)hd * sizeof(float));
@@ -593,16 +595,16 @@ static void tok_worker(void *ctx, int ith, int nth) {
         return;
     }
     int t0 = (int)((int64_t)a->B * ith / nth), t1 = (int)((int64_t)a->B * (ith + 1) / nth);
-    for (int t = t0; t < t1; t++) {
+    for (int t = t0; t < t1; t++) {  // each also keeps its output's max |.| for the quantizer
         float *x = s->x + (size_t)t * C;
         switch (a->kind) {
-        case TT_RESID_NORM: {  // x += xb2; xb = rmsnorm(x)
-            const float *r = s->xb2 + (size_t)t * C;  // (a local: s->xb2 reloaded per element kept it scalar)
-            for (int j = 0; j < C; j++) x[j] += r[j];
-        }
-            /* fall through */
-        case TT_NORM: dq_rmsnorm_f32(s->xb + (size_t)t * C, x, a->w, C, c->norm_eps); break;
-        case TT_SWIGLU: dq_swiglu_f32(s->hb + (size_t)t * F, s->hb + (size_t)t * F, s->hb2 + (size_t)t * F, (size_t)F); break;
+        case TT_RESID_NORM:  // x += xb2; xb = rmsnorm(x)
+            s->amax[t] = dq_rmsnorm_f32(s->xb + (size_t)t * C, x, s->xb2 + (size_t)t * C, a->w, C, c->norm_eps);
+            break;
+        case TT_NORM: s->amax[t] = dq_rmsnorm_f32(s->xb + (size_t)t * C, x, NULL, a->w, C, c->norm_eps); break;
+        case TT_SWIGLU:
+            s->amax[t] = dq_swiglu_f32(s->hb + (size_t)t * F, s->hb + (size_t)t * F, s->hb2 + (size_t)t * F, (size_t)F);
+            break;
         }
     }
 }
@@ -674,15 +676,15 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm
         per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att);
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
-        matmul_shared(s, s->xb, B, 3, (float *const[]){s->q, s->k, s->v}, (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
+        matmul_shared(s, s->xb, s->amax, B, 3, (float *const[]){s->q, s->k, s->v}, (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
         per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL);
         attn_task at = {c, s, (int)l, B, pos, s->xb};
         dq_pool_run(s->pool, attn_worker, &at);
-        matmul(s, s->xb2, s->xb, B, &L->wo);
+        matmul_shared(s, s->xb, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
         per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn);
-        matmul_shared(s, s->xb, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
+        matmul_shared(s, s->xb, s->amax, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
         per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL);
-        matmul(s, s->xb2, s->hb, B, &L->w2);
+        matmul_shared(s, s->hb, s->amax, B, 1, &s->xb2, (const dq_mat *const[]){&L->w2});
     }
     // the last layer's FFN output, and its capture
     for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
@@ -690,8 +692,8 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     if (logits_mode == DQ_LOGITS_NONE) return;
     int first = logits_mode == DQ_LOGITS_LAST ? B - 1 : 0, nrow = B - first;
     for (int t = first; t < B; t++)
-        dq_rmsnorm_f32(s->xb + (size_t)(t - first) * C, s->x + (size_t)t * C, m->rms_final, C, eps);
-    matmul(s, s->logits, s->xb, nrow, &m->cls);
+        s->amax[t - first] = dq_rmsnorm_f32(s->xb + (size_t)(t - first) * C, s->x + (size_t)t * C, NULL, m->rms_final, C, eps);
+    matmul_shared(s, s->xb, s->amax, nrow, 1, &s->logits, (const dq_mat *const[]){&m->cls});
 }
 
 int dq_forward(const dq_model *m, dq_state *s, const int32_t *tokens, int n, int pos, int logits_mode, dq_err *e) {

@@ -100,6 +100,7 @@ typedef struct dq_state {
     float *q;              // (B, n_heads*hd)
     float *k, *v;          // (B, kv_dim)
     float *hb, *hb2;       // (B, F)
+    float *amax;           // (B) max |.| of each token's row in xb or hb (rmsnorm, swiglu), for the quantizer
     int kv_len;        // ctx rounded up to 16: positions per head in the caches
     float *att;            // (n_threads, dq_attn_scratch(ctx)) scores scratch
     float *logits;         // (B, V)

@@ -343,17 +343,18 @@ typedef struct qctx {
     const dq_kernels *K;
     dq_qact *qa;
     const float *x;
+    const float *amax;  // per token, or NULL
     float tensor_amax;
 } qctx;
 
 // Token t: scale(s), offset and codes. Scales are computed here, once for every ISA.
-static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t, float tensor_amax) {
+static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t, const float *amax_t, float tensor_amax) {
     int8_t *q = qa->q + (size_t)t * qa->kp;
     int k = qa->k;
     switch (qa->scheme) {
     case DQ_ACT_SYM:
     case DQ_ACT_TENSOR: {
-        float amax = qa->scheme == DQ_ACT_TENSOR ? tensor_amax : K->absmax(xr, k);
+        float amax = qa->scheme == DQ_ACT_TENSOR ? tensor_amax : amax_t ? *amax_t : K->absmax(xr, k);
         qa->scale[t] = amax / 127.0f;
         qa->off[t] = 0;
         K->quant(q, xr, k, amax > 0.0f ? 127.0f / amax : 0.0f, 0);
@@ -391,11 +392,11 @@ static void quant_task(void *arg, int ith, int nth) {
     qctx *c = arg;
     int m = c->qa->m, per = (m + nth - 1) / nth;
     for (int t = ith * per; t < m && t < (ith + 1) * per; t++)
-        quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->tensor_amax);
+        quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->amax ? c->amax + t : NULL, c->tensor_amax);
 }
 
 void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
-                          dq_act_scheme scheme) {
+                          dq_act_scheme scheme, const float *amax) {
     DQ_ASSERT(m >= 1 && k >= 1 && k <= DQ_MAX_K);
     // The GROUP scheme runs the scalar kernels on every ISA (quality study, not a hot path).
     if (scheme == DQ_ACT_GROUP) K = dq_kernels_scalar();
@@ -413,14 +414,15 @@ void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const
     qa->off = (int32_t *)(mem + qb + sb);
     qa->bias = K->act_bias;
     if (mp > m) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
-    qctx c = {.K = K, .qa = qa, .x = x};
+    qctx c = {.K = K, .qa = qa, .x = x, .amax = scheme == DQ_ACT_SYM ? amax : NULL};
     if (scheme == DQ_ACT_TENSOR) c.tensor_amax = K->absmax(x, m * k);  // m*k < 2^31: callers' buffers
     if ((size_t)m * k >= 65536) dq_pool_run(pool, quant_task, &c);
     else quant_task(&c, 0, 1);
 }
 
-void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme) {
-    dq_quantize_act_with(dq_kernels_current(), pool, qa, x, m, k, scheme);
+void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme,
+                     const float *amax) {
+    dq_quantize_act_with(dq_kernels_current(), pool, qa, x, m, k, scheme, amax);
 }
 
 // ---------------------------------------------------------------- matmul drivers
@@ -540,7 +542,7 @@ void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qac
 void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweight *w, dq_act_scheme scheme) {
     const dq_kernels *K = dq_kernels_current();
     dq_qact qa;
-    dq_quantize_act_with(K, pool, &qa, x, m, w->k, scheme);
+    dq_quantize_act_with(K, pool, &qa, x, m, w->k, scheme, NULL);
     dq_matmul_q8_pre_with(K, pool, y, &qa, w);
 }
 
@@ -572,8 +574,10 @@ void dq_attn_f32(float *out, int ldo, const float *q, int ldq, int nq, int np0, 
     dq_kernels_current()->attn(out, ldo, q, ldq, nq, np0, dnp, kt, v, hd, scale, att);
 }
 
-void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) { dq_kernels_current()->swiglu(h, g, u, n); }
+float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) {
+    return dq_kernels_current()->swiglu(h, g, u, n);
+}
 
-void dq_rmsnorm_f32(float *o, const float *x, const float *w, int n, float eps) {
-    dq_kernels_current()->rmsnorm(o, x, w, n, eps);
+float dq_rmsnorm_f32(float *o, float *x, const float *r, const float *w, int n, float eps) {
+    return dq_kernels_current()->rmsnorm(o, x, r, w, n, eps);
 }

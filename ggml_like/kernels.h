@@ -54,10 +54,10 @@ typedef struct dq_kernels {
     // dq_attn_f32 (ops.h): nq <= 4 queries of one head over its key blocks and value rows.
     void (*attn)(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
                  const float *v, int hd, float scale, float *att);
-    // h[i] = silu(g[i]) * u[i], i < n
-    void (*swiglu)(float *h, const float *g, const float *u, size_t n);
-    // o = w * x / sqrt(mean(x^2) + eps), n values
-    void (*rmsnorm)(float *o, const float *x, const float *w, int n, float eps);
+    // h[i] = silu(g[i]) * u[i], i < n; returns max |h| (= absmax(h, n))
+    float (*swiglu)(float *h, const float *g, const float *u, size_t n);
+    // x += r if r is not NULL, then o = w * x / sqrt(mean(x^2) + eps), n values; returns max |o|
+    float (*rmsnorm)(float *o, float *x, const float *r, const float *w, int n, float eps);
 } dq_kernels;
 
 // Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.
@@ -111,7 +111,7 @@ int dq_isa_supported(const dq_cpu *c, dq_isa isa);
 // The public entry points with an explicit kernel table (tests run every table this way).
 int dq_qweight_prepare_with(const dq_kernels *K, dq_qweight *w, dq_err *e);
 void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
-                          dq_act_scheme scheme);
+                          dq_act_scheme scheme, const float *amax);
 void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
 void dq_matmul_q8_multi_with(const dq_kernels *K, dq_pool *pool, int count, float *const *ys, const dq_qact *qa,
                              const dq_qweight *const *ws);

@@ -89,7 +89,11 @@ typedef struct dq_qact {
     int32_t *off;          // (m) zero offset (DQ_ACT_ASYM), else 0
     uint8_t bias;          // 0, or 128 if codes are stored as c + 128 (u8)
 } dq_qact;
-void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme);
+// amax: NULL, or max_j |x[t][j]| of each token as the absmax kernel gives it (returned by
+// dq_rmsnorm_f32 / dq_swiglu_f32 that wrote x), which spares the symmetric scheme a pass over x;
+// the other schemes ignore it.
+void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme,
+                     const float *amax);
 // y (qa->m, w->n) from pre-quantized activations; qa->k must equal w->k.
 void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
 // ys[j] (qa->m, ws[j]->n) for count <= 3 matrices that share the input, in one pool hand-off.
@@ -107,7 +111,8 @@ static inline size_t dq_attn_scratch(int np) { return 4 * (((size_t)np + 15) & ~
 static inline size_t dq_kt_index(int p, int d, int hd) {
     return ((size_t)(p / 16) * (size_t)hd + (size_t)d) * 16 + (size_t)(p % 16);
 }
-void dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u
-void dq_rmsnorm_f32(float *o, const float *x, const float *w, int n, float eps);  // o = w x / rms(x)
+float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u; max |h|
+// x += r (if r is not NULL), then o = w x / rms(x); returns max |o|.
+float dq_rmsnorm_f32(float *o, float *x, const float *r, const float *w, int n, float eps);
 
 #endif

@@ -3,7 +3,7 @@
 // (scalar.c, avx2.c, avx512vnni.c, neon.c), each compiling it with its own flags:
 //   attn_f32__vec     up to 4 queries of one head against the cached positions: scores, softmax, mix
 //   swiglu_f32__vec   h = silu(g) * u
-//   rmsnorm_f32__vec  o = w * x / rms(x)
+//   rmsnorm_f32__vec  x += r; o = w * x / rms(x)
 // Every ISA therefore runs the same lane-wise IEEE operations in the same order (-ffp-contract=off
 // in ggml_like.mk: the compiler fuses nothing; attention's multiply-adds are explicit FMAs, exactly
 // rounded by definition on every ISA), so the results are bit-identical across ISAs and the
@@ -399,22 +399,51 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
 #undef VN_LANES
 #undef VN_PER16
 
-// o = w * (x / sqrt(mean(x^2) + eps)), n values: the squares summed in 16 lanes (p mod 16)
-// and the tree, then one scale per element (the n % 16 tail one by one, same expression).
-static void rmsnorm_f32__vec(float *o, const float *x, const float *w, int n, float eps) {
+// Largest |v| so far, lane by lane (NaNs ignored: a comparison with NaN is false). Folded by
+// v16_hmax, it is the absmax kernel's value exactly (a maximum does not depend on the order).
+V16_INLINE dq_v16f v16_absmax_acc(dq_v16f a, dq_v16f v) {
+    v = (dq_v16f)((dq_v16i)v & 0x7fffffff);
+    return v16_select(v > a, v, a);
+}
+
+// x += r first when r is given (the residual add, in the same pass as the sum of squares), then
+// o = w * (x / sqrt(mean(x^2) + eps)), n values: the squares summed in 16 lanes (p mod 16) and
+// the tree, then one scale per element (the n % 16 tail one by one, same expression). Returns
+// max |o|, which the activation quantizer of the next matmul would otherwise compute again.
+static float rmsnorm_f32__vec(float *o, float *x, const float *r, const float *w, int n, float eps) {
     dq_v16f ss = {0};
     int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        dq_v16f v = v16_load(x + j);
-        ss += v * v;
+    if (r) {
+        for (; j + 16 <= n; j += 16) {
+            dq_v16f v = v16_load(x + j) + v16_load(r + j);
+            v16_store(x + j, v);
+            ss += v * v;
+        }
+        for (int i = j; i < n; i++) x[i] += r[i];
+    } else {
+        for (; j + 16 <= n; j += 16) {
+            dq_v16f v = v16_load(x + j);
+            ss += v * v;
+        }
     }
     if (j < n) {
         dq_v16f v = v16_load_part(x + j, n - j, 0.0f);
         ss += v * v;
     }
     const float inv = 1.0f / sqrtf(v16_hsum(ss) / (float)n + eps);
-    for (j = 0; j + 16 <= n; j += 16) v16_store(o + j, v16_load(w + j) * (inv * v16_load(x + j)));
-    for (; j < n; j++) o[j] = w[j] * (inv * x[j]);
+    dq_v16f am = {0};
+    for (j = 0; j + 16 <= n; j += 16) {
+        const dq_v16f y = v16_load(w + j) * (inv * v16_load(x + j));
+        v16_store(o + j, y);
+        am = v16_absmax_acc(am, y);
+    }
+    float amax = v16_hmax(am);
+    for (; j < n; j++) {
+        o[j] = w[j] * (inv * x[j]);
+        const float a = fabsf(o[j]);
+        amax = a > amax ? a : amax;
+    }
+    return amax;
 }
 
 // silu(g) = g * sigmoid(g), sigmoid from t = e^-|g| <= 1 (no overflow on either side):
@@ -433,25 +462,33 @@ V16_INLINE void v16_silu(const int NV, dq_v16f *g) {
     V16_EACH(NV) g[j] = v16_select(g[j] == g[j], g[j] * v16_select(g[j] >= 0.0f, r[j], t[j] * r[j]), g[j]);
 }
 
-// h[i] = silu(g[i]) * u[i], i < n: DQ_EXP_ILP vectors per step.
+// h[i] = silu(g[i]) * u[i], i < n: DQ_EXP_ILP vectors per step. Returns max |h| (as rmsnorm).
 #ifndef DQ_EXP_ILP
 #define DQ_EXP_ILP 1
 #endif
-static void swiglu_f32__vec(float *h, const float *g, const float *u, size_t n) {
+static float swiglu_f32__vec(float *h, const float *g, const float *u, size_t n) {
     enum { W = 16 * DQ_EXP_ILP };
+    dq_v16f am = {0};
     size_t i = 0;
     for (; i + W <= n; i += W) {
         dq_v16f x[DQ_EXP_ILP];
         V16_EACH(DQ_EXP_ILP) x[j] = v16_load(g + i + 16 * j);
         v16_silu(DQ_EXP_ILP, x);
-        V16_EACH(DQ_EXP_ILP) v16_store(h + i + 16 * j, x[j] * v16_load(u + i + 16 * j));
+        V16_EACH(DQ_EXP_ILP) {
+            x[j] = x[j] * v16_load(u + i + 16 * j);
+            v16_store(h + i + 16 * j, x[j]);
+            am = v16_absmax_acc(am, x[j]);
+        }
     }
-    for (; i < n; i += 16) {
+    for (; i < n; i += 16) {  // a part vector: lanes past n have g = u = 0, so h = 0 there
         int r = n - i < 16 ? (int)(n - i) : 16;
         dq_v16f x = v16_load_part(g + i, r, 0.0f);
         v16_silu(1, &x);
-        v16_store_part(h + i, x * v16_load_part(u + i, r, 0.0f), r);
+        x = x * v16_load_part(u + i, r, 0.0f);
+        v16_store_part(h + i, x, r);
+        am = v16_absmax_acc(am, x);
     }
+    return v16_hmax(am);
 }
 
 #endif

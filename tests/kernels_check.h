@@ -128,7 +128,7 @@ static int kc_one(const dq_kernels *K, dq_pool *pool, int m, int n, int k, int w
     }
     // scalar: quantize, keep a copy of the codes, multiply
     dq_qact qs, qk;
-    dq_quantize_act_with(S, pool, &qs, x, m, k, sch);
+    dq_quantize_act_with(S, pool, &qs, x, m, k, sch, NULL);
     size_t qbytes = (size_t)m * qs.kp;
     int8_t *codes = malloc(qbytes);
     float *scales = malloc((size_t)m * qs.ngroup * sizeof(float));
@@ -147,7 +147,7 @@ static int kc_one(const dq_kernels *K, dq_pool *pool, int m, int n, int k, int w
                 break;
             }
         }
-    dq_quantize_act_with(K, pool, &qk, x, m, k, sch);
+    dq_quantize_act_with(K, pool, &qk, x, m, k, sch, NULL);
     for (size_t j = 0; j < qbytes && !bad; j++)
         if (j % qs.kp < (size_t)k && (int8_t)(qk.q[j] - qk.bias) != codes[j]) {
             snprintf(why, cap, "activation code [%zu][%zu]: %d vs scalar %d", j / qs.kp, j % qs.kp,
@@ -342,17 +342,22 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
     // -inf gives -inf / (1 + inf) = NaN, as the formula does with libm's expf.
     g[0] = NAN, g[1] = INFINITY, g[2] = -INFINITY, g[3] = -0.0f, g[4] = 1e-30f, g[5] = -200.0f, g[6] = 200.0f;
     for (int n = 0; n <= 40 && ok; n++) {  // every tail length, in place too
-        K->swiglu(h1, g + 7, u, (size_t)n);
-        S->swiglu(h2, g + 7, u, (size_t)n);
+        float m1 = K->swiglu(h1, g + 7, u, (size_t)n);
+        float m2 = S->swiglu(h2, g + 7, u, (size_t)n);
         if (memcmp(h1, h2, (size_t)n * 4) != 0) {
             KC_FAIL(name, "n=%d: not bit-identical to scalar", n);
             ok = 0;
         }
+        // the returned max |h| is the one the quantizer's absmax kernel finds in h
+        if (ok && (m1 != m2 || m1 != S->absmax(h1, n))) {
+            KC_FAIL(name, "n=%d: returned max %.9g (scalar %.9g), absmax of the output %.9g", n, m1, m2, S->absmax(h1, n));
+            ok = 0;
+        }
     }
     memcpy(h1, g, N * 4);
-    K->swiglu(h1, h1, u, N);  // in place, as the forward pass calls it
-    S->swiglu(h2, g, u, N);
-    if (ok && memcmp(h1, h2, N * 4) != 0) {
+    float mk = K->swiglu(h1, h1, u, N);  // in place, as the forward pass calls it (NaN in g[0])
+    float ms = S->swiglu(h2, g, u, N);
+    if (ok && (memcmp(h1, h2, N * 4) != 0 || mk != ms || mk != S->absmax(h1, N))) {
             KC_FAIL(name, "n=%d: not bit-identical to scalar", N);
             ok = 0;
         }
@@ -376,12 +381,19 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
 
     snprintf(name, sizeof name, "%s_rmsnorm", label);
     ok = 1;
+    float *x1 = malloc(N * 4), *x2 = malloc(N * 4), *r = malloc(N * 4), *h3 = malloc(N * 4);
     for (int n = 1; n <= 800 && ok; n += n < 40 ? 1 : 97) {  // every tail, and model widths
-        for (int i = 0; i < n; i++) g[i] = kc_unif() * (i % 7 == 0 ? 30.0f : 1.0f), u[i] = 1.0f + kc_unif();
-        K->rmsnorm(h1, g, u, n, 1e-5f);
-        S->rmsnorm(h2, g, u, n, 1e-5f);
-        if (memcmp(h1, h2, (size_t)n * 4) != 0) {
-            KC_FAIL(name, "n=%d: not bit-identical to scalar", n);
+        for (int i = 0; i < n; i++)
+            g[i] = kc_unif() * (i % 7 == 0 ? 30.0f : 1.0f), u[i] = 1.0f + kc_unif(), r[i] = kc_unif();
+        memcpy(x1, g, (size_t)n * 4);
+        float m1 = K->rmsnorm(h1, x1, NULL, u, n, 1e-5f);
+        float m2 = S->rmsnorm(h2, g, NULL, u, n, 1e-5f);
+        if (memcmp(h1, h2, (size_t)n * 4) != 0 || memcmp(x1, g, (size_t)n * 4) != 0) {
+            KC_FAIL(name, "n=%d: not bit-identical to scalar (or x changed)", n);
+            ok = 0;
+        }
+        if (ok && (m1 != m2 || m1 != S->absmax(h1, n))) {
+            KC_FAIL(name, "n=%d: returned max %.9g (scalar %.9g), absmax of the output %.9g", n, m1, m2, S->absmax(h1, n));
             ok = 0;
         }
         double ss = 0;
@@ -392,8 +404,23 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                 KC_FAIL(name, "n=%d o[%d] = %.9g, expected %.9g", n, i, h1[i], u[i] * inv * g[i]);
                 ok = 0;
             }
+        // with the residual: x becomes x + r (one float addition per element), o = rmsnorm(x + r)
+        memcpy(x1, g, (size_t)n * 4);
+        memcpy(x2, g, (size_t)n * 4);
+        m1 = K->rmsnorm(h1, x1, r, u, n, 1e-5f);
+        m2 = S->rmsnorm(h2, x2, r, u, n, 1e-5f);
+        for (int i = 0; i < n; i++) g[i] += r[i];
+        float m3 = S->rmsnorm(h3, g, NULL, u, n, 1e-5f);
+        if (ok && (memcmp(x1, g, (size_t)n * 4) != 0 || memcmp(x2, g, (size_t)n * 4) != 0 ||
+                   memcmp(h1, h3, (size_t)n * 4) != 0 || memcmp(h2, h3, (size_t)n * 4) != 0 || m1 != m3 || m2 != m3)) {
+            KC_FAIL(name, "n=%d: with a residual, x or o differ from adding first and normalizing", n);
+            ok = 0;
+        }
     }
-    if (ok) printf("ok %s (n = 1..40 and widths to 800: bit-identical to scalar, within 2e-6 of double)\n", name);
+    if (ok)
+        printf("ok %s (n = 1..40 and widths to 800, with and without residual: bit-identical to scalar, within 2e-6 "
+               "of double, returned max = absmax of the output)\n", name);
+    free(x1), free(x2), free(r), free(h3);
     free(g), free(u), free(h1), free(h2);
 }
 
