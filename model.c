@@ -489,16 +489,18 @@ void dq_state_free(dq_state *s) {
 // ---------------------------------------------------------------- forward pass
 
 // ys[i] = x @ ws[i]^T for `count` matrices that share the input (q/k/v; gate/up; or one):
-// INT8 models quantize the input once and reuse the codes. amax: each token's max |x| as the
-// kernel that wrote x returned it (the quantizer then skips that pass), or NULL.
-static void matmul_shared(dq_state *s, const float *x, const float *amax, int B, int count, float *const *ys,
-                          const dq_mat *const *ws) {
+// INT8 models quantize the input once and reuse the codes. pre: x already quantized (the
+// per-token step did it), or NULL; amax: each token's max |x| as the kernel that wrote x
+// returned it (the quantizer then skips that pass), or NULL.
+static void matmul_shared(dq_state *s, const float *x, const dq_qact *pre, const float *amax, int B, int count,
+                          float *const *ys, const dq_mat *const *ws) {
     if (ws[0]->f) {
         for (int i = 0; i < count; i++) dq_matmul_f32(s->pool, ys[i], x, B, ws[i]->f, ws[i]->n, ws[i]->k);
         return;
     }
     dq_qact qa;
-    dq_quantize_act(s->pool, &qa, x, B, ws[0]->k, s->act, amax);
+    if (pre) qa = *pre;
+    else dq_quantize_act(s->pool, &qa, x, B, ws[0]->k, s->act, amax);
     const dq_qweight *qw[3];
     for (int i = 0; i < count; i++) qw[i] = &ws[i]->q;
     dq_matmul_q8_multi(s->pool, count, ys, &qa, qw);
@@ -546,6 +548,7 @@ typedef struct tok_task {
     dq_state *s;
     int kind, B, pos, layer;
     const float *w;  // RMSNorm weight
+    int quant;       // also quantize each token's output into s->qa (set up by per_token)
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
@@ -606,13 +609,21 @@ static void tok_worker(void *ctx, int ith, int nth) {
             s->amax[t] = dq_swiglu_f32(s->hb + (size_t)t * F, s->hb + (size_t)t * F, s->hb2 + (size_t)t * F, (size_t)F);
             break;
         }
+        // while the row is still in L1
+        if (a->quant) dq_quantize_act_rows(&s->qa, a->kind == TT_SWIGLU ? s->hb : s->xb, t, t + 1, s->amax);
     }
 }
 
-static void per_token(dq_state *s, const dq_model *m, int kind, int B, int pos, int layer, const float *w) {
-    tok_task a = {&m->c, s, kind, B, pos, layer, w};
+// One per-token step over the batch. next: the matrix that consumes its output (norms: q or
+// gate; SwiGLU: down); if it is INT8, the step also quantizes each token's output, and returns
+// s->qa ready for it (else NULL).
+static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B, int pos, int layer, const float *w,
+                                const dq_mat *next) {
+    tok_task a = {&m->c, s, kind, B, pos, layer, w, next && !next->f && s->act != DQ_ACT_TENSOR};
+    if (a.quant) dq_quantize_act_begin(s->pool, &s->qa, B, next->k, s->act);
     if (B >= 4) dq_pool_run(s->pool, tok_worker, &a);
     else tok_worker(&a, 0, 1);
+    return a.quant ? &s->qa : NULL;
 }
 
 // Attention for a batch. Work items of up to four queries that share a head's cache: in
@@ -674,17 +685,18 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const dq_layer *L = &m->layers[l];
         // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm
-        per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att);
+        const dq_qact *qa = per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att, &L->wq);
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
-        matmul_shared(s, s->xb, s->amax, B, 3, (float *const[]){s->q, s->k, s->v}, (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
-        per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL);
+        matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
+                      (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
+        per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, s->xb};
         dq_pool_run(s->pool, attn_worker, &at);
-        matmul_shared(s, s->xb, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
-        per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn);
-        matmul_shared(s, s->xb, s->amax, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
-        per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL);
-        matmul_shared(s, s->hb, s->amax, B, 1, &s->xb2, (const dq_mat *const[]){&L->w2});
+        matmul_shared(s, s->xb, NULL, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
+        qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1);
+        matmul_shared(s, s->xb, qa, s->amax, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
+        qa = per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL, &L->w2);
+        matmul_shared(s, s->hb, qa, s->amax, B, 1, &s->xb2, (const dq_mat *const[]){&L->w2});
     }
     // the last layer's FFN output, and its capture
     for (size_t i = 0; i < (size_t)B * C; i++) s->x[i] += s->xb2[i];
@@ -693,7 +705,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     int first = logits_mode == DQ_LOGITS_LAST ? B - 1 : 0, nrow = B - first;
     for (int t = first; t < B; t++)
         s->amax[t - first] = dq_rmsnorm_f32(s->xb + (size_t)(t - first) * C, s->x + (size_t)t * C, NULL, m->rms_final, C, eps);
-    matmul_shared(s, s->xb, s->amax, nrow, 1, &s->logits, (const dq_mat *const[]){&m->cls});
+    matmul_shared(s, s->xb, NULL, s->amax, nrow, 1, &s->logits, (const dq_mat *const[]){&m->cls});
 }
 
 int dq_forward(const dq_model *m, dq_state *s, const int32_t *tokens, int n, int pos, int logits_mode, dq_err *e) {

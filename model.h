@@ -101,6 +101,7 @@ typedef struct dq_state {
     float *k, *v;          // (B, kv_dim)
     float *hb, *hb2;       // (B, F)
     float *amax;           // (B) max |.| of each token's row in xb or hb (rmsnorm, swiglu), for the quantizer
+    dq_qact qa;            // xb or hb quantized token by token as the per-token step writes it
     int kv_len;        // ctx rounded up to 16: positions per head in the caches
     float *att;            // (n_threads, dq_attn_scratch(ctx)) scores scratch
     float *logits;         // (B, V)

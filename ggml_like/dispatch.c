@@ -395,11 +395,9 @@ static void quant_task(void *arg, int ith, int nth) {
         quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->amax ? c->amax + t : NULL, c->tensor_amax);
 }
 
-void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
-                          dq_act_scheme scheme, const float *amax) {
+// qa's buffers and fields for m tokens of k inputs (codes of the pad tokens zeroed).
+static void quant_setup(const dq_kernels *K, dq_pool *pool, dq_qact *qa, int m, int k, dq_act_scheme scheme) {
     DQ_ASSERT(m >= 1 && k >= 1 && k <= DQ_MAX_K);
-    // The GROUP scheme runs the scalar kernels on every ISA (quality study, not a hot path).
-    if (scheme == DQ_ACT_GROUP) K = dq_kernels_scalar();
     int mp = dq_round_up(m, 16), kp = dq_round_up(k, DQ_KALIGN);
     int ngroup = scheme == DQ_ACT_GROUP ? kp / 64 : 1;
     size_t qb = (size_t)mp * kp, sb = (size_t)dq_round_up(m * ngroup * 4, 64), ob = (size_t)dq_round_up(m * 4, 64);
@@ -414,10 +412,29 @@ void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const
     qa->off = (int32_t *)(mem + qb + sb);
     qa->bias = K->act_bias;
     if (mp > m) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
+}
+
+void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,
+                          dq_act_scheme scheme, const float *amax) {
+    // The GROUP scheme runs the scalar kernels on every ISA (quality study, not a hot path).
+    if (scheme == DQ_ACT_GROUP) K = dq_kernels_scalar();
+    quant_setup(K, pool, qa, m, k, scheme);
     qctx c = {.K = K, .qa = qa, .x = x, .amax = scheme == DQ_ACT_SYM ? amax : NULL};
     if (scheme == DQ_ACT_TENSOR) c.tensor_amax = K->absmax(x, m * k);  // m*k < 2^31: callers' buffers
     if ((size_t)m * k >= 65536) dq_pool_run(pool, quant_task, &c);
     else quant_task(&c, 0, 1);
+}
+
+void dq_quantize_act_begin(dq_pool *pool, dq_qact *qa, int m, int k, dq_act_scheme scheme) {
+    DQ_ASSERT(scheme != DQ_ACT_TENSOR);  // its one scale needs every token first
+    quant_setup(scheme == DQ_ACT_GROUP ? dq_kernels_scalar() : dq_kernels_current(), pool, qa, m, k, scheme);
+}
+
+void dq_quantize_act_rows(dq_qact *qa, const float *x, int t0, int t1, const float *amax) {
+    DQ_ASSERT(0 <= t0 && t0 <= t1 && t1 <= qa->m);
+    const dq_kernels *K = qa->scheme == DQ_ACT_GROUP ? dq_kernels_scalar() : dq_kernels_current();
+    const float *am = qa->scheme == DQ_ACT_SYM ? amax : NULL;
+    for (int t = t0; t < t1; t++) quant_token(K, qa, x + (size_t)t * qa->k, t, am ? am + t : NULL, 0.0f);
 }
 
 void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme,

@@ -94,6 +94,14 @@ typedef struct dq_qact {
 // the other schemes ignore it.
 void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, dq_act_scheme scheme,
                      const float *amax);
+// The same in two steps, for a producer that quantizes each token as soon as it has written it
+// (the per-token steps of the forward pass, split over the pool): dq_quantize_act_begin sets qa
+// up for m tokens of k inputs (main thread); dq_quantize_act_rows then quantizes tokens
+// [t0, t1) of x (token t at x + t * k; amax as above, indexed by t), from any thread, on
+// disjoint ranges. Same codes and scales as dq_quantize_act. Not for DQ_ACT_TENSOR, whose one
+// scale needs every token first.
+void dq_quantize_act_begin(dq_pool *pool, dq_qact *qa, int m, int k, dq_act_scheme scheme);
+void dq_quantize_act_rows(dq_qact *qa, const float *x, int t0, int t1, const float *amax);
 // y (qa->m, w->n) from pre-quantized activations; qa->k must equal w->k.
 void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
 // ys[j] (qa->m, ws[j]->n) for count <= 3 matrices that share the input, in one pool hand-off.
