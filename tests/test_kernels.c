@@ -227,6 +227,38 @@ static void check_forcing(void) {
     if (!bad) printf("ok isa_force (each ISA selected when usable, usage error otherwise and for unknown names)\n");
 }
 
+// dq_quantize_act_begin + _rows (token by token, in uneven ranges, max |x| given or not) give
+// the codes, scales and offsets of dq_quantize_act, for each scheme they accept.
+static void check_quant_rows(dq_pool *pool) {
+    int m = 37, k = 300, bad = 0;
+    float *x = malloc((size_t)m * k * 4), amax[37];
+    for (int i = 0; i < m * k; i++) x[i] = kc_unif() * (i % 11 == 0 ? 20.0f : 1.0f);
+    for (int t = 0; t < k; t++) x[5 * k + t] = 0.0f;  // an all-zero token
+    const dq_kernels *K = dq_kernels_current();
+    for (int t = 0; t < m; t++) amax[t] = K->absmax(x + (size_t)t * k, k);
+    for (int sch = 0; sch < 3 && !bad; sch++) {  // SYM, ASYM, GROUP (TENSOR needs the whole batch)
+        for (int given = 0; given < 2 && !bad; given++) {
+            dq_qact a, b;
+            dq_quantize_act(pool, &a, x, m, k, (dq_act_scheme)sch, NULL);
+            size_t qbytes = (size_t)dq_round_up(m, 16) * a.kp, sbytes = (size_t)m * a.ngroup * 4;
+            uint8_t *qa = malloc(qbytes), *sa = malloc(sbytes), *oa = malloc((size_t)m * 4);
+            memcpy(qa, a.q, qbytes), memcpy(sa, a.scale, sbytes), memcpy(oa, a.off, (size_t)m * 4);
+            dq_quantize_act_begin(pool, &b, m, k, (dq_act_scheme)sch);
+            for (int t0 = 0, step = 1; t0 < m; t0 += step, step = step % 5 + 1)
+                dq_quantize_act_rows(&b, x, t0, t0 + step < m ? t0 + step : m, given ? amax : NULL);
+            if (b.kp != a.kp || b.ngroup != a.ngroup || b.bias != a.bias || memcmp(qa, b.q, qbytes) != 0 ||
+                memcmp(sa, b.scale, sbytes) != 0 || memcmp(oa, b.off, (size_t)m * 4) != 0) {
+                KC_FAIL("quant_rows", "%s, max |x| %s: differs from dq_quantize_act", kc_scheme_name[sch],
+                        given ? "given" : "found");
+                bad = 1;
+            }
+            free(qa), free(sa), free(oa);
+        }
+    }
+    if (!bad) printf("ok quant_rows (sym/asym/group, token ranges of 1..5, max |x| given or found: identical)\n");
+    free(x);
+}
+
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc > 1 && strcmp(argv[1], "--report-isa") == 0) return report_isa();
@@ -262,6 +294,7 @@ int main(int argc, char **argv) {
         check_invariance(dq_kernels_avx2(), "avx2_plain");
     }
 #endif
+    check_quant_rows(pool);
     dq_pool_free(pool);
     check_prepare_many();
     check_forcing();
