@@ -244,6 +244,8 @@ static void check_quant_rows(dq_pool *pool) {
             uint8_t *qa = malloc(qbytes), *sa = malloc(sbytes), *oa = malloc((size_t)m * 4);
             memcpy(qa, a.q, qbytes), memcpy(sa, a.scale, sbytes), memcpy(oa, a.off, (size_t)m * 4);
             dq_quantize_act_begin(pool, &b, m, k, (dq_act_scheme)sch);
+            // b shares the pool's buffer with a: overwrite what a left there
+            memset(b.q, 0x55, (size_t)m * b.kp), memset(b.scale, 0xff, sbytes), memset(b.off, 0x55, (size_t)m * 4);
             for (int t0 = 0, step = 1; t0 < m; t0 += step, step = step % 5 + 1)
                 dq_quantize_act_rows(&b, x, t0, t0 + step < m ? t0 + step : m, given ? amax : NULL);
             if (b.kp != a.kp || b.ngroup != a.ngroup || b.bias != a.bias || memcmp(qa, b.q, qbytes) != 0 ||
