@@ -457,24 +457,17 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->logits = dq_alloc(B * V * sizeof(float));
     s->key_cache = dq_alloc(kv_elems * sizeof(float));
     s->value_cache = dq_alloc(kv_elems * sizeof(float));
-    s->rope_cos = dq_alloc(T * (c->head_dim / 2) * sizeof(float));
-    s->rope_sin = dq_alloc(T * (c->head_dim / 2) * sizeof(float));
+    s->rope_cos = dq_alloc(T * c->head_dim * sizeof(float));
+    s->rope_sin = dq_alloc(T * c->head_dim * sizeof(float));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
         !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin) {
         dq_state_free(s);
         return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens (KV cache %.1f MiB)", ctx,
                       2.0 * (double)kv_elems * 4 / 1048576.0);
     }
-    // RoPE tables: angle = pos * theta^(-2i/hd), computed in double then rounded once.
-    int half = (int)c->head_dim / 2;
-    for (int p = 0; p < ctx; p++) {
-        for (int i = 0; i < half; i++) {
-            double freq = pow((double)c->rope_theta, -2.0 * i / (double)c->head_dim);
-            double a = p * freq;
-            s->rope_cos[(size_t)p * half + i] = (float)cos(a);
-            s->rope_sin[(size_t)p * half + i] = (float)sin(a);
-        }
-    }
+    for (int p = 0; p < ctx; p++)  // RoPE tables, one row of hd per position
+        dq_rope_tables(s->rope_cos + (size_t)p * c->head_dim, s->rope_sin + (size_t)p * c->head_dim, p, (int)c->head_dim,
+                       c->rope_style == DQ_ROPE_HALF, c->rope_theta);
     return DQ_OK;
 }
 
@@ -506,40 +499,6 @@ static void matmul_shared(dq_state *s, const float *x, const dq_qact *pre, const
     dq_matmul_q8_multi(s->pool, count, ys, &qa, qw);
 }
 
-typedef float dq_v4f __attribute__((vector_size(16)));
-
-// Rotates n_h heads of one token at position pos, in place.
-static void rope(float *v, int n_h, int hd, int style, const float *cs, const float *sn) {
-    int half = hd / 2;
-    for (int h = 0; h < n_h; h++) {
-        float *x = v + (size_t)h * hd;
-        if (style == DQ_ROPE_INTERLEAVED) {
-            // Two pairs per 4-lane vector: (x0 c - x1 s, x1 c + x0 s) as x * (c, c) + swap(x) * (-s, s),
-            // the same products and sums as the scalar lines below (a + (-b) is a - b exactly).
-            int i = 0;
-            for (; i + 2 <= half; i += 2) {
-                dq_v4f v, r;
-                memcpy(&v, x + 2 * i, sizeof v);
-                const dq_v4f c = {cs[i], cs[i], cs[i + 1], cs[i + 1]}, sg = {-sn[i], sn[i], -sn[i + 1], sn[i + 1]};
-                r = v * c + __builtin_shufflevector(v, v, 1, 0, 3, 2) * sg;
-                memcpy(x + 2 * i, &r, sizeof r);
-            }
-            for (; i < half; i++) {
-                float x0 = x[2 * i], x1 = x[2 * i + 1];
-                x[2 * i] = x0 * cs[i] - x1 * sn[i];
-                x[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
-            }
-        } else {  // the two halves are distinct arrays: the loop vectorizes
-            float *restrict lo = x, *restrict hi = x + half;
-            for (int i = 0; i < half; i++) {
-                float x0 = lo[i], x1 = hi[i];
-                lo[i] = x0 * cs[i] - x1 * sn[i];
-                hi[i] = x0 * sn[i] + x1 * cs[i];
-            }
-        }
-    }
-}
-
 // The per-token steps between the matmuls, split over the pool by tokens (each token's values
 // depend on that token alone, so the split cannot change a result). Small batches (decode) run
 // inline: a hand-off costs more than the work.
@@ -565,30 +524,48 @@ static int block_split(int B, int pos, int i, int nth) {
     return t < B ? t : B;
 }
 
+typedef float dq_v4f __attribute__((vector_size(16)));
+
+// dst[i * ldd + j] = src[j * lds + i] for i, j < 4.
+static void transpose4(float *dst, size_t ldd, const float *src, size_t lds) {
+    dq_v4f r0, r1, r2, r3;
+    memcpy(&r0, src, 16), memcpy(&r1, src + lds, 16), memcpy(&r2, src + 2 * lds, 16), memcpy(&r3, src + 3 * lds, 16);
+    const dq_v4f a = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), b = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+    const dq_v4f c = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), d = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+    const dq_v4f c0 = __builtin_shufflevector(a, c, 0, 1, 4, 5), c1 = __builtin_shufflevector(a, c, 2, 3, 6, 7);
+    const dq_v4f c2 = __builtin_shufflevector(b, d, 0, 1, 4, 5), c3 = __builtin_shufflevector(b, d, 2, 3, 6, 7);
+    memcpy(dst, &c0, 16), memcpy(dst + ldd, &c1, 16), memcpy(dst + 2 * ldd, &c2, 16), memcpy(dst + 3 * ldd, &c3, 16);
+}
+
 static void tok_worker(void *ctx, int ith, int nth) {
     const tok_task *a = ctx;
     const dq_config *c = a->c;
     dq_state *s = a->s;
-    int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim, half = hd / 2;
+    int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
     int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
     if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys into the cache's 16-position blocks
         // Ranges start on block boundaries, so no block's cache lines are written by two threads.
         int t0 = block_split(a->B, a->pos, ith, nth), t1 = block_split(a->B, a->pos, ith + 1, nth);
         for (int t = t0; t < t1; t++) {
-            const float *cs = s->rope_cos + (size_t)(a->pos + t) * half, *sn = s->rope_sin + (size_t)(a->pos + t) * half;
-            rope(s->q + (size_t)t * QD, H, hd, (int)c->rope_style, cs, sn);
-            rope(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, (int)c->rope_style, cs, sn);
+            const float *cs = s->rope_cos + (size_t)(a->pos + t) * hd, *sn = s->rope_sin + (size_t)(a->pos + t) * hd;
+            int halves = c->rope_style == DQ_ROPE_HALF;
+            dq_rope_f32(s->q + (size_t)t * QD, H, hd, halves, cs, sn);
+            dq_rope_f32(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, halves, cs, sn);
         }
         for (uint32_t g = 0; g < c->n_kv_heads; g++) {
             size_t head = kv_head(s, c, a->layer, g);
             const float *kt = s->k + (size_t)g * hd;
-            // block by block (dq_kt_index), position innermost: consecutive writes inside a block
+            // block by block (dq_kt_index): 4 positions x 4 dimensions at a time, transposed in
+            // registers, where the block allows; the rest one value at a time
             for (int t = t0; t < t1;) {
-                int p = a->pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t;
+                int p = a->pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t, j = 0;
                 float *kb = s->key_cache + head + dq_kt_index(p, 0, hd);
                 const float *src = kt + (size_t)t * KD;
-                for (int d = 0; d < hd; d++)
-                    for (int j = 0; j < n; j++) kb[d * 16 + j] = src[(size_t)j * KD + d];
+                if (hd % 4 == 0 && lane % 4 == 0)
+                    for (; j + 4 <= n; j += 4)
+                        for (int d = 0; d < hd; d += 4) transpose4(kb + (size_t)d * 16 + j, 16, src + (size_t)j * KD + d, KD);
+                for (; j < n; j++)
+                    for (int d = 0; d < hd; d++) kb[d * 16 + j] = src[(size_t)j * KD + d];
                 t += n;
             }
             for (int t = t0; t < t1; t++)

@@ -107,7 +107,7 @@ typedef struct dq_state {
     float *logits;         // (B, V)
     float *key_cache;      // (L, KV, kv_len / 16, hd, 16): blocks of 16 positions, dq_kt_index
     float *value_cache;    // (L, KV, kv_len, hd)
-    float *rope_cos, *rope_sin;  // (ctx, hd/2)
+    float *rope_cos, *rope_sin;  // (ctx, hd): dq_rope_tables of each position
     float *capture;        // optional: (L, B, C) residual stream after each block, or NULL
 } dq_state;
 

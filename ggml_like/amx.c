@@ -173,6 +173,7 @@ static void amx_table_init(void) {
     amx_table.attn = v->attn;
     amx_table.swiglu = v->swiglu;
     amx_table.rmsnorm = v->rmsnorm;
+    amx_table.rope = v->rope;
 }
 const dq_kernels *dq_kernels_amx(void) {
     pthread_once(&amx_once, amx_table_init);

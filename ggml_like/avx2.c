@@ -246,5 +246,6 @@ static const dq_kernels table = {
     .attn = attn_f32__vec,
     .swiglu = swiglu_f32__vec,
     .rmsnorm = rmsnorm_f32__vec,
+    .rope = rope_f32__vec,
 };
 const dq_kernels *dq_kernels_avx2(void) { return &table; }

@@ -145,5 +145,6 @@ const dq_kernels *dq_kernels_avxvnni(void) {
     vnni_table.attn = dq_kernels_avx2()->attn;
     vnni_table.swiglu = dq_kernels_avx2()->swiglu;
     vnni_table.rmsnorm = dq_kernels_avx2()->rmsnorm;
+    vnni_table.rope = dq_kernels_avx2()->rope;
     return &vnni_table;
 }

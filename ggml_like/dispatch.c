@@ -595,6 +595,22 @@ float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) {
     return dq_kernels_current()->swiglu(h, g, u, n);
 }
 
+void dq_rope_f32(float *x, int n_h, int hd, int halves, const float *c, const float *s) {
+    dq_kernels_current()->rope(x, n_h, hd, halves, c, s);
+}
+
+void dq_rope_tables(float *c, float *s, int pos, int hd, int halves, float theta) {
+    const int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        const double a = pos * pow((double)theta, -2.0 * i / (double)hd);
+        const float cs = (float)cos(a), sn = (float)sin(a);
+        const int j0 = halves ? i : 2 * i, j1 = halves ? i + half : 2 * i + 1;  // the pair
+        c[j0] = c[j1] = cs;
+        s[j0] = -sn, s[j1] = sn;
+    }
+    if (hd % 2) c[hd - 1] = 1.0f, s[hd - 1] = 0.0f;  // an odd last value is not rotated
+}
+
 float dq_rmsnorm_f32(float *o, float *x, const float *r, const float *w, int n, float eps) {
     return dq_kernels_current()->rmsnorm(o, x, r, w, n, eps);
 }

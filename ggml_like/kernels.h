@@ -58,6 +58,8 @@ typedef struct dq_kernels {
     float (*swiglu)(float *h, const float *g, const float *u, size_t n);
     // x += r if r is not NULL, then o = w * x / sqrt(mean(x^2) + eps), n values; returns max |o|
     float (*rmsnorm)(float *o, float *x, const float *r, const float *w, int n, float eps);
+    // dq_rope_f32 (ops.h)
+    void (*rope)(float *x, int n_h, int hd, int halves, const float *c, const float *s);
 } dq_kernels;
 
 // Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.

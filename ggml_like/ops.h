@@ -120,6 +120,14 @@ static inline size_t dq_kt_index(int p, int d, int hd) {
     return ((size_t)(p / 16) * (size_t)hd + (size_t)d) * 16 + (size_t)(p % 16);
 }
 float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u; max |h|
+// RoPE, in place, of n_h heads of hd values (one position): x'[j] = x[j] c[j] + x[j'] s[j] with
+// j' = j ^ 1 (halves = 0: llama2.c's pairs (2i, 2i+1)) or j +- hd/2 (halves = 1: HF's (i, i+hd/2)).
+// c, s: the position's hd-long tables from dq_rope_tables. Bit-identical to x0 cos - x1 sin,
+// x1 cos + x0 sin pair by pair.
+void dq_rope_f32(float *x, int n_h, int hd, int halves, const float *c, const float *s);
+// c[j] = cos(angle(j)), s[j] = -sin or +sin on the first or second value of each pair, where
+// angle(j) = pos * theta^(-2i/hd) for the pair i that j belongs to (computed in double, rounded once).
+void dq_rope_tables(float *c, float *s, int pos, int hd, int halves, float theta);
 // x += r (if r is not NULL), then o = w x / rms(x); returns max |o|.
 float dq_rmsnorm_f32(float *o, float *x, const float *r, const float *w, int n, float eps);
 

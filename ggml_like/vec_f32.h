@@ -4,6 +4,7 @@
 //   attn_f32__vec     up to 4 queries of one head against the cached positions: scores, softmax, mix
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  x += r; o = w * x / rms(x)
+//   rope_f32__vec     rotary position embedding of one position's heads
 // Every ISA therefore runs the same lane-wise IEEE operations in the same order (-ffp-contract=off
 // in ggml_like.mk: the compiler fuses nothing; attention's multiply-adds are explicit FMAs, exactly
 // rounded by definition on every ISA), so the results are bit-identical across ISAs and the
@@ -398,6 +399,43 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
 #undef ATTN_DW
 #undef VN_LANES
 #undef VN_PER16
+
+// ---------------------------------------------------------------- RoPE
+// n_h heads of hd values at x, rotated in place for one position: x'[j] = x[j] c[j] + x[j'] s[j]
+// lane by lane, where j' is j's partner (j ^ 1 for llama2.c's pairs, j +- hd/2 for HF's halves)
+// and c, s are the position's tables (ops.h, dq_rope_tables): c[j] = cos, s[j] = -sin on the first
+// of each pair and +sin on the second. A product with -sin added is exactly the subtraction of
+// the product with sin, so this is the textbook x0 cos - x1 sin, x0 sin + x1 cos (with the second
+// sum's terms swapped: addition is commutative), to the bit.
+static void rope_f32__vec(float *x, int n_h, int hd, int halves, const float *c, const float *s) {
+    const int half = hd / 2;
+    for (int h = 0; h < n_h; h++, x += hd) {
+        int j = 0;
+        if (!halves) {
+            for (; j + 16 <= hd; j += 16) {
+                const dq_v16f v = v16_load(x + j);
+                const dq_v16f p = __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+                v16_store(x + j, v * v16_load(c + j) + p * v16_load(s + j));
+            }
+            for (; j + 2 <= hd; j += 2) {
+                const float x0 = x[j], x1 = x[j + 1];
+                x[j] = x0 * c[j] + x1 * s[j];
+                x[j + 1] = x1 * c[j + 1] + x0 * s[j + 1];
+            }
+        } else {
+            for (; j + 16 <= half; j += 16) {
+                const dq_v16f lo = v16_load(x + j), hi = v16_load(x + half + j);
+                v16_store(x + j, lo * v16_load(c + j) + hi * v16_load(s + j));
+                v16_store(x + half + j, hi * v16_load(c + half + j) + lo * v16_load(s + half + j));
+            }
+            for (; j < half; j++) {
+                const float lo = x[j], hi = x[half + j];
+                x[j] = lo * c[j] + hi * s[j];
+                x[half + j] = hi * c[half + j] + lo * s[half + j];
+            }
+        }
+    }
+}
 
 // Largest |v| so far, lane by lane (NaNs ignored: a comparison with NaN is false). Folded by
 // v16_hmax, it is the absmax kernel's value exactly (a maximum does not depend on the order).

@@ -334,6 +334,44 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
         printf("ok %s (%d cases, bit-identical to scalar and to one query at a time, within 2e-5 of a double "
                "reference)\n", name, cases);
 
+    // RoPE: bit-identical to scalar and to the textbook pair rotation with the same float cos/sin
+    snprintf(name, sizeof name, "%s_rope", label);
+    ok = 1;
+    {
+        static const int rhds[] = {2, 6, 16, 18, 32, 34, 64, 80, 128};
+        float *xr = malloc(3 * 128 * 4), *x1 = malloc(3 * 128 * 4), *x2 = malloc(3 * 128 * 4), *c = malloc(128 * 4),
+              *sn = malloc(128 * 4);
+        for (size_t b = 0; b < sizeof rhds / sizeof *rhds && ok; b++)
+            for (int halves = 0; halves <= 1 && ok; halves++)
+                for (int pos = 0; pos < 3000 && ok; pos += 997) {
+                    int hd = rhds[b], n_h = 1 + (int)b % 3, half = hd / 2;
+                    for (int i = 0; i < n_h * hd; i++) xr[i] = kc_unif() * 4.0f;
+                    dq_rope_tables(c, sn, pos, hd, halves, 10000.0f);
+                    memcpy(x1, xr, (size_t)n_h * hd * 4);
+                    memcpy(x2, xr, (size_t)n_h * hd * 4);
+                    K->rope(x1, n_h, hd, halves, c, sn);
+                    S->rope(x2, n_h, hd, halves, c, sn);
+                    if (memcmp(x1, x2, (size_t)n_h * hd * 4) != 0) {
+                        KC_FAIL(name, "hd=%d halves=%d pos=%d: not bit-identical to scalar", hd, halves, pos);
+                        ok = 0;
+                    }
+                    for (int h = 0; h < n_h && ok; h++)
+                        for (int i = 0; i < half && ok; i++) {
+                            double a = pos * pow(10000.0, -2.0 * i / hd);
+                            float cs = (float)cos(a), si = (float)sin(a);
+                            int j0 = h * hd + (halves ? i : 2 * i), j1 = h * hd + (halves ? i + half : 2 * i + 1);
+                            float e0 = xr[j0] * cs - xr[j1] * si, e1 = xr[j0] * si + xr[j1] * cs;
+                            if (x1[j0] != e0 || x1[j1] != e1) {
+                                KC_FAIL(name, "hd=%d halves=%d pos=%d pair %d: (%.9g, %.9g), expected (%.9g, %.9g)", hd,
+                                        halves, pos, i, x1[j0], x1[j1], e0, e1);
+                                ok = 0;
+                            }
+                        }
+                }
+        if (ok) printf("ok %s (pairs and halves, hd 2..128: bit-identical to scalar and to x0 cos - x1 sin, x0 sin + x1 cos)\n", name);
+        free(xr), free(x1), free(x2), free(c), free(sn);
+    }
+
     snprintf(name, sizeof name, "%s_swiglu", label);
     ok = 1;
     enum { N = 2000 };
