@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -608,38 +609,59 @@ static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B,
 // query heads that share a KV head (grouped-query attention). Items are independent, and an
 // output's arithmetic does not depend on which item holds it, so neither the split across
 // threads nor the batch size changes a result.
+#define ATTN_REGIONS 16
 typedef struct attn_task {
     const dq_config *c;
     dq_state *s;
     int layer, B, pos;
     float *out;  // (B, H*hd)
+    struct {
+        _Alignas(64) _Atomic int next;  // next unclaimed item of the region (relative)
+    } reg[ATTN_REGIONS];
 } attn_task;
 
-static void attn_worker(void *ctx, int ith, int nth) {
-    attn_task *a = ctx;
+// Item it of an attention step (see attn_worker).
+static void attn_item(const attn_task *a, int it, int per_head, float *att) {
     const dq_config *c = a->c;
     dq_state *s = a->s;
     int H = (int)c->n_heads, hd = (int)c->head_dim, QD = H * hd;
     int grp = (int)(c->n_heads / c->n_kv_heads);
     float scale = 1.0f / sqrtf((float)hd);
+    int h, t, nq, dnp, ldq;
+    if (a->B > 1) {
+        h = it / per_head, t = it % per_head * 4, nq = a->B - t < 4 ? a->B - t : 4, dnp = 1, ldq = QD;
+    } else {
+        int j = it % per_head * 4;
+        h = it / per_head * grp + j, t = 0, nq = grp - j < 4 ? grp - j : 4, dnp = 0, ldq = hd;
+    }
+    size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
+    size_t at = (size_t)t * QD + (size_t)h * hd;
+    dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head, s->value_cache + head,
+                hd, scale, att);
+}
+
+static void attn_worker(void *ctx, int ith, int nth) {
+    attn_task *a = ctx;
+    const dq_config *c = a->c;
+    dq_state *s = a->s;
+    int H = (int)c->n_heads;
+    int grp = (int)(c->n_heads / c->n_kv_heads);
     float *att = s->att + (size_t)ith * dq_attn_scratch(s->ctx);
     // items: (head, block of 4 tokens), head-major, or in decode (KV head, block of 4 of its heads)
     int per_head = a->B > 1 ? (a->B + 3) / 4 : (grp + 3) / 4, outer = a->B > 1 ? H : (int)c->n_kv_heads;
     int items = outer * per_head;
-    // Contiguous blocks of items per thread: neighbouring items share K/V rows in cache.
-    int per = (items + nth - 1) / nth, from = ith * per, to = from + per < items ? from + per : items;
-    for (int it = from; it < to; it++) {
-        int h, t, nq, dnp, ldq;
-        if (a->B > 1) {
-            h = it / per_head, t = it % per_head * 4, nq = a->B - t < 4 ? a->B - t : 4, dnp = 1, ldq = QD;
-        } else {
-            int j = it % per_head * 4;
-            h = it / per_head * grp + j, t = 0, nq = grp - j < 4 ? grp - j : 4, dnp = 0, ldq = hd;
+    // One contiguous region of items per thread (neighbouring items share K/V rows in cache),
+    // claimed item by item: a thread done with its own region takes what is left of the others
+    // (a thread slowed down by a neighbour process no longer holds the whole step back).
+    int nreg = nth < ATTN_REGIONS ? nth : ATTN_REGIONS;
+    for (int k = 0; k < nreg; k++) {
+        int r = (ith + k) % nreg, lo = (int)((int64_t)items * r / nreg), hi = (int)((int64_t)items * (r + 1) / nreg);
+        for (;;) {
+            if (atomic_load_explicit(&a->reg[r].next, memory_order_relaxed) >= hi - lo) break;
+            int it = lo + atomic_fetch_add_explicit(&a->reg[r].next, 1, memory_order_relaxed);
+            if (it >= hi) break;
+            attn_item(a, it, per_head, att);
         }
-        size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
-        size_t at = (size_t)t * QD + (size_t)h * hd;
-        dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head,
-                    s->value_cache + head, hd, scale, att);
     }
 }
 
@@ -667,7 +689,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
         per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
-        attn_task at = {c, s, (int)l, B, pos, s->xb};
+        attn_task at = {c, s, (int)l, B, pos, s->xb, {{0}}};
         dq_pool_run(s->pool, attn_worker, &at);
         matmul_shared(s, s->xb, NULL, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
         qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1);
