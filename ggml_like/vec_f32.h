@@ -301,11 +301,14 @@ V16_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp
         }
 }
 
-// out_i[d0 .. d0 + 16 DW) for NQ queries: the weights of positions every query sees
-// (p < np0) are applied with one load of each value row for all NQ, the rest per query;
-// even and odd positions in separate accumulators, each in increasing p.
+// out_i[d0 .. d0 + 16 DW) for NQ queries over positions p < npm, even and odd positions in
+// separate accumulators, each in increasing p; one load of each value row for all NQ. A query
+// whose own positions end before npm has weight +0 past its end (attn_softmax), and those steps
+// leave its accumulators as they were: fma(+0, v, a) = a for finite v and a != -0 (a starts at
+// +0 and an exact sum never becomes -0 from it), and the value rows below npm are positions of
+// this batch, finite. So every query gets the bits of a call with its own positions alone.
 V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const float *v,
-                             int hd, int d0, int np0, int dnp) {
+                             int hd, int d0, int npm) {
     enum { NV = VN_PER16 };
     dq_vnf e[DQ_ATTN_MAXQ][2 * NV], o[DQ_ATTN_MAXQ][2 * NV];
 #pragma GCC unroll 4
@@ -313,7 +316,7 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) e[i][c] = o[i][c] = (dq_vnf){0};
     int p = 0;
-    for (; p + 2 <= np0; p += 2) {
+    for (; p + 2 <= npm; p += 2) {
         const float *v0 = v + (size_t)p * hd + d0;
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
@@ -325,22 +328,22 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
             for (int c = 0; c < DW * NV; c++) e[i][c] = vn_fma(we, a[c], e[i][c]), o[i][c] = vn_fma(wo, b[c], o[i][c]);
         }
     }
+    if (p < npm) {  // the last position, even
+        const float *v0 = v + (size_t)p * hd + d0;
+        dq_vnf a[2 * NV];
+#pragma GCC unroll 8
+        for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES);
 #pragma GCC unroll 4
-    for (int i = 0; i < NQ; i++) {
-        for (int pp = p; pp < np0 + i * dnp; pp++) {  // the last even p < np0, then query i's own positions
-            const dq_vnf w = vn_set1(att[(size_t)i * lda + pp]);
-            const float *vp = v + (size_t)pp * hd + d0;
-            if (pp & 1) {
+        for (int i = 0; i < NQ; i++) {
+            const dq_vnf we = vn_set1(att[(size_t)i * lda + p]);
 #pragma GCC unroll 8
-                for (int c = 0; c < DW * NV; c++) o[i][c] = vn_fma(w, vn_load(vp + c * VN_LANES), o[i][c]);
-            } else {
-#pragma GCC unroll 8
-                for (int c = 0; c < DW * NV; c++) e[i][c] = vn_fma(w, vn_load(vp + c * VN_LANES), e[i][c]);
-            }
+            for (int c = 0; c < DW * NV; c++) e[i][c] = vn_fma(we, a[c], e[i][c]);
         }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++)
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) vn_store(out + (size_t)i * ldo + d0 + c * VN_LANES, e[i][c] + o[i][c]);
-    }
 }
 
 #if DQ_ATTN_WIDE
@@ -353,8 +356,8 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
 #define ATTN_MIX(NQ)                                                                                                   \
     do {                                                                                                               \
         for (; d + 16 * ATTN_DW <= hd; d += 16 * ATTN_DW)                                                              \
-            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + i * dnp, dnp);              \
-        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + i * dnp, dnp); \
+            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + (i + NQ - 1) * dnp);        \
+        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + (i + NQ - 1) * dnp); \
     } while (0)
 
 // out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
