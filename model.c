@@ -450,7 +450,6 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->xb2 = dq_alloc(B * big * sizeof(float));
     s->q = dq_alloc(B * QD * sizeof(float));
     s->k = dq_alloc(B * KD * sizeof(float));
-    s->v = dq_alloc(B * KD * sizeof(float));
     s->hb = dq_alloc(B * F * sizeof(float));
     s->hb2 = dq_alloc(B * F * sizeof(float));
     s->amax = dq_alloc(B * sizeof(float));
@@ -460,7 +459,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->value_cache = dq_alloc(kv_elems * sizeof(float));
     s->rope_cos = dq_alloc(T * c->head_dim * sizeof(float));
     s->rope_sin = dq_alloc(T * c->head_dim * sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
         !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin) {
         dq_state_free(s);
         return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens (KV cache %.1f MiB)", ctx,
@@ -473,7 +472,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
 }
 
 void dq_state_free(dq_state *s) {
-    dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
+    dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k);
     dq_free(s->hb), dq_free(s->hb2), dq_free(s->amax), dq_free(s->att), dq_free(s->logits);
     dq_free(s->key_cache), dq_free(s->value_cache), dq_free(s->rope_cos), dq_free(s->rope_sin);
     if (s->pool) dq_pool_free(s->pool);
@@ -512,9 +511,14 @@ typedef struct tok_task {
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
-// Offset of one head's keys (dq_kt_index blocks) or values (rows) in the caches.
+// Offset of one head's keys (dq_kt_index blocks) in the key cache.
 static size_t kv_head(const dq_state *s, const dq_config *c, int layer, uint32_t g) {
     return ((size_t)layer * c->n_kv_heads + g) * (size_t)s->kv_len * c->head_dim;
+}
+// Offset of position pos's value row (all KV heads, kv_dim values) of a layer in the value cache:
+// the v projection writes its output there directly.
+static size_t v_row(const dq_state *s, const dq_config *c, int layer, int pos) {
+    return ((size_t)layer * s->kv_len + (size_t)pos) * c->n_kv_heads * c->head_dim;
 }
 
 // Start of thread i's share of B tokens at positions pos.., moved to a multiple of 16 positions.
@@ -569,9 +573,6 @@ static void tok_worker(void *ctx, int ith, int nth) {
                     for (int d = 0; d < hd; d++) kb[d * 16 + j] = src[(size_t)j * KD + d];
                 t += n;
             }
-            for (int t = t0; t < t1; t++)
-                memcpy(s->value_cache + head + (size_t)(a->pos + t) * hd, s->v + (size_t)t * KD + (size_t)g * hd,
-                       (size_t)hd * sizeof(float));
         }
         return;
     }
@@ -636,8 +637,9 @@ static void attn_item(const attn_task *a, int it, int per_head, float *att) {
     }
     size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
     size_t at = (size_t)t * QD + (size_t)h * hd;
-    dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head, s->value_cache + head,
-                hd, scale, att);
+    const float *v = s->value_cache + v_row(s, c, a->layer, 0) + (size_t)(h / grp) * hd;
+    dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head, v,
+                (int)(c->n_kv_heads * c->head_dim), hd, scale, att);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -686,7 +688,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm
         const dq_qact *qa = per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att, &L->wq);
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
-        matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
+        matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->value_cache + v_row(s, c, (int)l, pos)},
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
         per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, s->xb, {{0}}};

@@ -53,7 +53,7 @@ typedef struct dq_kernels {
     // FP32 kernels of vec_f32.h, the same source compiled for each ISA: bit-identical everywhere.
     // dq_attn_f32 (ops.h): nq <= 4 queries of one head over its key blocks and value rows.
     void (*attn)(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
-                 const float *v, int hd, float scale, float *att);
+                 const float *v, int ldv, int hd, float scale, float *att);
     // h[i] = silu(g[i]) * u[i], i < n; returns max |h| (= absmax(h, n))
     float (*swiglu)(float *h, const float *g, const float *u, size_t n);
     // x += r if r is not NULL, then o = w * x / sqrt(mean(x^2) + eps), n values; returns max |o|

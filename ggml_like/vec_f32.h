@@ -170,7 +170,7 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // (dq_kt_index in ops.h): block b holds, for each of the hd dimensions, the 16 positions'
 // values side by side. One vector load is then one dimension of 16 keys, and a score needs no
 // horizontal sum: lane j of  acc += q[d] * k_block[d]  accumulates key 16b + j over d in order.
-// Values stay one row per position.
+// Values stay one row per position (ldv apart: the model keeps all heads of a position together).
 //
 // attn_f32__vec: nq <= DQ_ATTN_MAXQ queries of one head at once (consecutive positions of one
 // head in prefill, or the query heads sharing one KV head in decode), so each key block and value
@@ -308,7 +308,7 @@ V16_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp
 // +0 and an exact sum never becomes -0 from it), and the value rows below npm are positions of
 // this batch, finite. So every query gets the bits of a call with its own positions alone.
 V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const float *v,
-                             int hd, int d0, int npm) {
+                             int ldv, int d0, int npm) {
     enum { NV = VN_PER16 };
     dq_vnf e[DQ_ATTN_MAXQ][2 * NV], o[DQ_ATTN_MAXQ][2 * NV];
 #pragma GCC unroll 4
@@ -317,10 +317,10 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         for (int c = 0; c < DW * NV; c++) e[i][c] = o[i][c] = (dq_vnf){0};
     int p = 0;
     for (; p + 2 <= npm; p += 2) {
-        const float *v0 = v + (size_t)p * hd + d0;
+        const float *v0 = v + (size_t)p * ldv + d0;
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
-        for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES), b[c] = vn_load(v0 + hd + c * VN_LANES);
+        for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES), b[c] = vn_load(v0 + ldv + c * VN_LANES);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf we = vn_set1(att[(size_t)i * lda + p]), wo = vn_set1(att[(size_t)i * lda + p + 1]);
@@ -329,7 +329,7 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         }
     }
     if (p < npm) {  // the last position, even
-        const float *v0 = v + (size_t)p * hd + d0;
+        const float *v0 = v + (size_t)p * ldv + d0;
         dq_vnf a[2 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES);
@@ -356,15 +356,15 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
 #define ATTN_MIX(NQ)                                                                                                   \
     do {                                                                                                               \
         for (; d + 16 * ATTN_DW <= hd; d += 16 * ATTN_DW)                                                              \
-            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + (i + NQ - 1) * dnp);        \
-        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, hd, d, np0 + (i + NQ - 1) * dnp); \
+            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, ldv, d, np0 + (i + NQ - 1) * dnp);       \
+        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, ldv, d, np0 + (i + NQ - 1) * dnp); \
     } while (0)
 
 // out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
 // the nq <= DQ_ATTN_MAXQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
-// v: its value rows (hd apart); att: dq_attn_scratch(np0 + (nq - 1) * dnp) floats.
+// v: its value rows (ldv apart); att: dq_attn_scratch(np0 + (nq - 1) * dnp) floats.
 static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
-                          const float *v, int hd, float scale, float *att) {
+                          const float *v, int ldv, int hd, float scale, float *att) {
     const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
     attn_scores(att, lda, q, ldq, nq, lda / 16, kt, hd, scale);
     switch (nq) {
@@ -390,8 +390,8 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
                 const float *ar = att + (size_t)r * lda;
                 float e0 = 0.0f, o0 = 0.0f;
                 for (int p = 0; p < np0 + r * dnp; p++) {
-                    if (p & 1) o0 = __builtin_fmaf(ar[p], v[(size_t)p * hd + d], o0);
-                    else e0 = __builtin_fmaf(ar[p], v[(size_t)p * hd + d], e0);
+                    if (p & 1) o0 = __builtin_fmaf(ar[p], v[(size_t)p * ldv + d], o0);
+                    else e0 = __builtin_fmaf(ar[p], v[(size_t)p * ldv + d], e0);
                 }
                 out[(size_t)r * ldo + d] = e0 + o0;
             }
