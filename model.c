@@ -502,12 +502,35 @@ static void matmul_shared(dq_state *s, const float *x, const dq_qact *pre, const
 // The per-token steps between the matmuls, split over the pool by tokens (each token's values
 // depend on that token alone, so the split cannot change a result). Small batches (decode) run
 // inline: a hand-off costs more than the work.
+// Dynamic split of a step's items over the pool: nth contiguous regions (one per thread, so a
+// thread's items are neighbours in memory), claimed one item at a time; a thread done with its own
+// region takes what is left of the others, so one slowed down (a neighbour process on its core,
+// a late wake-up) does not hold the whole step back. Which thread runs an item never changes
+// its result.
+#define CLAIM_REGIONS 16
+typedef struct claim {
+    _Alignas(64) _Atomic int next;  // next unclaimed item of the region (relative)
+} claim;
+
+// The next item for thread ith, or -1; *k (start at 0) is the thread's position in its tour.
+static int claim_item(claim *reg, int items, int ith, int nth, int *k) {
+    int nreg = nth < CLAIM_REGIONS ? nth : CLAIM_REGIONS;
+    for (; *k < nreg; ++*k) {
+        int r = (ith + *k) % nreg, lo = (int)((int64_t)items * r / nreg), hi = (int)((int64_t)items * (r + 1) / nreg);
+        if (atomic_load_explicit(&reg[r].next, memory_order_relaxed) >= hi - lo) continue;
+        int it = lo + atomic_fetch_add_explicit(&reg[r].next, 1, memory_order_relaxed);
+        if (it < hi) return it;
+    }
+    return -1;
+}
+
 typedef struct tok_task {
     const dq_config *c;
     dq_state *s;
     int kind, B, pos, layer;
     const float *w;  // RMSNorm weight
     int quant;       // also quantize each token's output into s->qa (set up by per_token)
+    claim reg[CLAIM_REGIONS];
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
@@ -521,12 +544,16 @@ static size_t v_row(const dq_state *s, const dq_config *c, int layer, int pos) {
     return ((size_t)layer * s->kv_len + (size_t)pos) * c->n_kv_heads * c->head_dim;
 }
 
-// Start of thread i's share of B tokens at positions pos.., moved to a multiple of 16 positions.
-static int block_split(int B, int pos, int i, int nth) {
-    if (i == 0) return 0;
-    if (i == nth) return B;
-    int t = (int)(((int64_t)pos + (int64_t)B * i / nth + 15) / 16 * 16 - pos);
-    return t < B ? t : B;
+// Work units of the per-token steps: 4 tokens; for the rope/cache step, the batch's pieces of
+// 16-position cache blocks (no block's cache lines written by two threads). Unit u is tokens
+// [unit_start(u), unit_start(u + 1)) of a batch of B at positions pos..
+#define TOK_UNIT 4
+static int tok_units(int kind, int B, int pos) {
+    return kind == TT_ROPE_CACHE ? (pos % 16 + B + 15) / 16 : (B + TOK_UNIT - 1) / TOK_UNIT;
+}
+static int unit_start(int kind, int B, int pos, int u) {
+    int t = kind == TT_ROPE_CACHE ? u * 16 - pos % 16 : u * TOK_UNIT;
+    return t < 0 ? 0 : t < B ? t : B;
 }
 
 typedef float dq_v4f __attribute__((vector_size(16)));
@@ -542,15 +569,13 @@ static void transpose4(float *dst, size_t ldd, const float *src, size_t lds) {
     memcpy(dst, &c0, 16), memcpy(dst + ldd, &c1, 16), memcpy(dst + 2 * ldd, &c2, 16), memcpy(dst + 3 * ldd, &c3, 16);
 }
 
-static void tok_worker(void *ctx, int ith, int nth) {
-    const tok_task *a = ctx;
+// Tokens [t0, t1) of a per-token step.
+static void tok_range(const tok_task *a, int t0, int t1) {
     const dq_config *c = a->c;
     dq_state *s = a->s;
     int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
     int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
     if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys into the cache's 16-position blocks
-        // Ranges start on block boundaries, so no block's cache lines are written by two threads.
-        int t0 = block_split(a->B, a->pos, ith, nth), t1 = block_split(a->B, a->pos, ith + 1, nth);
         for (int t = t0; t < t1; t++) {
             const float *cs = s->rope_cos + (size_t)(a->pos + t) * hd, *sn = s->rope_sin + (size_t)(a->pos + t) * hd;
             int halves = c->rope_style == DQ_ROPE_HALF;
@@ -576,7 +601,6 @@ static void tok_worker(void *ctx, int ith, int nth) {
         }
         return;
     }
-    int t0 = (int)((int64_t)a->B * ith / nth), t1 = (int)((int64_t)a->B * (ith + 1) / nth);
     for (int t = t0; t < t1; t++) {  // each also keeps its output's max |.| for the quantizer
         float *x = s->x + (size_t)t * C;
         switch (a->kind) {
@@ -593,15 +617,22 @@ static void tok_worker(void *ctx, int ith, int nth) {
     }
 }
 
+static void tok_worker(void *ctx, int ith, int nth) {
+    tok_task *a = ctx;
+    int k = 0, u;
+    while ((u = claim_item(a->reg, tok_units(a->kind, a->B, a->pos), ith, nth, &k)) >= 0)
+        tok_range(a, unit_start(a->kind, a->B, a->pos, u), unit_start(a->kind, a->B, a->pos, u + 1));
+}
+
 // One per-token step over the batch. next: the matrix that consumes its output (norms: q or
 // gate; SwiGLU: down); if it is INT8, the step also quantizes each token's output, and returns
 // s->qa ready for it (else NULL).
 static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B, int pos, int layer, const float *w,
                                 const dq_mat *next) {
-    tok_task a = {&m->c, s, kind, B, pos, layer, w, next && !next->f && s->act != DQ_ACT_TENSOR};
+    tok_task a = {&m->c, s, kind, B, pos, layer, w, next && !next->f && s->act != DQ_ACT_TENSOR, {{0}}};
     if (a.quant) dq_quantize_act_begin(s->pool, &s->qa, B, next->k, s->act);
     if (B >= 4) dq_pool_run(s->pool, tok_worker, &a);
-    else tok_worker(&a, 0, 1);
+    else tok_range(&a, 0, B);
     return a.quant ? &s->qa : NULL;
 }
 
@@ -610,15 +641,12 @@ static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B,
 // query heads that share a KV head (grouped-query attention). Items are independent, and an
 // output's arithmetic does not depend on which item holds it, so neither the split across
 // threads nor the batch size changes a result.
-#define ATTN_REGIONS 16
 typedef struct attn_task {
     const dq_config *c;
     dq_state *s;
     int layer, B, pos;
     float *out;  // (B, H*hd)
-    struct {
-        _Alignas(64) _Atomic int next;  // next unclaimed item of the region (relative)
-    } reg[ATTN_REGIONS];
+    claim reg[CLAIM_REGIONS];
 } attn_task;
 
 // Item it of an attention step (see attn_worker).
@@ -652,19 +680,10 @@ static void attn_worker(void *ctx, int ith, int nth) {
     // items: (head, block of 4 tokens), head-major, or in decode (KV head, block of 4 of its heads)
     int per_head = a->B > 1 ? (a->B + 3) / 4 : (grp + 3) / 4, outer = a->B > 1 ? H : (int)c->n_kv_heads;
     int items = outer * per_head;
-    // One contiguous region of items per thread (neighbouring items share K/V rows in cache),
-    // claimed item by item: a thread done with its own region takes what is left of the others
-    // (a thread slowed down by a neighbour process no longer holds the whole step back).
-    int nreg = nth < ATTN_REGIONS ? nth : ATTN_REGIONS;
-    for (int k = 0; k < nreg; k++) {
-        int r = (ith + k) % nreg, lo = (int)((int64_t)items * r / nreg), hi = (int)((int64_t)items * (r + 1) / nreg);
-        for (;;) {
-            if (atomic_load_explicit(&a->reg[r].next, memory_order_relaxed) >= hi - lo) break;
-            int it = lo + atomic_fetch_add_explicit(&a->reg[r].next, 1, memory_order_relaxed);
-            if (it >= hi) break;
-            attn_item(a, it, per_head, att);
-        }
-    }
+    // claimed dynamically (claim_item): a thread's own region is contiguous, and neighbouring
+    // items share K/V rows in cache
+    int k = 0, it;
+    while ((it = claim_item(a->reg, items, ith, nth, &k)) >= 0) attn_item(a, it, per_head, att);
 }
 
 static void embed(float *x, const dq_mat *E, int tok, int C) {
