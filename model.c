@@ -631,7 +631,7 @@ static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B,
                                 const dq_mat *next) {
     tok_task a = {&m->c, s, kind, B, pos, layer, w, next && !next->f && s->act != DQ_ACT_TENSOR, {{0}}};
     if (a.quant) dq_quantize_act_begin(s->pool, &s->qa, B, next->k, s->act);
-    if (B >= 4) dq_pool_run(s->pool, tok_worker, &a);
+    if (B >= 4) dq_pool_run_adaptive(s->pool, tok_worker, &a);
     else tok_range(&a, 0, B);
     return a.quant ? &s->qa : NULL;
 }
@@ -711,7 +711,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
         per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, s->xb, {{0}}};
-        dq_pool_run(s->pool, attn_worker, &at);
+        dq_pool_run_adaptive(s->pool, attn_worker, &at);
         matmul_shared(s, s->xb, NULL, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
         qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1);
         matmul_shared(s, s->xb, qa, s->amax, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});

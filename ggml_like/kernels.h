@@ -122,8 +122,5 @@ void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const floa
 
 // Pool internals used by the dispatcher.
 void *dq_pool_act_scratch(dq_pool *pool, size_t bytes);
-// dq_pool_run for tasks that take small tiles dynamically: may run on the caller alone for a
-// while after a worker stalled (see threadpool.c).
-void dq_pool_run_adaptive(dq_pool *pool, dq_task_fn fn, void *ctx);
 
 #endif

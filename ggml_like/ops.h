@@ -19,6 +19,10 @@ int dq_pool_create(dq_pool **pool, int n_threads, dq_err *e);  // n_threads >= 1
 void dq_pool_free(dq_pool *pool);
 int dq_pool_nthreads(const dq_pool *pool);
 void dq_pool_run(dq_pool *pool, dq_task_fn fn, void *ctx);  // returns when every worker is done
+// dq_pool_run for tasks whose slots claim small pieces of work dynamically (any slot may do all
+// of it): a long wait for a slot then means a worker descheduled by another process, and the pool
+// runs the next such jobs on the caller alone for a while (see threadpool.c).
+void dq_pool_run_adaptive(dq_pool *pool, dq_task_fn fn, void *ctx);
 int dq_physical_cores(void);                                // default for -t
 
 // ---------------------------------------------------------------- CPU and dispatch
