@@ -349,6 +349,7 @@ typedef struct qctx {
     const float *x;
     const float *amax;  // per token, or NULL
     float tensor_amax;
+    _Alignas(64) _Atomic int next;  // next unclaimed group of QUANT_UNIT tokens
 } qctx;
 
 // Token t: scale(s), offset and codes. Scales are computed here, once for every ISA.
@@ -392,11 +393,16 @@ static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t
     if (qa->kp > k) memset(q + k, 0, (size_t)(qa->kp - k));
 }
 
+// Tokens are claimed in groups (any slot may quantize all of them), so the pool's adaptive run
+// can leave a descheduled worker out.
+#define QUANT_UNIT 4
 static void quant_task(void *arg, int ith, int nth) {
     qctx *c = arg;
-    int m = c->qa->m, per = (m + nth - 1) / nth;
-    for (int t = ith * per; t < m && t < (ith + 1) * per; t++)
-        quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->amax ? c->amax + t : NULL, c->tensor_amax);
+    int m = c->qa->m, t0;
+    (void)ith, (void)nth;
+    while ((t0 = atomic_fetch_add_explicit(&c->next, QUANT_UNIT, memory_order_relaxed)) < m)
+        for (int t = t0; t < m && t < t0 + QUANT_UNIT; t++)
+            quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->amax ? c->amax + t : NULL, c->tensor_amax);
 }
 
 // qa's buffers and fields for m tokens of k inputs (codes of the pad tokens zeroed).
@@ -425,7 +431,7 @@ void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const
     quant_setup(K, pool, qa, m, k, scheme);
     qctx c = {.K = K, .qa = qa, .x = x, .amax = scheme == DQ_ACT_SYM ? amax : NULL};
     if (scheme == DQ_ACT_TENSOR) c.tensor_amax = K->absmax(x, m * k);  // m*k < 2^31: callers' buffers
-    if ((size_t)m * k >= 65536) dq_pool_run(pool, quant_task, &c);
+    if ((size_t)m * k >= 65536) dq_pool_run_adaptive(pool, quant_task, &c);
     else quant_task(&c, 0, 1);
 }
 
