@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,37 +499,15 @@ static void matmul_shared(dq_state *s, const float *x, const dq_qact *pre, const
 }
 
 // The per-token steps between the matmuls, split over the pool by tokens (each token's values
-// depend on that token alone, so the split cannot change a result). Small batches (decode) run
-// inline: a hand-off costs more than the work.
-// Dynamic split of a step's items over the pool: nth contiguous regions (one per thread, so a
-// thread's items are neighbours in memory), claimed one item at a time; a thread done with its own
-// region takes what is left of the others, so one slowed down (a neighbour process on its core,
-// a late wake-up) does not hold the whole step back. Which thread runs an item never changes
-// its result.
-#define CLAIM_REGIONS 16
-typedef struct claim {
-    _Alignas(64) _Atomic int next;  // next unclaimed item of the region (relative)
-} claim;
-
-// The next item for thread ith, or -1; *k (start at 0) is the thread's position in its tour.
-static int claim_item(claim *reg, int items, int ith, int nth, int *k) {
-    int nreg = nth < CLAIM_REGIONS ? nth : CLAIM_REGIONS;
-    for (; *k < nreg; ++*k) {
-        int r = (ith + *k) % nreg, lo = (int)((int64_t)items * r / nreg), hi = (int)((int64_t)items * (r + 1) / nreg);
-        if (atomic_load_explicit(&reg[r].next, memory_order_relaxed) >= hi - lo) continue;
-        int it = lo + atomic_fetch_add_explicit(&reg[r].next, 1, memory_order_relaxed);
-        if (it < hi) return it;
-    }
-    return -1;
-}
-
+// depend on that token alone, so the split cannot change a result), claimed in small units
+// (dq_claim_next). Small batches (decode) run inline: a hand-off costs more than the work.
 typedef struct tok_task {
     const dq_config *c;
     dq_state *s;
     int kind, B, pos, layer;
     const float *w;  // RMSNorm weight
     int quant;       // also quantize each token's output into s->qa (set up by per_token)
-    claim reg[CLAIM_REGIONS];
+    dq_claim reg[DQ_CLAIM_REGIONS];
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
@@ -576,9 +553,9 @@ static void tok_range(const tok_task *a, int t0, int t1) {
     int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
     int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
     if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys into the cache's 16-position blocks
+        const int halves = c->rope_style == DQ_ROPE_HALF;
         for (int t = t0; t < t1; t++) {
             const float *cs = s->rope_cos + (size_t)(a->pos + t) * hd, *sn = s->rope_sin + (size_t)(a->pos + t) * hd;
-            int halves = c->rope_style == DQ_ROPE_HALF;
             dq_rope_f32(s->q + (size_t)t * QD, H, hd, halves, cs, sn);
             dq_rope_f32(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, halves, cs, sn);
         }
@@ -620,7 +597,7 @@ static void tok_range(const tok_task *a, int t0, int t1) {
 static void tok_worker(void *ctx, int ith, int nth) {
     tok_task *a = ctx;
     int k = 0, u;
-    while ((u = claim_item(a->reg, tok_units(a->kind, a->B, a->pos), ith, nth, &k)) >= 0)
+    while ((u = dq_claim_next(a->reg, tok_units(a->kind, a->B, a->pos), ith, nth, &k)) >= 0)
         tok_range(a, unit_start(a->kind, a->B, a->pos, u), unit_start(a->kind, a->B, a->pos, u + 1));
 }
 
@@ -646,7 +623,7 @@ typedef struct attn_task {
     dq_state *s;
     int layer, B, pos;
     float *out;  // (B, H*hd)
-    claim reg[CLAIM_REGIONS];
+    dq_claim reg[DQ_CLAIM_REGIONS];
 } attn_task;
 
 // Item it of an attention step (see attn_worker).
@@ -680,10 +657,10 @@ static void attn_worker(void *ctx, int ith, int nth) {
     // items: (head, block of 4 tokens), head-major, or in decode (KV head, block of 4 of its heads)
     int per_head = a->B > 1 ? (a->B + 3) / 4 : (grp + 3) / 4, outer = a->B > 1 ? H : (int)c->n_kv_heads;
     int items = outer * per_head;
-    // claimed dynamically (claim_item): a thread's own region is contiguous, and neighbouring
+    // claimed dynamically (dq_claim_next): a thread's own region is contiguous, and neighbouring
     // items share K/V rows in cache
     int k = 0, it;
-    while ((it = claim_item(a->reg, items, ith, nth, &k)) >= 0) attn_item(a, it, per_head, att);
+    while ((it = dq_claim_next(a->reg, items, ith, nth, &k)) >= 0) attn_item(a, it, per_head, att);
 }
 
 static void embed(float *x, const dq_mat *E, int tok, int C) {

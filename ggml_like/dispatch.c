@@ -156,7 +156,7 @@ void dq_cpu_describe(char *buf, size_t cap) {
 // with transparent huge pages requested, which cuts page faults at load and TLB misses when
 // decoding streams it (measured, TinyLlama shape, 2 threads: 25.4-26.7 tok/s against 23.3-23.4
 // with 4 KiB pages). The price: when free memory is fragmented, the kernel compacts it inside
-// those page faults (defrag=madvise), and the 1 GB load took 1.7-2.9 s instead of 0.28 s (0.38 s
+// those page faults (defrag=madvise), and the 1 GB load took 1.7-3.6 s instead of 0.28 s (0.38 s
 // with 4 KiB pages). DYNQ_NO_HUGEPAGES=1 trades the one for the other.
 static void *map_zeroed(size_t bytes) {
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -349,7 +349,7 @@ typedef struct qctx {
     const float *x;
     const float *amax;  // per token, or NULL
     float tensor_amax;
-    _Alignas(64) _Atomic int next;  // next unclaimed group of QUANT_UNIT tokens
+    dq_claim reg[DQ_CLAIM_REGIONS];  // groups of QUANT_UNIT tokens
 } qctx;
 
 // Token t: scale(s), offset and codes. Scales are computed here, once for every ISA.
@@ -398,10 +398,9 @@ static void quant_token(const dq_kernels *K, dq_qact *qa, const float *xr, int t
 #define QUANT_UNIT 4
 static void quant_task(void *arg, int ith, int nth) {
     qctx *c = arg;
-    int m = c->qa->m, t0;
-    (void)ith, (void)nth;
-    while ((t0 = atomic_fetch_add_explicit(&c->next, QUANT_UNIT, memory_order_relaxed)) < m)
-        for (int t = t0; t < m && t < t0 + QUANT_UNIT; t++)
+    int m = c->qa->m, k = 0, u;
+    while ((u = dq_claim_next(c->reg, (m + QUANT_UNIT - 1) / QUANT_UNIT, ith, nth, &k)) >= 0)
+        for (int t = u * QUANT_UNIT; t < m && t < (u + 1) * QUANT_UNIT; t++)
             quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->amax ? c->amax + t : NULL, c->tensor_amax);
 }
 
@@ -453,12 +452,6 @@ void dq_quantize_act(dq_pool *pool, dq_qact *qa, const float *x, int m, int k, d
 }
 
 // ---------------------------------------------------------------- matmul drivers
-#define MAX_REGIONS 16
-
-typedef struct region {
-    _Alignas(64) _Atomic int next;  // next unclaimed tile of the region (relative)
-} region;
-
 #define MAX_PARTS 3  // matrices sharing one input in one pool run (q/k/v; gate/up)
 
 typedef struct mmctx {
@@ -470,8 +463,7 @@ typedef struct mmctx {
     float *y[MAX_PARTS];
     const dq_qweight *w[MAX_PARTS];
     int n[MAX_PARTS], rb[MAX_PARTS], first[MAX_PARTS + 1];  // rows, row block, first tile
-    int nreg;              // tiles split into nreg contiguous regions, one per slot
-    region reg[MAX_REGIONS];
+    dq_claim reg[DQ_CLAIM_REGIONS];  // tiles, one contiguous region per slot (dq_claim_next)
 } mmctx;
 
 // Tiles: rows in blocks of rb (a multiple of 64, the AVX-512 micro-kernel's 4 panels; a 32-row
@@ -494,21 +486,6 @@ static void plan(mmctx *c, int m, int nparts, const int *n, int nth) {
         c->rb[j] = rb > 512 ? 512 : rb;
         c->first[j + 1] = c->first[j] + (n[j] + c->rb[j] - 1) / c->rb[j] * c->ntb;
     }
-    c->nreg = nth < MAX_REGIONS ? nth : MAX_REGIONS;
-    for (int r = 0; r < c->nreg; r++) atomic_store_explicit(&c->reg[r].next, 0, memory_order_relaxed);
-}
-
-// Next tile for slot ith, or -1 when all are taken.
-static int next_tile(mmctx *c, int ith, int *reg) {
-    int total = c->first[c->nparts];
-    for (; *reg < ith + c->nreg; ++*reg) {
-        int r = *reg % c->nreg;
-        int lo = (int)((int64_t)total * r / c->nreg), hi = (int)((int64_t)total * (r + 1) / c->nreg);
-        if (atomic_load_explicit(&c->reg[r].next, memory_order_relaxed) >= hi - lo) continue;
-        int i = atomic_fetch_add_explicit(&c->reg[r].next, 1, memory_order_relaxed);
-        if (i < hi - lo) return lo + i;
-    }
-    return -1;
 }
 
 // Matrix *j of a tile, and its rows [i0, i1) and tokens [t0, t1).
@@ -528,8 +505,8 @@ static void q8_task(void *arg, int ith, int nth) {
     mmctx *c = arg;
     void (*gemm)(float *, int, const dq_qact *, int, int, const dq_qweight *, int, int) =
         c->qa->scheme == DQ_ACT_GROUP ? dq_gemm_q8_group_scalar : c->K->gemm_q8;
-    int reg = ith % c->nreg, tile, j, i0, i1, t0, t1;
-    while ((tile = next_tile(c, ith % c->nreg, &reg)) >= 0) {
+    int k = 0, tile, j, i0, i1, t0, t1;
+    while ((tile = dq_claim_next(c->reg, c->first[c->nparts], ith, nth, &k)) >= 0) {
         tile_bounds(c, tile, &j, &i0, &i1, &t0, &t1);
         gemm(c->y[j], c->n[j], c->qa, t0, t1, c->w[j], i0, i1);
     }
@@ -575,8 +552,8 @@ void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweig
 
 static void f32_task(void *arg, int ith, int nth) {
     mmctx *c = arg;
-    int reg = ith % c->nreg, tile, j, i0, i1, t0, t1;
-    while ((tile = next_tile(c, ith % c->nreg, &reg)) >= 0) {
+    int k = 0, tile, j, i0, i1, t0, t1;
+    while ((tile = dq_claim_next(c->reg, c->first[c->nparts], ith, nth, &k)) >= 0) {
         tile_bounds(c, tile, &j, &i0, &i1, &t0, &t1);
         c->K->gemm_f32(c->y[0], c->x, t0, t1, c->wf, c->n[0], c->k, i0, i1);
     }
@@ -618,7 +595,6 @@ void dq_rope_tables(float *c, float *s, int pos, int hd, int halves, float theta
         c[j0] = c[j1] = cs;
         s[j0] = -sn, s[j1] = sn;
     }
-    if (hd % 2) c[hd - 1] = 1.0f, s[hd - 1] = 0.0f;  // an odd last value is not rotated
 }
 
 float dq_rmsnorm_f32(float *o, float *x, const float *r, const float *w, int n, float eps) {

@@ -24,6 +24,17 @@ void dq_pool_run(dq_pool *pool, dq_task_fn fn, void *ctx);  // returns when ever
 // runs the next such jobs on the caller alone for a while (see threadpool.c).
 void dq_pool_run_adaptive(dq_pool *pool, dq_task_fn fn, void *ctx);
 int dq_physical_cores(void);                                // default for -t
+// Dynamic split of one pool run's items 0..items-1: min(nth, DQ_CLAIM_REGIONS) contiguous
+// regions, one per slot (a slot's items are neighbours in memory: one weight stream, one head's
+// cache), claimed one item at a time; a slot done with its own region takes what is left of
+// the others, so a slow or descheduled thread's work is taken over item by item and any slot
+// may end up doing all of it (what dq_pool_run_adaptive needs). reg: zero-initialized for each
+// run; *k starts at 0 in each slot. Returns the next item for slot ith, or -1.
+#define DQ_CLAIM_REGIONS 16
+typedef struct dq_claim {
+    _Alignas(64) _Atomic int next;  // next unclaimed item of the region (relative)
+} dq_claim;
+int dq_claim_next(dq_claim *reg, int items, int ith, int nth, int *k);
 
 // ---------------------------------------------------------------- CPU and dispatch
 typedef enum { DQ_ISA_SCALAR = 0, DQ_ISA_AVX2, DQ_ISA_AVX512VNNI, DQ_ISA_AMX, DQ_ISA_NEON } dq_isa;
@@ -124,7 +135,7 @@ static inline size_t dq_kt_index(int p, int d, int hd) {
     return ((size_t)(p / 16) * (size_t)hd + (size_t)d) * 16 + (size_t)(p % 16);
 }
 float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u; max |h|
-// RoPE, in place, of n_h heads of hd values (one position): x'[j] = x[j] c[j] + x[j'] s[j] with
+// RoPE, in place, of n_h heads of hd values (hd even; one position): x'[j] = x[j] c[j] + x[j'] s[j] with
 // j' = j ^ 1 (halves = 0: llama2.c's pairs (2i, 2i+1)) or j +- hd/2 (halves = 1: HF's (i, i+hd/2)).
 // c, s: the position's hd-long tables from dq_rope_tables. Bit-identical to x0 cos - x1 sin,
 // x1 cos + x0 sin pair by pair.

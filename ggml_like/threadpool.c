@@ -226,6 +226,17 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }
 
+int dq_claim_next(dq_claim *reg, int items, int ith, int nth, int *k) {
+    int nreg = nth < DQ_CLAIM_REGIONS ? nth : DQ_CLAIM_REGIONS;
+    for (; *k < nreg; ++*k) {
+        int r = (ith + *k) % nreg, lo = (int)((int64_t)items * r / nreg), hi = (int)((int64_t)items * (r + 1) / nreg);
+        if (atomic_load_explicit(&reg[r].next, memory_order_relaxed) >= hi - lo) continue;
+        int it = lo + atomic_fetch_add_explicit(&reg[r].next, 1, memory_order_relaxed);
+        if (it < hi) return it;
+    }
+    return -1;
+}
+
 // Generic tasks may split work statically (ith of nth), so a long wait can be plain imbalance:
 // they always run on every thread. The kernels' drivers hand out small tiles dynamically, so for
 // them a long wait really means a descheduled worker: they use the adaptive entry.

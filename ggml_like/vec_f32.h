@@ -119,7 +119,6 @@ V16_INLINE dq_v16f v16_fma(dq_v16f a, dq_v16f b, dq_v16f c) {
 #endif
 }
 
-
 // e^x for x <= 0 (and NaN), Cephes-style: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two,
 // taken off with fused multiply-adds), a degree-6 polynomial for e^r (Horner, fused), and 2^n
 // put together in the exponent bits. Within 2 ulp of e^x for -87 <= x <= 0; below -87 it
