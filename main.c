@@ -952,7 +952,9 @@ static int cmd_bench(int argc, char **argv) {
             double read_gbps = 0, peak = 0;
             if (roofline) {
                 dq_isa measured;
-                read_gbps = dq_roofline_read_gbps(s.pool, 0);
+                // a buffer the size of the weights: on a CPU whose last-level cache holds part of them,
+                // decode reads that part from the cache too
+                read_gbps = dq_roofline_read_gbps(s.pool, wbytes > (double)(64 << 20) ? (size_t)wbytes : (size_t)64 << 20);
                 peak = dq_roofline_int8_gops(s.pool, &measured);
             }
             const char *isa = dq_isa_name(dq_isa_chosen());

@@ -117,10 +117,39 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     }
 }
 
+// GEMV (one token), one panel: four 4-input groups (4 cache lines) per step, each into its own
+// accumulators, and the weights DQ_GEMV_PREFETCH bytes ahead prefetched (kernels.h).
+static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
+                       float sx, int32_t off) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a[4][2];
+    for (int g = 0; g < 4; g++) a[g][0] = a[g][1] = _mm256_setzero_si256();
+    for (int j = 0; j < kp; j += 16) {
+        const int8_t *w = wp + (size_t)j * 16;
+        dq_gemv_prefetch(w);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m256i xb = _mm256_set1_epi32(load4(x + j + 4 * g));
+            __m256i w0 = _mm256_loadu_si256((const void *)(w + 64 * g)), w1 = _mm256_loadu_si256((const void *)(w + 64 * g + 32));
+            a[g][0] = dot4(a[g][0], _mm256_abs_epi8(w0), w0, xb, ones);
+            a[g][1] = dot4(a[g][1], _mm256_abs_epi8(w1), w1, xb, ones);
+        }
+    }
+    for (int h = 0; h < 2; h++)
+        store_rows(y, _mm256_add_epi32(_mm256_add_epi32(a[0][h], a[1][h]), _mm256_add_epi32(a[2][h], a[3][h])),
+                   row + 8 * h, n, p, sx, off);
+}
+
 static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
     const dq_wpack *p = w->packed;
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
+    if (t1 - t0 == 1) {
+        for (int i = i0; i < i1; i += 16)
+            gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
+                       qa->scale[t0], qa->off[t0]);
+        return;
+    }
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
         // the next panel (16 kp contiguous bytes) into L2, a slice per token block (kernels.h)
@@ -212,19 +241,18 @@ static void gemm_f32_avx2(float *y, const float *x, int t0, int t1, const float 
 #undef UKF_ROW
 
 // ---------------------------------------------------------------- roofline loop
-// The exact int8 step without the sign handling: vpmaddubsw + vpmaddwd + vpaddd, 8 chains.
+// The exact int8 step without the sign handling: vpmaddubsw + vpmaddwd + vpaddd, 8 chains. The
+// unsigned operand is a volatile load in every step: with a loop-invariant operand the compiler
+// hoisted both multiplies out of the loop (it measured stack adds, not the dot product).
 static int64_t int8_peak_avx2(int64_t iters, int32_t *sink) {
     __m256i a[8];
     for (int r = 0; r < 8; r++) a[r] = _mm256_set1_epi32(r);
-    const __m256i u = _mm256_set1_epi32(*sink | 0x01010101), s = _mm256_set1_epi32(0x02fe03fd),
-                  ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < iters; i++) {
+    volatile __m256i src[8];
+    for (int r = 0; r < 8; r++) src[r] = _mm256_set1_epi32((*sink + r) | 0x01010101);
+    const __m256i s = _mm256_set1_epi32(0x02fe03fd), ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < iters; i++)
 #pragma GCC unroll 8
-        for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), ones));
-#ifndef DQ_SIMDE_HEADER
-        __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]));  // no hoisting
-#endif
-    }
+        for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(src[r], s), ones));
     __m256i t = a[0];
     for (int r = 1; r < 8; r++) t = _mm256_add_epi32(t, a[r]);
     int32_t v[8];

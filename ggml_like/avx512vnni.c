@@ -105,13 +105,15 @@ ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const 
 }
 
 // GEMV (one token): one panel at a time, so the whole matrix is read as one sequential stream
-// (measured faster here than interleaving two panel streams); 4 accumulators over consecutive
-// 4-input groups hide vpdpbusd latency. kp is a multiple of 64, so groups come in 16s.
+// (measured faster here than interleaving two panel streams), prefetched DQ_GEMV_PREFETCH bytes
+// ahead (kernels.h); 4 accumulators over consecutive 4-input groups hide vpdpbusd latency. kp is
+// a multiple of 64, so groups come in 16s.
 static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
                        float sx, int32_t off) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (int j = 0; j < kp; j += 16) {
         const int8_t *w = wp + (size_t)j * 16;
+        dq_gemv_prefetch(w);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(load4(x + j)), _mm512_loadu_si512((const void *)w));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(load4(x + j + 4)), _mm512_loadu_si512((const void *)(w + 64)));
         a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));

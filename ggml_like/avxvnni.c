@@ -85,11 +85,39 @@ VNNI_INLINE void vnni_ukernel(const int MR, float *y, int ldy, const int8_t *x, 
     }
 }
 
+// GEMV (one token), one panel: four consecutive 4-input groups per step into their own
+// accumulators, so the vpdpbusd latency chain (5 cycles) is not paid once per 64 weight bytes,
+// and the weights DQ_GEMV_PREFETCH bytes ahead prefetched (kernels.h). kp is a multiple of 64.
+static void vnni_gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
+                            float sx, int32_t off) {
+    __m256i a[4][2];
+    for (int g = 0; g < 4; g++) a[g][0] = a[g][1] = _mm256_setzero_si256();
+    for (int j = 0; j < kp; j += 16) {
+        const int8_t *w = wp + (size_t)j * 16;
+        dq_gemv_prefetch(w);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m256i xb = _mm256_set1_epi32(vnni_load4(x + j + 4 * g));
+            a[g][0] = VNNI_DPBUSD(a[g][0], xb, _mm256_loadu_si256((const void *)(w + 64 * g)));
+            a[g][1] = VNNI_DPBUSD(a[g][1], xb, _mm256_loadu_si256((const void *)(w + 64 * g + 32)));
+        }
+    }
+    for (int h = 0; h < 2; h++)
+        vnni_store(y, _mm256_add_epi32(_mm256_add_epi32(a[0][h], a[1][h]), _mm256_add_epi32(a[2][h], a[3][h])),
+                   row + 8 * h, n, p, sx, off);
+}
+
 static void gemm_q8_avxvnni(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
                             int i1) {
     const dq_wpack *p = w->packed;
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
+    if (t1 - t0 == 1) {
+        for (int i = i0; i < i1; i += 16)
+            vnni_gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
+                            qa->scale[t0], qa->off[t0]);
+        return;
+    }
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
         // the next panel (16 kp contiguous bytes) into L2, a slice per token block (kernels.h)

@@ -7,7 +7,8 @@
 #include "ops.h"
 
 // Read bandwidth in GB/s (1e9 bytes/s): every thread of `pool` streams its share of a buffer
-// far larger than the last-level cache (`bytes`, 0 = 512 MiB); best of several passes.
+// of `bytes` (0 = 512 MiB; `dynq bench` passes the model's weight bytes, at least 64 MiB, so
+// the buffer meets the caches as the weights do); best of several passes and loop variants.
 // Returns a negative value if the buffer cannot be allocated.
 double dq_roofline_read_gbps(dq_pool *pool, size_t bytes);
 

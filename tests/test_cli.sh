@@ -183,6 +183,18 @@ sys.exit(0 if json.load(open(sys.argv[1]))["model"] == sys.argv[2] else 1)' "$T/
     then ok bench_json_escapes_path; else bad bench_json_escapes_path "$(head -c 300 "$T/bj")"; fi
 fi
 
+# bench --roofline --json: the measured limits and the fractions reached, per thread count.
+if [ -x /usr/bin/python3 ]; then
+    if "$DYNQ" bench -m "$T/s8.dynq" -p 8 -n 4 -t 1,2 -r 1 --roofline --json > "$T/rj" 2>/dev/null &&
+        /usr/bin/python3 -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+need = ("pp_tok_s", "tg_tok_s", "tg_gbps", "pp_gops", "read_gbps", "int8_peak_gops", "tg_bw_fraction", "pp_peak_fraction")
+ok = [r["threads"] for r in rows] == [1, 2] and all(r[k] > 0 for r in rows for k in need)
+ok = ok and all(abs(r["tg_bw_fraction"] - r["tg_gbps"] / r["read_gbps"]) < 1e-3 for r in rows)
+sys.exit(0 if ok else 1)' "$T/rj" 2>/dev/null
+    then ok bench_roofline_json; else bad bench_roofline_json "$(head -c 400 "$T/rj")"; fi
+fi
+
 # Conversion is atomic: a failing conversion leaves neither the target nor a temporary file.
 head -c 100000 models/stories260K.bin > "$T/trunc.bin"
 expect_status convert_truncated 2 "$DYNQ" convert "$T/trunc.bin" --tokenizer models/tok512.bin -o "$T/x.dynq"
