@@ -91,7 +91,8 @@ ALWAYS_INLINE void store_rows(float *y, __m256i acc, int row, int n, const dq_wp
 }
 
 // MR <= 3 tokens x one panel (16 rows = 2 ymm), whole k (MR = 4 spills: 16 ymm registers).
-ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
+// ap: the panel's |w| (abs_panel), or NULL: computed here, once per token block.
+ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp, const int8_t *ap,
                            const dq_wpack *p, int i, int n, const float *sx, const int32_t *off, const int8_t *pf, int npf) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[3][2];
@@ -102,7 +103,13 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
         __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
         __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
         dq_prefetch_step(pf, npf, s);
-        __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+        __m256i a0, a1;
+        if (ap) {
+            a0 = _mm256_loadu_si256((const void *)(ap + (size_t)s * 64));
+            a1 = _mm256_loadu_si256((const void *)(ap + (size_t)s * 64 + 32));
+        } else {
+            a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) {
             __m256i xb = _mm256_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
@@ -140,6 +147,12 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
+#define ABS_MAX_KP 8192  // panels up to 128 KiB get their |w| precomputed (on the stack)
+static void abs_panel(int8_t *a, const int8_t *w, int bytes) {
+    for (int j = 0; j < bytes; j += 32)
+        _mm256_store_si256((void *)(a + j), _mm256_abs_epi8(_mm256_loadu_si256((const void *)(w + j))));
+}
+
 static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
     const dq_wpack *p = w->packed;
     const int kp = p->kp, n = i1;
@@ -150,8 +163,13 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
                        qa->scale[t0], qa->off[t0]);
         return;
     }
+    // |w| of the current panel, computed once for all token blocks (vpabsb shares ports 0 and 1
+    // with vpsignb and both multiplies on Intel cores: 2 of the 20 such uops of a 3-token step)
+    _Alignas(32) int8_t absw[16 * ABS_MAX_KP];
+    const int pre = t1 - t0 > 3 && kp <= ABS_MAX_KP;
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
+        if (pre) abs_panel(absw, wp, 16 * kp);
         // the next panel (16 kp contiguous bytes) into L2, a slice per token block (kernels.h)
         const int nblk = (t1 - t0 + 2) / 3, lines = i + 32 <= p->np ? kp / 4 : 0;
         for (int t = t0; t < t1; t += 3) {
@@ -162,9 +180,9 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
             const float *sx = qa->scale + t;
             const int32_t *off = qa->off + t;
             switch (t1 - t < 3 ? t1 - t : 3) {
-            case 1: ukernel(1, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
-            case 2: ukernel(2, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
-            default: ukernel(3, yt, ldy, xt, kp, wp, p, i, n, sx, off, pf, npf_b); break;
+            case 1: ukernel(1, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
+            case 2: ukernel(2, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
+            default: ukernel(3, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
             }
         }
     }
