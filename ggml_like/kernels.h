@@ -98,14 +98,14 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // stream and prefetch the 4 cache lines DQ_GEMV_PREFETCH bytes ahead of the 256 bytes each step
 // consumes. The hardware prefetcher alone left one core at 10-14 GB/s; 4 KiB ahead it read
 // 20-24 GB/s (Xeon model 207, stories110M decode, DYNQ_ISA=avx2 DYNQ_AVX2=plain: 95 -> ~200
-// tok/s). Past the end of a matrix the prefetch only touches the next matrix or nothing:
-// prefetches never fault.
+// tok/s). Past the end of a matrix the address is no pointer into it (so it is computed as an
+// integer) and the prefetch touches the next matrix or nothing: prefetches never fault.
 #define DQ_GEMV_PREFETCH 4096
 static inline void dq_gemv_prefetch(const int8_t *w) {
-    for (int l = 0; l < 4; l++) __builtin_prefetch(w + DQ_GEMV_PREFETCH + 64 * l, 0, 3);
+    for (int l = 0; l < 4; l++) __builtin_prefetch((const void *)((uintptr_t)w + DQ_GEMV_PREFETCH + 64 * l), 0, 3);
 }
 static inline void dq_gemv_prefetch2(const int8_t *w) {  // the same for a 128-byte step
-    for (int l = 0; l < 2; l++) __builtin_prefetch(w + DQ_GEMV_PREFETCH + 64 * l, 0, 3);
+    for (int l = 0; l < 2; l++) __builtin_prefetch((const void *)((uintptr_t)w + DQ_GEMV_PREFETCH + 64 * l), 0, 3);
 }
 
 // Shared epilogue for one output: keep every ISA on this exact expression.

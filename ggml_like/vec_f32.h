@@ -317,6 +317,13 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
     int p = 0;
     for (; p + 2 <= npm; p += 2) {
         const float *v0 = v + (size_t)p * ldv + d0;
+        // the rows two steps ahead: value rows are ldv apart (a position's heads side by side,
+        // 3 KiB in the stories110M shape), a stride the hardware prefetchers did not follow
+        // (the mix of one 128-token prefill: 2.2 ms, 1.85 ms with this, 1.5 ms head-major)
+        // (addresses as integers: past the cache's end they are no pointers; prefetches never fault)
+        const uintptr_t r4 = (uintptr_t)(v0) + (size_t)4 * ldv * sizeof(float), r5 = r4 + (size_t)ldv * sizeof(float);
+        __builtin_prefetch((const void *)r4, 0, 3), __builtin_prefetch((const void *)r5, 0, 3);
+        if (DW > 1) __builtin_prefetch((const void *)(r4 + 64), 0, 3), __builtin_prefetch((const void *)(r5 + 64), 0, 3);
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES), b[c] = vn_load(v0 + ldv + c * VN_LANES);
