@@ -949,6 +949,10 @@ static int cmd_bench(int argc, char **argv) {
             double pps = median(pp, reps), tgs = median(tg, reps);
             double pp_gops = 2.0 * (layer_params * n_pp + cls_params) * (pps / n_pp) / 1e9;
             double tg_gbps = wbytes * tgs / 1e9;
+            // what a generated token also reads: the FP32 key and value cache of every layer up to
+            // its position (positions n_pp .. n_pp + n_tg - 1, so on average n_pp + (n_tg + 1) / 2)
+            double kv_bytes = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float) * (n_pp + (n_tg + 1) / 2.0);
+            double tg_all_gbps = (wbytes + kv_bytes) * tgs / 1e9;
             double read_gbps = 0, peak = 0;
             if (roofline) {
                 dq_isa measured;
@@ -962,22 +966,23 @@ static int cmd_bench(int argc, char **argv) {
                 printf("{\"model\": ");
                 json_string(so.model, strlen(so.model));
                 printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
-                       "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"pp_gops\": %.2f, "
-                       "\"weight_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld",
+                       "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"tg_kv_gbps\": %.3f, "
+                       "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld",
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
-                       tg_gbps, pp_gops, wbytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool));
+                       tg_gbps, tg_all_gbps, pp_gops, wbytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool));
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"int8_peak_gops\": %.2f, \"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f",
                            read_gbps, peak, tg_gbps / read_gbps, pp_gops / peak);
                 printf("}\n");
             } else {
-                printf("%s (%s, %s, %d threads): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s) | load %.1f ms"
-                       " | pool stalls %ld\n",
+                printf("%s (%s, %s, %d threads): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s weights, "
+                       "%.2f with the KV cache) | load %.1f ms | pool stalls %ld\n",
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, pps, pp_gops, n_tg, tgs,
-                       tg_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool));
+                       tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool));
                 if (roofline)
-                    printf("  roofline: read %.2f GB/s -> tg at %.0f %%; int8 peak %.1f GOPS -> pp at %.0f %%\n", read_gbps,
-                           100 * tg_gbps / read_gbps, peak, 100 * pp_gops / peak);
+                    printf("  roofline: read %.2f GB/s -> tg at %.0f %% (%.0f %% with the KV cache); int8 peak %.1f GOPS -> "
+                           "pp at %.0f %%\n",
+                           read_gbps, 100 * tg_gbps / read_gbps, 100 * tg_all_gbps / read_gbps, peak, 100 * pp_gops / peak);
             }
             fflush(stdout);
         }
