@@ -45,19 +45,28 @@ print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s, int8 peak {q[-1]['i
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
 PY
 if [ "$neighbour" = 1 ]; then
-    echo "== with a CPU-burning neighbour process (one busy loop)"
+    # -t 1 and -t 2 in alternating processes, round by round (the host drifts between phases of
+    # one long run more than -t 2 differs from -t 1 here), the ratio taken within each round.
+    echo "== with a CPU-burning neighbour process (one busy loop), $reps rounds of -t 1 / -t 2, alternating"
     ( while :; do :; done ) &
     burner=$!
     trap 'kill $burner 2>/dev/null; wait $burner 2>/dev/null' EXIT
-    "$DYNQ" bench -m "$B/$shape-int8.dynq" -t 1,2 -r "$reps" --json > "$B/busy.json"
+    : > "$B/busy.json"
+    for r in $(seq 1 "$reps"); do
+        order="1 2"; [ $((r % 2)) = 0 ] && order="2 1"
+        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 --json >> "$B/busy.json"; done
+    done
     kill $burner; wait $burner 2>/dev/null || true
     trap - EXIT
     /usr/bin/python3 - "$B/busy.json" <<'PY'
-import json, sys
-r = [json.loads(l) for l in open(sys.argv[1])]
-for a in r:
-    print(f"  -t {a['threads']}: pp {a['pp_tok_s']:.1f} tok/s, tg {a['tg_tok_s']:.1f} tok/s")
-if len(r) == 2:
-    print(f"  -t 2 / -t 1 with a busy neighbour: pp {r[1]['pp_tok_s']/r[0]['pp_tok_s']:.2f}x, tg {r[1]['tg_tok_s']/r[0]['tg_tok_s']:.2f}x")
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rounds = [(rows[i], rows[i + 1]) if rows[i]["threads"] == 1 else (rows[i + 1], rows[i]) for i in range(0, len(rows) - 1, 2)]
+for key, name in (("pp_tok_s", "pp"), ("tg_tok_s", "tg")):
+    one = [a[key] for a, b in rounds]
+    two = [b[key] for a, b in rounds]
+    ratio = sorted(b[key] / a[key] for a, b in rounds)
+    print(f"  {name}: -t 1 median {statistics.median(one):.1f} tok/s, -t 2 median {statistics.median(two):.1f};"
+          f" -t 2 / -t 1 per round: median {statistics.median(ratio):.2f}x (range {ratio[0]:.2f}-{ratio[-1]:.2f})")
 PY
 fi
