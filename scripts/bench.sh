@@ -41,7 +41,7 @@ for a, b in zip(q, f):
           f" {a['tg_tok_s']:>11.1f} {b['tg_tok_s']:>11.1f} {a['tg_tok_s']/b['tg_tok_s']:>6.2f} |"
           f" {a['tg_gbps']:>7.2f} {100*a['tg_gbps']/a['read_gbps']:>6.0f}% {100*a['tg_kv_gbps']/a['read_gbps']:>4.0f}% | {a['pp_gops']:>7.1f} {100*a['pp_gops']/a['int8_peak_gops']:>6.0f}% | {a['isa']}")
 print("(tg GB/s: weight bytes per second; +KV: with the FP32 key/value cache each generated token also reads)")
-print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s, int8 peak {q[-1]['int8_peak_gops']:.0f} GOPS "
+print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s (a buffer the weights' size; {q[-1]['read_512mib_gbps']:.1f} over 512 MiB), int8 peak {q[-1]['int8_peak_gops']:.0f} GOPS "
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
 PY
 if [ "$neighbour" = 1 ]; then
