@@ -147,7 +147,9 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
-#define ABS_MAX_KP 8192  // panels up to 128 KiB get their |w| precomputed (on the stack)
+// Panels up to 128 KiB get their |w| precomputed, on the stack of the calling thread (the pool's
+// threads have glibc's default stack: RLIMIT_STACK, 8 MiB usually, 2 MiB when unlimited).
+#define ABS_MAX_KP 8192
 static void abs_panel(int8_t *a, const int8_t *w, int bytes) {
     for (int j = 0; j < bytes; j += 32)
         _mm256_store_si256((void *)(a + j), _mm256_abs_epi8(_mm256_loadu_si256((const void *)(w + j))));
