@@ -152,7 +152,7 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
 #define ABS_MAX_KP 8192
 static void abs_panel(int8_t *a, const int8_t *w, int bytes) {
     for (int j = 0; j < bytes; j += 32)
-        _mm256_store_si256((void *)(a + j), _mm256_abs_epi8(_mm256_loadu_si256((const void *)(w + j))));
+        _mm256_storeu_si256((void *)(a + j), _mm256_abs_epi8(_mm256_loadu_si256((const void *)(w + j))));
 }
 
 static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
