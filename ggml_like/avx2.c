@@ -277,7 +277,7 @@ static int64_t int8_peak_avx2(int64_t iters, int32_t *sink) {
     for (int r = 1; r < 8; r++) t = _mm256_add_epi32(t, a[r]);
     int32_t v[8];
     _mm256_storeu_si256((void *)v, t);
-    *sink = v[0] + v[7];
+    *sink = (int32_t)((uint32_t)v[0] + (uint32_t)v[7]);  // the lanes wrapped long ago: unsigned sum
     return iters * 8 * 32 * 2;
 }
 

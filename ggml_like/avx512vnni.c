@@ -266,7 +266,11 @@ static int64_t int8_peak_avx512vnni(int64_t iters, int32_t *sink) {
     }
     __m512i t = a[0];
     for (int r = 1; r < 12; r++) t = _mm512_add_epi32(t, a[r]);
-    *sink = _mm512_reduce_add_epi32(t);
+    // the lanes wrapped long ago: an unsigned sum (_mm512_reduce_add_epi32 adds in int, which
+    // UBSan reports as overflow)
+    int32_t v[16];
+    _mm512_storeu_si512((void *)v, t);
+    *sink = (int32_t)((uint32_t)v[0] + (uint32_t)v[15]);
     return iters * 12 * 64 * 2;
 }
 

@@ -85,17 +85,17 @@ static void gemm_f32_scalar(float *y, const float *x, int t0, int t1, const floa
 
 // ---------------------------------------------------------------- roofline loop
 static int64_t int8_peak_scalar(int64_t iters, int32_t *sink) {
-    int32_t a0 = 1, a1 = 2, a2 = 3, a3 = 4;
+    uint32_t a0 = 1, a1 = 2, a2 = 3, a3 = 4;  // unsigned: the sums wrap over long runs
     volatile int8_t src[8] = {1, -2, 3, -4, 5, -6, 7, -8};
     int8_t x0 = src[0], x1 = src[1], x2 = src[2], x3 = src[3], w0 = src[4], w1 = src[5], w2 = src[6], w3 = src[7];
     for (int64_t i = 0; i < iters; i++) {
-        a0 += x0 * w0;
-        a1 += x1 * w1;
-        a2 += x2 * w2;
-        a3 += x3 * w3;
+        a0 += (uint32_t)(x0 * w0);
+        a1 += (uint32_t)(x1 * w1);
+        a2 += (uint32_t)(x2 * w2);
+        a3 += (uint32_t)(x3 * w3);
         __asm__ volatile("" : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3));  // keep the loop scalar
     }
-    *sink = a0 + a1 + a2 + a3;
+    *sink = (int32_t)(a0 + a1 + a2 + a3);
     return iters * 4 * 2;
 }
 

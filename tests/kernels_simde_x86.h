@@ -45,12 +45,6 @@ static inline void dqs_mask_cvtepi32_storeu_epi8(void *p, simde__mmask16 k, simd
     for (int i = 0; i < 16; i++)
         if (k >> i & 1) ((int8_t *)p)[i] = (int8_t)v[i];  // truncation, as vpmovdb
 }
-static inline int32_t dqs_reduce_add_epi32(simde__m512i a) {
-    int32_t v[16], s = 0;
-    simde_mm512_storeu_si512(v, a);
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
-}
 static inline float dqs_reduce_add_ps(simde__m512 a) {
     float v[16];
     simde_mm512_storeu_ps(v, a);
@@ -71,7 +65,6 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm512_mask_storeu_ps dqs_mask_storeu_ps
 #define _mm512_maskz_loadu_ps dqs_maskz_loadu_ps
 #define _mm512_mask_cvtepi32_storeu_epi8 dqs_mask_cvtepi32_storeu_epi8
-#define _mm512_reduce_add_epi32 dqs_reduce_add_epi32
 #define _mm512_reduce_add_ps dqs_reduce_add_ps
 
 // ---------------------------------------------------------------- types
@@ -124,6 +117,7 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm512_fmadd_ps simde_mm512_fmadd_ps
 #define _mm512_loadu_ps simde_mm512_loadu_ps
 #define _mm512_loadu_si512 simde_mm512_loadu_si512
+#define _mm512_storeu_si512 simde_mm512_storeu_si512
 #define _mm512_max_epi32 simde_mm512_max_epi32
 #define _mm512_max_ps simde_mm512_max_ps
 #define _mm512_min_epi32 simde_mm512_min_epi32
