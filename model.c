@@ -449,6 +449,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->xb2 = dq_alloc(B * big * sizeof(float));
     s->q = dq_alloc(B * QD * sizeof(float));
     s->k = dq_alloc(B * KD * sizeof(float));
+    s->v = dq_alloc(B * KD * sizeof(float));
     s->hb = dq_alloc(B * F * sizeof(float));
     s->hb2 = dq_alloc(B * F * sizeof(float));
     s->amax = dq_alloc(B * sizeof(float));
@@ -458,7 +459,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->value_cache = dq_alloc(kv_elems * sizeof(float));
     s->rope_cos = dq_alloc(T * c->head_dim * sizeof(float));
     s->rope_sin = dq_alloc(T * c->head_dim * sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
         !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin) {
         dq_state_free(s);
         return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens (KV cache %.1f MiB)", ctx,
@@ -471,7 +472,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
 }
 
 void dq_state_free(dq_state *s) {
-    dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k);
+    dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
     dq_free(s->hb), dq_free(s->hb2), dq_free(s->amax), dq_free(s->att), dq_free(s->logits);
     dq_free(s->key_cache), dq_free(s->value_cache), dq_free(s->rope_cos), dq_free(s->rope_sin);
     if (s->pool) dq_pool_free(s->pool);
@@ -511,14 +512,10 @@ typedef struct tok_task {
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
-// Offset of one head's keys (dq_kt_index blocks) in the key cache.
+// Offset of one head's keys (dq_kt_index blocks) in the key cache, and of its value rows (one
+// per position, hd apart) in the value cache.
 static size_t kv_head(const dq_state *s, const dq_config *c, int layer, uint32_t g) {
     return ((size_t)layer * c->n_kv_heads + g) * (size_t)s->kv_len * c->head_dim;
-}
-// Offset of position pos's value row (all KV heads, kv_dim values) of a layer in the value cache:
-// the v projection writes its output there directly.
-static size_t v_row(const dq_state *s, const dq_config *c, int layer, int pos) {
-    return ((size_t)layer * s->kv_len + (size_t)pos) * c->n_kv_heads * c->head_dim;
 }
 
 // Work units of the per-token steps: 4 tokens; for the rope/cache step, the batch's pieces of
@@ -552,7 +549,7 @@ static void tok_range(const tok_task *a, int t0, int t1) {
     dq_state *s = a->s;
     int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
     int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
-    if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys into the cache's 16-position blocks
+    if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys and values into the caches
         const int halves = c->rope_style == DQ_ROPE_HALF;
         for (int t = t0; t < t1; t++) {
             const float *cs = s->rope_cos + (size_t)(a->pos + t) * hd, *sn = s->rope_sin + (size_t)(a->pos + t) * hd;
@@ -561,6 +558,12 @@ static void tok_range(const tok_task *a, int t0, int t1) {
         }
         for (uint32_t g = 0; g < c->n_kv_heads; g++) {
             size_t head = kv_head(s, c, a->layer, g);
+            // values: each head's rows in position order (the attention's value pass then reads
+            // one contiguous stream; rows kv_dim apart fell into a quarter of the L1's sets and
+            // defeated the hardware prefetchers)
+            for (int t = t0; t < t1; t++)
+                memcpy(s->value_cache + head + (size_t)(a->pos + t) * hd, s->v + (size_t)t * KD + (size_t)g * hd,
+                       (size_t)hd * sizeof(float));
             const float *kt = s->k + (size_t)g * hd;
             // block by block (dq_kt_index): 4 positions x 4 dimensions at a time, transposed in
             // registers, where the block allows; the rest one value at a time
@@ -613,9 +616,9 @@ static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B,
     return a.quant ? &s->qa : NULL;
 }
 
-// Attention for a batch. Work items of up to four queries that share a head's cache: in
-// prefill, four consecutive tokens of one query head; in decode (one token), up to four of the
-// query heads that share a KV head (grouped-query attention). Items are independent, and an
+// Attention for a batch. Work items of up to DQ_ATTN_NQ (8) queries that share a head's cache:
+// in prefill, eight consecutive tokens of one query head; in decode (one token), up to eight of
+// the query heads that share a KV head (grouped-query attention). Items are independent, and an
 // output's arithmetic does not depend on which item holds it, so neither the split across
 // threads nor the batch size changes a result.
 typedef struct attn_task {
@@ -635,16 +638,16 @@ static void attn_item(const attn_task *a, int it, int per_head, float *att) {
     float scale = 1.0f / sqrtf((float)hd);
     int h, t, nq, dnp, ldq;
     if (a->B > 1) {
-        h = it / per_head, t = it % per_head * 4, nq = a->B - t < 4 ? a->B - t : 4, dnp = 1, ldq = QD;
+        h = it / per_head, t = it % per_head * DQ_ATTN_NQ, nq = a->B - t < DQ_ATTN_NQ ? a->B - t : DQ_ATTN_NQ;
+        dnp = 1, ldq = QD;
     } else {
-        int j = it % per_head * 4;
-        h = it / per_head * grp + j, t = 0, nq = grp - j < 4 ? grp - j : 4, dnp = 0, ldq = hd;
+        int j = it % per_head * DQ_ATTN_NQ;
+        h = it / per_head * grp + j, t = 0, nq = grp - j < DQ_ATTN_NQ ? grp - j : DQ_ATTN_NQ, dnp = 0, ldq = hd;
     }
     size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
     size_t at = (size_t)t * QD + (size_t)h * hd;
-    const float *v = s->value_cache + v_row(s, c, a->layer, 0) + (size_t)(h / grp) * hd;
-    dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head, v,
-                (int)(c->n_kv_heads * c->head_dim), hd, scale, att);
+    dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head, s->value_cache + head,
+                hd, hd, scale, att);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -654,8 +657,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
     int H = (int)c->n_heads;
     int grp = (int)(c->n_heads / c->n_kv_heads);
     float *att = s->att + (size_t)ith * dq_attn_scratch(s->ctx);
-    // items: (head, block of 4 tokens), head-major, or in decode (KV head, block of 4 of its heads)
-    int per_head = a->B > 1 ? (a->B + 3) / 4 : (grp + 3) / 4, outer = a->B > 1 ? H : (int)c->n_kv_heads;
+    // items: (head, block of 8 tokens), head-major, or in decode (KV head, block of 8 of its heads)
+    int per_head = ((a->B > 1 ? a->B : grp) + DQ_ATTN_NQ - 1) / DQ_ATTN_NQ, outer = a->B > 1 ? H : (int)c->n_kv_heads;
     int items = outer * per_head;
     // claimed dynamically (dq_claim_next): a thread's own region is contiguous, and neighbouring
     // items share K/V rows in cache
@@ -684,7 +687,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm
         const dq_qact *qa = per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att, &L->wq);
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
-        matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->value_cache + v_row(s, c, (int)l, pos)},
+        matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
         per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, s->xb, {{0}}};

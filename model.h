@@ -98,7 +98,7 @@ typedef struct dq_state {
     dq_pool *pool;
     float *x, *xb, *xb2;   // (B, C)
     float *q;              // (B, n_heads*hd)
-    float *k;              // (B, kv_dim)
+    float *k, *v;          // (B, kv_dim) the k and v projections (into the caches by the rope/cache step)
     float *hb, *hb2;       // (B, F)
     float *amax;           // (B) max |.| of each token's row in xb or hb (rmsnorm, swiglu), for the quantizer
     dq_qact qa;            // xb or hb quantized token by token as the per-token step writes it
@@ -106,7 +106,7 @@ typedef struct dq_state {
     float *att;            // (n_threads, dq_attn_scratch(ctx)) scores scratch
     float *logits;         // (B, V)
     float *key_cache;      // (L, KV, kv_len / 16, hd, 16): blocks of 16 positions, dq_kt_index
-    float *value_cache;    // (L, kv_len, KV, hd): a position's heads together, written by the v projection
+    float *value_cache;    // (L, KV, kv_len, hd): each head's value rows in position order
     float *rope_cos, *rope_sin;  // (ctx, hd): dq_rope_tables of each position
     float *capture;        // optional: (L, B, C) residual stream after each block, or NULL
 } dq_state;

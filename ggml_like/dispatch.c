@@ -574,7 +574,7 @@ void dq_matmul_f32(dq_pool *pool, float *y, const float *x, int m, const float *
 
 void dq_attn_f32(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
                  const float *v, int ldv, int hd, float scale, float *att) {
-    DQ_ASSERT(nq >= 1 && nq <= 4 && np0 >= 1 && dnp >= 0 && ldv >= hd);
+    DQ_ASSERT(nq >= 1 && nq <= DQ_ATTN_NQ && np0 >= 1 && dnp >= 0 && ldv >= hd);
     dq_kernels_current()->attn(out, ldo, q, ldq, nq, np0, dnp, kt, v, ldv, hd, scale, att);
 }
 

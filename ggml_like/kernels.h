@@ -51,7 +51,7 @@ typedef struct dq_kernels {
     // int8 operations done (2 per multiply-add); `sink` defeats dead-code elimination.
     int64_t (*int8_peak)(int64_t iters, int32_t *sink);
     // FP32 kernels of vec_f32.h, the same source compiled for each ISA: bit-identical everywhere.
-    // dq_attn_f32 (ops.h): nq <= 4 queries of one head over its key blocks and value rows.
+    // dq_attn_f32 (ops.h): nq <= DQ_ATTN_NQ queries of one head over its key blocks and value rows.
     void (*attn)(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
                  const float *v, int ldv, int hd, float scale, float *att);
     // h[i] = silu(g[i]) * u[i], i < n; returns max |h| (= absmax(h, n))

@@ -123,13 +123,14 @@ void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweig
 void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qact *qa, const dq_qweight *const *ws);
 
 // FP32 kernels of the chosen ISA, bit-identical on every ISA (ggml_like/vec_f32.h), one thread.
-// Attention of one head over its cache, for nq <= 4 queries at once: query i (hd values at
+// Attention of one head over its cache, for nq <= DQ_ATTN_NQ queries at once: query i (hd values at
 // q + i * ldq) attends to positions p < np0 + i * dnp, out_i at out + i * ldo.
 // kt: the head's keys, in blocks of 16 positions transposed inside a block (dq_kt_index);
 // v: the head's value rows, ldv apart. att: scratch of dq_attn_scratch(np0 + (nq - 1) * dnp).
 void dq_attn_f32(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
                  const float *v, int ldv, int hd, float scale, float *att);
-static inline size_t dq_attn_scratch(int np) { return 4 * (((size_t)np + 15) & ~(size_t)15); }
+#define DQ_ATTN_NQ 8
+static inline size_t dq_attn_scratch(int np) { return DQ_ATTN_NQ * (((size_t)np + 15) & ~(size_t)15); }
 // Where key dimension d of position p lives in a head's key cache (positions rounded up to 16).
 static inline size_t dq_kt_index(int p, int d, int hd) {
     return ((size_t)(p / 16) * (size_t)hd + (size_t)d) * 16 + (size_t)(p % 16);

@@ -1,7 +1,7 @@
 // ggml_like/vec_f32.h: the FP32 kernels around the matmuls (attention over the KV cache, SwiGLU,
 // RMSNorm, e^x), written once with GCC/Clang vector extensions on 16 lanes and included by every ISA file
 // (scalar.c, avx2.c, avx512vnni.c, neon.c), each compiling it with its own flags:
-//   attn_f32__vec     up to 4 queries of one head against the cached positions: scores, softmax, mix
+//   attn_f32__vec     up to 8 queries of one head against the cached positions: scores, softmax, mix
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  x += r; o = w * x / rms(x)
 //   rope_f32__vec     rotary position embedding of one position's heads
@@ -32,7 +32,7 @@
 typedef float dq_v16f __attribute__((vector_size(64)));
 typedef int32_t dq_v16i __attribute__((vector_size(64)));
 #define V16_INLINE static inline __attribute__((always_inline))
-#define DQ_ATTN_MAXQ 4
+#define DQ_ATTN_MAXQ 4  // queries per pass (register blocking); a call takes up to DQ_ATTN_NQ (ops.h)
 
 V16_INLINE dq_v16f v16_load(const float *p) {
     dq_v16f v;
@@ -169,9 +169,10 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // (dq_kt_index in ops.h): block b holds, for each of the hd dimensions, the 16 positions'
 // values side by side. One vector load is then one dimension of 16 keys, and a score needs no
 // horizontal sum: lane j of  acc += q[d] * k_block[d]  accumulates key 16b + j over d in order.
-// Values stay one row per position (ldv apart: the model keeps all heads of a position together).
+// Values stay one row per position, ldv apart (the model keeps each head's rows contiguous, ldv = hd;
+// the tests also use longer strides).
 //
-// attn_f32__vec: nq <= DQ_ATTN_MAXQ queries of one head at once (consecutive positions of one
+// attn_f32__vec: nq <= DQ_ATTN_NQ queries of one head at once (consecutive positions of one
 // head in prefill, or the query heads sharing one KV head in decode), so each key block and value
 // row is loaded once for several queries. Query i attends to the first np_i = np0 + i * dnp
 // positions. The arithmetic of every output, identical on every ISA and for any nq or blocking:
@@ -317,13 +318,6 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
     int p = 0;
     for (; p + 2 <= npm; p += 2) {
         const float *v0 = v + (size_t)p * ldv + d0;
-        // the rows two steps ahead: value rows are ldv apart (a position's heads side by side,
-        // 3 KiB in the stories110M shape), a stride the hardware prefetchers did not follow
-        // (the mix of one 128-token prefill: 2.2 ms, 1.85 ms with this, 1.5 ms head-major)
-        // (addresses as integers: past the cache's end they are no pointers; prefetches never fault)
-        const uintptr_t r4 = (uintptr_t)(v0) + (size_t)4 * ldv * sizeof(float), r5 = r4 + (size_t)ldv * sizeof(float);
-        __builtin_prefetch((const void *)r4, 0, 3), __builtin_prefetch((const void *)r5, 0, 3);
-        if (DW > 1) __builtin_prefetch((const void *)(r4 + 64), 0, 3), __builtin_prefetch((const void *)(r5 + 64), 0, 3);
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES), b[c] = vn_load(v0 + ldv + c * VN_LANES);
@@ -367,17 +361,27 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
     } while (0)
 
 // out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
-// the nq <= DQ_ATTN_MAXQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
+// the nq <= DQ_ATTN_NQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
 // v: its value rows (ldv apart); att: dq_attn_scratch(np0 + (nq - 1) * dnp) floats.
 static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
                           const float *v, int ldv, int hd, float scale, float *att) {
     const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
-    attn_scores(att, lda, q, ldq, nq, lda / 16, kt, hd, scale);
-    switch (nq) {
-    case 1: attn_softmax(1, att, lda, np0, dnp); break;
-    case 2: attn_softmax(2, att, lda, np0, dnp); break;
-    case 3: attn_softmax(3, att, lda, np0, dnp); break;
-    default: attn_softmax(4, att, lda, np0, dnp); break;
+    // Groups of DQ_ATTN_MAXQ queries (the register blocking), each step for every group before
+    // the next step: a head's keys, then its values, are read by all groups back to back, from
+    // L1 after the first. Each group computes what a call with its own queries alone would.
+    for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
+        const int m = nq - g < DQ_ATTN_MAXQ ? nq - g : DQ_ATTN_MAXQ, np = np0 + (g + m - 1) * dnp;
+        attn_scores(att + (size_t)g * lda, lda, q + (size_t)g * ldq, ldq, m, (np + 15) / 16, kt, hd, scale);
+    }
+    for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
+        float *a = att + (size_t)g * lda;
+        const int np = np0 + g * dnp;
+        switch (nq - g) {
+        case 1: attn_softmax(1, a, lda, np, dnp); break;
+        case 2: attn_softmax(2, a, lda, np, dnp); break;
+        case 3: attn_softmax(3, a, lda, np, dnp); break;
+        default: attn_softmax(4, a, lda, np, dnp); break;
+        }
     }
     for (int i = 0; i < nq; i += ATTN_MQ) {
         const int m = nq - i < ATTN_MQ ? nq - i : ATTN_MQ;

@@ -271,11 +271,11 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
     char name[128];
     snprintf(name, sizeof name, "%s_attn", label);
     int cases = 0, ok = 1;
-    // Every nq (1-4) with consecutive positions (dnp 1, prefill) or one position (dnp 0, heads of a
+    // Every nq (1-DQ_ATTN_NQ) with consecutive positions (dnp 1, prefill) or one position (dnp 0, heads of a
     // KV group); cache slots past the last position hold NaN, which must not reach any output.
     for (size_t a = 0; a < sizeof nps / sizeof *nps && ok; a++)
         for (size_t b = 0; b < sizeof hds / sizeof *hds && ok; b++)
-            for (int nq = 1; nq <= 4 && ok; nq++)
+            for (int nq = 1; nq <= DQ_ATTN_NQ && ok; nq++)
                 for (int dnp = 0; dnp <= 1 && ok; dnp++) {
                     int np0 = nps[a], hd = hds[b], npm = np0 + (nq - 1) * dnp, npp = (npm + 15) & ~15;
                     float *q = kc_x_make(nq, hd, 0), *k = kc_x_make(npm, hd, 0), *v = kc_x_make(npp, hd, 0);
@@ -285,7 +285,7 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                     for (int p = 0; p < npm; p++)
                         for (int d = 0; d < hd; d++) kt[dq_kt_index(p, d, hd)] = k[(size_t)p * hd + d];
                     for (size_t j = (size_t)npm * hd; j < (size_t)npp * hd; j++) v[j] = NAN;
-                    // value rows ldv apart, as the model's cache keeps a position's heads together;
+                    // value rows ldv apart (the model: hd; a stride as if other heads sat between);
                     // the other heads' slots hold NaN
                     int ldv = (a + b) % 2 ? hd : 3 * hd + 1;
                     float *vs = malloc((size_t)npp * ldv * 4);
