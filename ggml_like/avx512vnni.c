@@ -113,7 +113,7 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (int j = 0; j < kp; j += 16) {
         const int8_t *w = wp + (size_t)j * 16;
-        dq_gemv_prefetch(w);
+        dq_gemv_prefetch(w, 4);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(load4(x + j)), _mm512_loadu_si512((const void *)w));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(load4(x + j + 4)), _mm512_loadu_si512((const void *)(w + 64)));
         a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));

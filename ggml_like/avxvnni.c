@@ -94,7 +94,7 @@ static void vnni_gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp,
     for (int g = 0; g < 4; g++) a[g][0] = a[g][1] = _mm256_setzero_si256();
     for (int j = 0; j < kp; j += 16) {
         const int8_t *w = wp + (size_t)j * 16;
-        dq_gemv_prefetch(w);
+        dq_gemv_prefetch(w, 4);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
             __m256i xb = _mm256_set1_epi32(vnni_load4(x + j + 4 * g));

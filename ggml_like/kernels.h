@@ -101,11 +101,9 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // tok/s). Past the end of a matrix the address is no pointer into it (so it is computed as an
 // integer) and the prefetch touches the next matrix or nothing: prefetches never fault.
 #define DQ_GEMV_PREFETCH 4096
-static inline void dq_gemv_prefetch(const int8_t *w) {
-    for (int l = 0; l < 4; l++) __builtin_prefetch((const void *)((uintptr_t)w + DQ_GEMV_PREFETCH + 64 * l), 0, 3);
-}
-static inline void dq_gemv_prefetch2(const int8_t *w) {  // the same for a 128-byte step
-    for (int l = 0; l < 2; l++) __builtin_prefetch((const void *)((uintptr_t)w + DQ_GEMV_PREFETCH + 64 * l), 0, 3);
+// lines: the cache lines a step consumes (4 in the GEMVs, 2 in the roofline's read loops).
+static inline void dq_gemv_prefetch(const void *w, int lines) {
+    for (int l = 0; l < lines; l++) __builtin_prefetch((const void *)((uintptr_t)w + DQ_GEMV_PREFETCH + 64 * l), 0, 3);
 }
 
 // Shared epilogue for one output: keep every ISA on this exact expression.

@@ -28,7 +28,7 @@ static v2i bw_loop16(const uint8_t *b, const uint8_t *e, int prefetch) {
     const v2i *p = (const v2i *)b, *end = (const v2i *)e;
     v2i a0 = {0, 0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (; p < end; p += 8) {
-        if (prefetch) dq_gemv_prefetch2((const int8_t *)p);
+        if (prefetch) dq_gemv_prefetch(p, 2);
         a0 ^= p[0], a1 ^= p[1], a2 ^= p[2], a3 ^= p[3];
         a4 ^= p[4], a5 ^= p[5], a6 ^= p[6], a7 ^= p[7];
     }
@@ -42,7 +42,7 @@ __attribute__((target("avx2"))) static v2i bw_loop32(const uint8_t *b, const uin
     const v4i *p = (const v4i *)b, *end = (const v4i *)e;
     v4i a0 = {0}, a1 = a0, a2 = a0, a3 = a0;
     for (; p < end; p += 4) {  // 128 bytes per step, as bw_loop16
-        if (prefetch) dq_gemv_prefetch2((const int8_t *)p);
+        if (prefetch) dq_gemv_prefetch(p, 2);
         a0 ^= p[0], a1 ^= p[1], a2 ^= p[2], a3 ^= p[3];
     }
     a0 ^= a1 ^ a2 ^ a3;
