@@ -135,4 +135,13 @@ void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const floa
 // Pool internals used by the dispatcher.
 void *dq_pool_act_scratch(dq_pool *pool, size_t bytes);
 
+// The pool's back-off policy (threadpool.c), apart so that tests can drive it with made-up
+// times. State zero-initialized; times in ns on one clock. At a stall at time t: how long the
+// caller should run jobs alone from t (0: sit this stall out). retried_at: set by the pool
+// when a back-off ends.
+typedef struct dq_backoff {
+    uint64_t last_stall, retried_at, serial_ns;
+} dq_backoff;
+uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t);
+
 #endif

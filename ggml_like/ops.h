@@ -81,9 +81,11 @@ void dq_matmul_q8(dq_pool *pool, float *y, const float *x, int m, const dq_qweig
 // Separate from the buffer that holds quantized activations (dq_qact below).
 void *dq_pool_scratch(dq_pool *pool, size_t bytes);
 
-// How many times the pool saw a worker stall (descheduled while holding work) and fell back
-// to running jobs on the calling thread for a while (diagnostics for `dynq bench`).
+// How many times the pool saw a worker stall (descheduled while holding work), and how many
+// times stalls recurred and it fell back to running jobs on the calling thread for a while
+// (diagnostics for `dynq bench`).
 long dq_pool_stalls(const dq_pool *pool);
+long dq_pool_backoffs(const dq_pool *pool);
 
 // dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load), all
 // packed into one huge-page mapping (freed when the last of them is released). On failure

@@ -5,9 +5,9 @@
 // (job generation << 32 | next slot) and runs it. So when a worker is descheduled (a busy
 // neighbour on these 2-vCPU VMs), the caller runs that worker's slot itself instead of waiting
 // for it to wake up. A worker descheduled while it holds work cannot be overtaken that way; the
-// caller notices the stall and runs the next matmul jobs alone for a while (adaptive jobs of
-// the kernel drivers only: generic tasks may be statically imbalanced), so -t 2
-// with a busy neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
+// caller notices the stall and, when stalls recur, runs the next matmul jobs alone for a while
+// (adaptive jobs of the kernel drivers only: generic tasks may be statically imbalanced), so
+// -t 2 with a busy neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
 // last slot) spins for a short bounded time, then sleeps on a condition variable.
 #include <pthread.h>
 #include <sched.h>
@@ -51,8 +51,9 @@ struct dq_pool {
     pthread_cond_t finished;  // last slot done, for the caller
     worker *workers;          // nth - 1 of them
     // Caller-only state (degrading under CPU contention, see dq_pool_run).
-    uint64_t serial_until, serial_ns, retried_at;  // degraded until this time; back-off length
-    long stalls;
+    uint64_t serial_until;  // degraded until this time
+    dq_backoff bo;
+    long stalls, backoffs;
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
 };
@@ -158,14 +159,31 @@ void dq_pool_free(dq_pool *p) {
 
 int dq_pool_nthreads(const dq_pool *p) { return p ? p->nth : 1; }
 
-// Back-off after a stall (see dq_pool_run): the caller runs the jobs alone for a while, 2 ms
-// first, doubling while stalls come back within a second of the retry, at most 250 ms. A time
-// bound, not a job count: a stall from the host (another VM taking the vCPU) passes, and
-// parallel work resumes within a quarter second; a neighbour that stays costs about one stall
-// (a few ms) per 250 ms.
+// Back-off after stalls (see pool_run): a stall alone is sat out; one within STRIKE_NS of the
+// previous stall, or of the end of a back-off, means the contention stays, and the caller runs
+// the jobs alone for a while: 2 ms first, doubling while stalls come back that soon after each
+// retry, at most 250 ms. A time bound, not a job count: contention from the host (another VM
+// taking the vCPU) passes, and parallel work resumes within a quarter second; a neighbour that
+// stays costs about one stall (one scheduler slice, ~4 ms here) per 250 ms.
+// Why not back off at every stall: this VM's own kernel threads (kdamond, seen with perf sched)
+// and the host take a worker's core for 0.2-3 ms every 100-700 ms; backing off at each of them,
+// doubling while they came within a second of the last retry, left two-thread decode running
+// alone for much of a run (359 against 427 tok/s in the same minute). A busy neighbour stalls
+// the pool every 4-10 ms, and again within 10 ms of a retry.
 #define STALL_NS 200000
+#define STRIKE_NS 100000000  // 100 ms
 #define SERIAL_MIN_NS 2000000
 #define SERIAL_MAX_NS 250000000
+
+uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t) {
+    int after_retry = b->retried_at && t - b->retried_at < STRIKE_NS;
+    int again = b->last_stall && t - b->last_stall < STRIKE_NS;
+    b->last_stall = t;
+    if (!after_retry && !again) return 0;
+    b->serial_ns = after_retry && b->serial_ns ? b->serial_ns * 2 : SERIAL_MIN_NS;
+    if (b->serial_ns > SERIAL_MAX_NS) b->serial_ns = SERIAL_MAX_NS;
+    return b->serial_ns;
+}
 
 static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || p->nth == 1) {
@@ -178,7 +196,7 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
             return;
         }
         p->serial_until = 0;
-        p->retried_at = now_ns();
+        p->bo.retried_at = now_ns();
     }
     uint64_t start = now_ns();
     p->fn = fn;
@@ -210,21 +228,23 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     }
     // Stall detection. Balanced work leaves the caller waiting at most about one tile after its
     // own share; a wait of hundreds of microseconds, longer than half the caller's own work,
-    // means a worker was descheduled while holding work (another process wants this core).
-    // Then the next jobs run in the caller alone, so -t N never falls far below -t 1; the
-    // back-off doubles while stalls keep coming soon after each retry.
+    // means a worker was descheduled while holding work. If stalls recur (STRIKE_NS above:
+    // another process wants this core), the next jobs run in the caller alone, so -t N never
+    // falls far below -t 1; the back-off doubles while stalls keep coming soon after each retry.
     if (!adaptive) return;
     uint64_t wait = now_ns() - own_end, own = own_end - start;
     if (wait > STALL_NS && wait > own / 2) {
-        uint64_t t = now_ns();
-        p->serial_ns = p->serial_ns && t - p->retried_at < 1000000000u ? p->serial_ns * 2 : SERIAL_MIN_NS;
-        if (p->serial_ns > SERIAL_MAX_NS) p->serial_ns = SERIAL_MAX_NS;
-        p->serial_until = t + p->serial_ns;
+        uint64_t t = now_ns(), alone = dq_backoff_on_stall(&p->bo, t);
         p->stalls++;
+        if (alone) {
+            p->serial_until = t + alone;
+            p->backoffs++;
+        }
     }
 }
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }
+long dq_pool_backoffs(const dq_pool *p) { return p ? p->backoffs : 0; }
 
 int dq_claim_next(dq_claim *reg, int items, int ith, int nth, int *k) {
     int nreg = nth < DQ_CLAIM_REGIONS ? nth : DQ_CLAIM_REGIONS;

@@ -47,6 +47,38 @@ static void check_pool(void) {
     else KC_FAIL("physical_cores", "%d", pc);
 }
 
+// The pool's back-off policy, on made-up stall times (ms): isolated stalls (the VM's own kernel
+// threads, the host) are sat out; recurring ones (a busy neighbour) make the caller run alone,
+// 2 ms first, doubling while stalls return soon after each retry, at most 250 ms; after a quiet
+// spell it starts again from a sat-out stall.
+static void check_backoff(void) {
+    const uint64_t ms = 1000000;
+    dq_backoff b = {0};
+    uint64_t got[16], t = 1000 * ms;
+    int n = 0, ok = 1;
+    got[n++] = dq_backoff_on_stall(&b, t);             // first stall
+    got[n++] = dq_backoff_on_stall(&b, t += 400 * ms);  // isolated
+    got[n++] = dq_backoff_on_stall(&b, t += 150 * ms);  // isolated
+    got[n++] = dq_backoff_on_stall(&b, t += 8 * ms);    // recurs: 2 ms alone
+    for (int i = 0; i < 8; i++) {                      // each retry stalls again 6 ms later
+        b.retried_at = t + got[n - 1];
+        t = b.retried_at + 6 * ms;
+        got[n++] = dq_backoff_on_stall(&b, t);
+    }
+    b.retried_at = t + got[n - 1];
+    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 2000 * ms);  // quiet spell, then one stall
+    got[n++] = dq_backoff_on_stall(&b, t += 30 * ms);                  // recurs: from 2 ms again
+    const uint64_t want[] = {0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 250, 250, 0, 2};
+    for (int i = 0; i < n; i++) ok &= got[i] == want[i] * ms;
+    if (ok && n == (int)(sizeof want / sizeof want[0])) printf("ok pool_backoff_policy\n");
+    else {
+        char buf[256];
+        int o = 0;
+        for (int i = 0; i < n && o < 200; i++) o += snprintf(buf + o, sizeof buf - (size_t)o, " %llu", (unsigned long long)(got[i] / ms));
+        KC_FAIL("pool_backoff_policy", "got%s ms", buf);
+    }
+}
+
 // ---------------------------------------------------------------- invariances
 // The same token gives the same output row in a batch of 1 and of 97, for 1, 2 and 3 threads.
 static void check_invariance(const dq_kernels *K, const char *label) {
@@ -275,6 +307,7 @@ int main(int argc, char **argv) {
     if (strstr(desc, "chosen: ") && strstr(desc, dq_isa_name(dq_isa_chosen()))) printf("ok cpu_describe\n");
     else KC_FAIL("cpu_describe", "no chosen ISA in: %s", desc);
     check_pool();
+    check_backoff();
     dq_pool *pool;
     if (dq_pool_create(&pool, 2, &e)) abort();
     for (int i = 0; i < 5; i++) {
