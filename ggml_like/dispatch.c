@@ -152,18 +152,22 @@ void dq_cpu_describe(char *buf, size_t cap) {
 }
 
 // ---------------------------------------------------------------- weights
-// The packed copy is an anonymous mapping: zero-filled by the kernel (pads need no memset), and
-// with transparent huge pages requested, which cuts page faults at load and TLB misses when
-// decoding streams it (measured, TinyLlama shape, 2 threads: 25.4-26.7 tok/s against 23.3-23.4
-// with 4 KiB pages). The price: when free memory is fragmented, the kernel compacts it inside
-// those page faults (defrag=madvise), and the 1 GB load took 1.7-3.6 s instead of 0.28 s (0.38 s
-// with 4 KiB pages). DYNQ_NO_HUGEPAGES=1 trades the one for the other.
+// The packed copy is an anonymous mapping, zero-filled by the kernel (pads need no memset), in
+// 4 KiB pages unless DYNQ_HUGEPAGES=1 asks for transparent huge pages. Huge pages made decode
+// faster before the GEMVs prefetched (TinyLlama shape, 2 threads: 25.4-26.7 tok/s against
+// 23.3-23.4); with the prefetch the gap is ~2 % (29.1-29.9 against 28.4-29.3), while loading
+// into huge pages is slow whenever the memory is cold: on these VMs the free 2 MiB blocks a
+// huge page takes are the ones returned to the host (virtio-balloon free page reporting), so
+// their first touch faults on the host too. A bare first touch of 1.1 GB: 3.2 s in huge pages,
+// 0.13 s when repeated at once; 0.4-0.8 s in 4 KiB pages. The 1.1 GB model then loaded in
+// 0.77-1.76 s in huge pages (0.27-0.30 s only right after another run freed the memory), and
+// 0.37-0.39 s every time in 4 KiB pages. No compaction was involved (compact_stall stayed 0).
 static void *map_zeroed(size_t bytes) {
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
-    const char *no = getenv("DYNQ_NO_HUGEPAGES");
-    if (bytes >= ((size_t)2 << 20) && !(no && strcmp(no, "1") == 0)) madvise(m, bytes, MADV_HUGEPAGE);
+    const char *huge = getenv("DYNQ_HUGEPAGES");
+    if (bytes >= ((size_t)2 << 20) && huge && strcmp(huge, "1") == 0) madvise(m, bytes, MADV_HUGEPAGE);
 #endif
     return m;
 }
@@ -268,8 +272,8 @@ int dq_qweight_prepare(dq_qweight *w, dq_err *e) {
     return dq_qweight_prepare_with(dq_kernels_current(), w, e);
 }
 
-// dq_qweight_prepare_many packs every matrix into one mapping (huge pages cover the small
-// matrices too, and it is one allocation for the model's lifetime). The mapping starts with this
+// dq_qweight_prepare_many packs every matrix into one mapping (huge pages, when asked for, cover
+// the small matrices too, and it is one allocation for the model's lifetime). The mapping starts with this
 // header; each matrix released drops a reference, the last one unmaps it.
 typedef struct dq_arena {
     _Atomic long refs;

@@ -88,8 +88,8 @@ long dq_pool_stalls(const dq_pool *pool);
 long dq_pool_backoffs(const dq_pool *pool);
 
 // dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load), all
-// packed into one huge-page mapping (freed when the last of them is released). On failure
-// nothing is packed.
+// packed into one mapping (freed when the last of them is released). On failure nothing is
+// packed.
 int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e);
 
 // Quantized activations, ready for dq_matmul_q8_pre. Quantize once, multiply by several
