@@ -251,7 +251,9 @@ static int cmd_convert(int argc, char **argv) {
 
 // ---------------------------------------------------------------- info
 
-static const char *dtype_name(uint32_t d) { return d == DQ_DT_F32 ? "f32" : d == DQ_DT_I8 ? "i8" : "i32"; }
+static const char *dtype_name(uint32_t d) {
+    return d == DQ_DT_F32 ? "f32" : d == DQ_DT_I8 ? "i8" : d == DQ_DT_I8P ? "i8p" : "i32";
+}
 
 static int cmd_info(int argc, char **argv) {
     const char *path = NULL;
@@ -288,7 +290,7 @@ static int cmd_info(int argc, char **argv) {
            (double)c->norm_eps, c->tied ? "tied to the embedding" : "separate");
     printf("tokenizer: %d tokens, bos %d, eos %d\n", dq_tok_n_vocab(m.tok), dq_tok_bos(m.tok), dq_tok_eos(m.tok));
     printf("kernels: %s\n", dq_isa_name(dq_isa_chosen()));
-    printf("load: %.1f ms (repacking %.1f ms)\n", m.load_seconds * 1e3, m.repack_seconds * 1e3);
+    printf("load: %.1f ms (preparing the kernels' row sums and scales %.1f ms)\n", m.load_seconds * 1e3, m.repack_seconds * 1e3);
     printf("provenance:\n");
     for (const char *p = m.meta; *p;) {
         const char *nl = strchr(p, '\n');
@@ -930,7 +932,7 @@ static int cmd_bench(int argc, char **argv) {
             st ^= st << 13, st ^= st >> 7, st ^= st << 17;
             toks[i] = (int32_t)(st % m.c.vocab);
         }
-        // One warm-up round (page cache, repacked weights, thread start-up), then the timed ones.
+        // One warm-up round (page cache, the mapping's page tables, thread start-up), then the timed ones.
         for (int r = -1; r < reps && !rc; r++) {
             double t0 = dq_now();
             rc = dq_forward(&m, &s, toks, n_pp, 0, DQ_LOGITS_LAST, &e);

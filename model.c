@@ -196,7 +196,7 @@ static int load_directory(dq_model *m, uint64_t dir_off, uint64_t data_off, dq_e
         for (int j = 0; j < 3; j++) t->dims[j] = rd64(d + D_DIMS + 8 * j);
         t->offset = rd64(d + D_OFFSET);
         t->nbytes = rd64(d + D_NBYTES);
-        if (t->dtype > DQ_DT_I32) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has unknown dtype %u", path, t->name, t->dtype);
+        if (t->dtype > DQ_DT_I8P) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has unknown dtype %u", path, t->name, t->dtype);
         if (t->ndim < 1 || t->ndim > 3) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' has %u dimensions", path, t->name, t->ndim);
         uint64_t count = 1;
         for (uint32_t j = 0; j < t->ndim; j++) {
@@ -205,7 +205,15 @@ static int load_directory(dq_model *m, uint64_t dir_off, uint64_t data_off, dq_e
                 return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' shape overflows", path, t->name);
         }
         uint64_t bytes;
-        if (__builtin_mul_overflow(count, (uint64_t)dtype_size(t->dtype), &bytes) || bytes != t->nbytes)
+        if (t->dtype == DQ_DT_I8P) {  // [n, k] in panels: n rounded up to 16, k to 64
+            if (t->ndim != 2) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' in panels must be a matrix", path, t->name);
+            if (t->dims[0] > UINT64_MAX - 15 || t->dims[1] > UINT64_MAX - 63 ||
+                __builtin_mul_overflow((t->dims[0] + 15) / 16 * 16, (t->dims[1] + 63) / 64 * 64, &bytes))
+                return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' shape overflows", path, t->name);
+        } else if (__builtin_mul_overflow(count, (uint64_t)dtype_size(t->dtype), &bytes)) {
+            return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' shape overflows", path, t->name);
+        }
+        if (bytes != t->nbytes)
             return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' byte size does not match its shape", path, t->name);
         if (t->offset % DQ_ALIGN != 0) return DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' is not 64-byte aligned", path, t->name);
         if (!dq_range_ok(t->offset, t->nbytes, m->size))
@@ -231,7 +239,7 @@ static int bind_matrix(dq_model *m, const tensor_spec *t, dq_err *e) {
     if (m->c.wtype == DQ_WTYPE_F32)
         return get_tensor(m, t->name, DQ_DT_F32, t->n, t->k, (const void **)&M->f, e);
     char nm[64];
-    if ((rc = get_tensor(m, t->name, DQ_DT_I8, t->n, t->k, (const void **)&M->q.w, e))) return rc;
+    if ((rc = get_tensor(m, t->name, DQ_DT_I8P, t->n, t->k, (const void **)&M->q.panels, e))) return rc;
     snprintf(nm, sizeof nm, "%s.scale", t->name);
     if ((rc = get_tensor(m, nm, DQ_DT_F32, t->n, 1, (const void **)&M->q.scale, e))) return rc;
     snprintf(nm, sizeof nm, "%s.rowsum", t->name);
@@ -247,8 +255,9 @@ static int bind_matrix(dq_model *m, const tensor_spec *t, dq_err *e) {
     return DQ_OK;
 }
 
-// Lets the kernels repack every INT8 matrix for the chosen ISA, all cores in parallel; the
-// time is reported as repack_seconds.
+// Lets the kernels prepare every INT8 matrix for the chosen ISA, all cores in parallel: the
+// padded row sums and scales (the panels stay in the mapped file, read in place); the time is
+// reported as repack_seconds.
 static int prepare_matrices(dq_model *m, const tensor_spec *specs, int ns, dq_err *e) {
     int count = 0;
     for (int i = 0; i < ns; i++) count += specs[i].matrix;
@@ -283,8 +292,9 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
         goto fail;
     }
     if (rd32(h + H_VERSION) != DQ_FORMAT_VERSION) {
-        rc = DQ_ERR(e, DQ_EFILE, "%s: unsupported .dynq version %u (this dynq reads %d)", path, rd32(h + H_VERSION),
-                    DQ_FORMAT_VERSION);
+        uint32_t v = rd32(h + H_VERSION);
+        rc = DQ_ERR(e, DQ_EFILE, "%s: unsupported .dynq version %u (this dynq reads %d)%s", path, v, DQ_FORMAT_VERSION,
+                    v < DQ_FORMAT_VERSION ? ": convert the source again" : "");
         goto fail;
     }
     if (rd32(h + H_HSIZE) != DQ_HEADER_SIZE || rd64(h + H_FILESIZE) != m->size) {
@@ -365,7 +375,7 @@ fail:
 }
 
 static void release_mat(dq_mat *M) {
-    if (M->q.w) dq_qweight_release(&M->q);
+    if (M->q.w || M->q.panels) dq_qweight_release(&M->q);
 }
 
 void dq_model_free(dq_model *m) {
@@ -670,7 +680,8 @@ static void embed(float *x, const dq_mat *E, int tok, int C) {
     if (E->f) {
         memcpy(x, E->f + (size_t)tok * C, (size_t)C * sizeof(float));
     } else {
-        const int8_t *r = E->q.w + (size_t)tok * C;
+        int8_t r[DQ_MAX_K];  // C <= DQ_MAX_K: the embedding was packed as a k = C matrix
+        dq_qweight_row(&E->q, tok, r);
         float sc = E->q.scale[tok];
         for (int j = 0; j < C; j++) x[j] = sc * (float)r[j];
     }
@@ -760,7 +771,7 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
     out_tensor *outs = malloc(sizeof *outs * 3 * (3 + 9 * (size_t)c->n_layers));
     uint8_t *tok = NULL, *dirbuf = NULL;
     size_t tok_size = 0;
-    int8_t *qbuf = NULL;
+    int8_t *qbuf = NULL, *pbuf = NULL;
     float *sbuf = NULL;
     int32_t *rbuf = NULL;
     FILE *f = NULL;
@@ -770,11 +781,20 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
     }
     if ((rc = dq_tok_serialize(src->tok, &tok, &tok_size, e))) goto done;
     int ns = tensor_specs(specs, c, NULL, src), no = 0;
-    size_t max_mat = 0, max_rows = 0;
+    size_t max_mat = 0, max_rows = 0, max_pan = 0;
     for (int i = 0; i < ns; i++) {
         const tensor_spec *t = &specs[i];
         int parts = t->matrix ? (q8 ? 3 : 1) : 1;
         if (t->matrix && t->n * t->k > max_mat) max_mat = t->n * t->k;
+        if (t->matrix && q8) {
+            size_t pb = dq_panel_bytes((int)t->n, (int)t->k);
+            if (!pb) {
+                rc = DQ_ERR(e, DQ_EFILE, "%s: matrix '%s' (%llu x %llu) is too large for the int8 kernels", out_path,
+                            t->name, (unsigned long long)t->n, (unsigned long long)t->k);
+                goto done;
+            }
+            if (pb > max_pan) max_pan = pb;
+        }
         if (t->matrix && t->n > max_rows) max_rows = t->n;
         for (int p = 0; p < parts; p++) {
             out_tensor *o = &outs[no++];
@@ -783,7 +803,7 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
             o->part = t->matrix ? p : -1;
             snprintf(o->name, sizeof o->name, "%s%s", t->name, p == 1 ? ".scale" : p == 2 ? ".rowsum" : "");
             if (t->matrix && p == 0) {
-                o->dtype = q8 ? DQ_DT_I8 : DQ_DT_F32;
+                o->dtype = q8 ? DQ_DT_I8P : DQ_DT_F32;
                 o->ndim = 2;
                 o->dims[0] = t->n;
                 o->dims[1] = t->k;
@@ -793,7 +813,8 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
                 o->dims[0] = t->n;
                 o->dims[1] = 0;
             }
-            o->nbytes = o->dims[0] * (o->ndim == 2 ? o->dims[1] : 1) * dtype_size(o->dtype);
+            o->nbytes = o->dtype == DQ_DT_I8P ? dq_panel_bytes((int)t->n, (int)t->k)
+                                              : o->dims[0] * (o->ndim == 2 ? o->dims[1] : 1) * dtype_size(o->dtype);
         }
     }
     size_t meta_size = src->meta ? strlen(src->meta) : 0;
@@ -846,9 +867,10 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
     }
     if (q8) {
         qbuf = malloc(max_mat ? max_mat : 1);
+        pbuf = malloc(max_pan ? max_pan : 1);
         sbuf = malloc(sizeof(float) * max_rows);
         rbuf = malloc(sizeof(int32_t) * max_rows);
-        if (!qbuf || !sbuf || !rbuf) {
+        if (!qbuf || !pbuf || !sbuf || !rbuf) {
             rc = DQ_ERR(e, DQ_ENOMEM, "%s: out of memory", out_path);
             goto done;
         }
@@ -872,7 +894,9 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
                     rc = DQ_ERR(e, DQ_EFILE, "%s: tensor '%s' holds %ld non-finite values", out_path, t->name, bad);
                     goto done;
                 }
-                data = qbuf;
+                memset(pbuf, 0, o->nbytes);  // pads are zero
+                dq_panelize(pbuf, qbuf, (int)t->n, (int)t->k);
+                data = pbuf;
             } else {
                 data = o->part == 1 ? (const void *)sbuf : (const void *)rbuf;
             }
@@ -906,6 +930,6 @@ ioerr:
 done:
     if (f) fclose(f);
     if (rc) unlink(tmp_path);
-    free(specs), free(outs), free(tok), free(dirbuf), free(qbuf), free(sbuf), free(rbuf);
+    free(specs), free(outs), free(tok), free(dirbuf), free(qbuf), free(pbuf), free(sbuf), free(rbuf);
     return rc;
 }

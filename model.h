@@ -11,7 +11,7 @@
 #include "tokenizer/tokenizer.h"
 
 #define DQ_MAGIC "DYNQ"
-#define DQ_FORMAT_VERSION 1
+#define DQ_FORMAT_VERSION 2
 #define DQ_HEADER_SIZE 256
 #define DQ_DIRENT_SIZE 96
 #define DQ_ALIGN 64
@@ -19,7 +19,9 @@
 enum { DQ_ARCH_LLAMA = 1 };
 enum { DQ_ROPE_INTERLEAVED = 0, DQ_ROPE_HALF = 1 };  // llama2.c pairs (2i,2i+1) / HF (i, i+hd/2)
 enum { DQ_WTYPE_F32 = 0, DQ_WTYPE_INT8 = 1 };
-enum { DQ_DT_F32 = 0, DQ_DT_I8 = 1, DQ_DT_I32 = 2 };
+// I8P: an int8 matrix [n, k] in the kernels' panel layout (docs/FORMAT.md), n rounded up to 16
+// and k to 64, zero padded: the kernels read it in place from the mapped file.
+enum { DQ_DT_F32 = 0, DQ_DT_I8 = 1, DQ_DT_I32 = 2, DQ_DT_I8P = 3 };
 
 // Hyperparameters, as stored in the header.
 typedef struct dq_config {
@@ -77,7 +79,7 @@ typedef struct dq_model {
     dq_layer *layers;
     dq_tokenizer *tok;
     char *meta;           // provenance text, "key=value\n" lines
-    double load_seconds;  // mmap + checks + any kernel repacking
+    double load_seconds;  // mmap + checks + the kernels' preparation (no weights are copied)
     double repack_seconds;
 } dq_model;
 

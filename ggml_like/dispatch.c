@@ -153,23 +153,15 @@ void dq_cpu_describe(char *buf, size_t cap) {
 
 // ---------------------------------------------------------------- weights
 // The packed copy is an anonymous mapping, zero-filled by the kernel (pads need no memset), in
-// 4 KiB pages unless DYNQ_HUGEPAGES=1 asks for transparent huge pages. Huge pages made decode
-// faster before the GEMVs prefetched (TinyLlama shape, 2 threads: 25.4-26.7 tok/s against
-// 23.3-23.4); with the prefetch the gap is ~2 % (29.1-29.9 against 28.4-29.3), while loading
-// into huge pages is slow whenever the memory is cold: on these VMs the free 2 MiB blocks a
-// huge page takes are the ones returned to the host (virtio-balloon free page reporting), so
-// their first touch faults on the host too. A bare first touch of 1.1 GB: 3.2 s in huge pages,
-// 0.13 s when repeated at once; 0.4-0.8 s in 4 KiB pages. The 1.1 GB model then loaded in
-// 0.77-1.76 s in huge pages (0.27-0.30 s only right after another run freed the memory), and
-// 0.37-0.39 s every time in 4 KiB pages. No compaction was involved (compact_stall stayed 0).
+// 4 KiB pages. A model's int8 matrices come in panels from the .dynq file and are read in place,
+// so for them this holds only the padded row sums and scales; a row-major matrix is copied here.
+// (Huge pages were tried for the copy: ~2 % faster decode, but their first touch after the
+// memory sat free is slow on these VMs, whose balloon hands free 2 MiB blocks back to the host:
+// loading the 1.1 GB TinyLlama shape took 0.77-1.76 s instead of 0.37-0.80 s in 4 KiB pages.
+// Reading the file's panels in place, it takes ~25 ms.)
 static void *map_zeroed(size_t bytes) {
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    const char *huge = getenv("DYNQ_HUGEPAGES");
-    if (bytes >= ((size_t)2 << 20) && huge && strcmp(huge, "1") == 0) madvise(m, bytes, MADV_HUGEPAGE);
-#endif
-    return m;
+    return m == MAP_FAILED ? NULL : m;
 }
 
 static int32_t row_sum(const int8_t *r, int k) {
@@ -195,10 +187,12 @@ static int pack_size(const dq_kernels *K, const dq_qweight *w, size_t *total, dq
         return DQ_ERR(e, DQ_EFILE, "weight matrix %d x %d: shape out of range (k must be 1..%d)", w->n, w->k,
                       DQ_MAX_K);
     if (w->n > INT32_MAX - DQ_PANEL) return DQ_ERR(e, DQ_EFILE, "weight matrix: %d rows is too many", w->n);
+    if (!w->w == !w->panels)
+        return DQ_ERR(e, DQ_EUSAGE, "weight matrix %d x %d: needs exactly one of row-major or panel data", w->n, w->k);
     int np = dq_round_up(w->n, DQ_PANEL), kp = dq_round_up(w->k, DQ_KALIGN);
     size_t hdr = 64, vec = ((size_t)np * 4 + 63) & ~(size_t)63;
-    size_t pan = 0;
-    if (K->use_panels && dq_mul_size((size_t)np, (size_t)kp, &pan))
+    size_t pan = 0;  // a panel copy, unless the panels come with w
+    if (K->use_panels && !w->panels && dq_mul_size((size_t)np, (size_t)kp, &pan))
         return DQ_ERR(e, DQ_ENOMEM, "weight matrix %d x %d: size overflow", w->n, w->k);
     if (dq_add_size(hdr + 2 * vec, pan, total) || *total > SIZE_MAX - 64)
         return DQ_ERR(e, DQ_ENOMEM, "weight matrix: size overflow");
@@ -219,10 +213,13 @@ static void pack_into(const dq_kernels *K, dq_qweight *w, uint8_t *mem, size_t t
     p->kp = kp;
     p->rowsum = (int32_t *)(mem + hdr);
     p->scale = (float *)(mem + hdr + vec);
-    p->panels = K->use_panels ? (int8_t *)(mem + hdr + 2 * vec) : NULL;
+    int8_t *panels = K->use_panels && !w->panels ? (int8_t *)(mem + hdr + 2 * vec) : NULL;
+    p->panels = w->panels ? w->panels : panels;
     const int k = w->k;
     for (int i = 0; i < w->n; i++) p->scale[i] = w->scale[i];
-    if (!p->panels) {
+    if (w->panels) {  // in place (a mapped .dynq file): only the padded row sums and scales
+        for (int i = 0; i < w->n; i++) p->rowsum[i] = w->rowsum[i];
+    } else if (!panels) {
         for (int i = 0; i < w->n; i++) p->rowsum[i] = row_sum(w->w + (size_t)i * k, k);
     } else {
         // One pass over each source row: its 4-byte groups go to their panel slots (the panel,
@@ -231,7 +228,7 @@ static void pack_into(const dq_kernels *K, dq_qweight *w, uint8_t *mem, size_t t
         const uint64_t lo = 0x00ff00ff00ff00ffull;
         for (int i = 0; i < w->n; i++) {
             const int8_t *src = w->w + (size_t)i * k;
-            int8_t *dst = p->panels + (size_t)(i / DQ_PANEL) * DQ_PANEL * kp + (i % DQ_PANEL) * 4;
+            int8_t *dst = panels + (size_t)(i / DQ_PANEL) * DQ_PANEL * kp + (i % DQ_PANEL) * 4;
             int64_t su = 0;
             int j = 0;
             for (; j + 8 <= k; j += 8) {
@@ -272,8 +269,8 @@ int dq_qweight_prepare(dq_qweight *w, dq_err *e) {
     return dq_qweight_prepare_with(dq_kernels_current(), w, e);
 }
 
-// dq_qweight_prepare_many packs every matrix into one mapping (huge pages, when asked for, cover
-// the small matrices too, and it is one allocation for the model's lifetime). The mapping starts with this
+// dq_qweight_prepare_many packs every matrix into one mapping (one allocation for the model's
+// lifetime). The mapping starts with this
 // header; each matrix released drops a reference, the last one unmaps it.
 typedef struct dq_arena {
     _Atomic long refs;
@@ -332,6 +329,39 @@ int dq_qweight_prepare_many(dq_pool *pool, dq_qweight *ws, int count, dq_err *e)
     for (int i = 0; i < count; i++) ((dq_wpack *)ws[i].packed)->arena = a;
     free(off);
     return DQ_OK;
+}
+
+size_t dq_panel_bytes(int n, int k) {
+    size_t b;
+    if (n < 1 || k < 1 || k > DQ_MAX_K || n > INT32_MAX - DQ_PANEL) return 0;
+    if (dq_mul_size((size_t)dq_round_up(n, DQ_PANEL), (size_t)dq_round_up(k, DQ_KALIGN), &b)) return 0;
+    return b;
+}
+
+// Element (i, j) of the panel layout (kernels.h): panel i / 16, 4-byte group j / 4, row i % 16.
+static size_t panel_index(int i, int j, int kp) {
+    return (size_t)(i / DQ_PANEL) * DQ_PANEL * kp + (size_t)(j / 4) * (DQ_PANEL * 4) + (size_t)(i % DQ_PANEL) * 4 + j % 4;
+}
+
+void dq_panelize(int8_t *dst, const int8_t *q, int n, int k) {
+    int kp = dq_round_up(k, DQ_KALIGN);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j += 4) {
+            int len = k - j < 4 ? k - j : 4;
+            memcpy(dst + panel_index(i, j, kp), q + (size_t)i * k + j, (size_t)len);
+        }
+}
+
+void dq_qweight_row(const dq_qweight *w, int i, int8_t *out) {
+    if (w->w) {
+        memcpy(out, w->w + (size_t)i * w->k, (size_t)w->k);
+        return;
+    }
+    int kp = dq_round_up(w->k, DQ_KALIGN);
+    for (int j = 0; j < w->k; j += 4) {
+        int len = w->k - j < 4 ? w->k - j : 4;
+        memcpy(out + j, w->panels + panel_index(i, j, kp), (size_t)len);
+    }
 }
 
 void dq_qweight_release(dq_qweight *w) {

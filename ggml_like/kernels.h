@@ -15,7 +15,6 @@
 
 #define DQ_PANEL 16   // weight rows per packed panel
 #define DQ_KALIGN 64  // k is padded to this in packed weights and activation rows
-#define DQ_MAX_K 65536  // keeps 255 * 128 * k inside int32 (u8-offset accumulators)
 
 static inline int dq_round_up(int x, int a) { return (x + a - 1) / a * a; }
 
@@ -29,7 +28,8 @@ typedef struct dq_wpack {
     int n, k, np, kp;   // np = n rounded up to 16, kp = k rounded up to 64
     int32_t *rowsum;    // (np) sum_j w[i][j]; 0 for pad rows
     float *scale;       // (np) copy of w->scale; 0 for pad rows
-    int8_t *panels;     // (np/16, kp/4, 16, 4) or NULL (scalar: reads w->w in place)
+    const int8_t *panels;  // (np/16, kp/4, 16, 4): the copy below, or w->panels in place; NULL for
+                           // scalar with a row-major w (it reads w->w in place)
     size_t map_bytes;   // its own mapping (munmap), when arena is NULL
     struct dq_arena *arena;  // shared mapping of dq_qweight_prepare_many (refcounted), or NULL
 } dq_wpack;

@@ -56,16 +56,29 @@ typedef enum {
 
 // ---------------------------------------------------------------- weights
 // An INT8 weight matrix quantized per output row, symmetric: w_real[i][j] ~ scale[i] * w[i][j].
-// w, scale, rowsum point into the read-only mapped model file. packed is an ISA-specific
-// copy made once at load by dq_qweight_prepare (owned; NULL if the ISA uses w in place).
+// The values come either row-major (w) or already in the kernels' panel layout (panels: rows
+// 16p..16p+15 form panel p, np * kp bytes, see kernels.h and docs/FORMAT.md), as a .dynq file
+// holds them; the other pointer is NULL. w or panels, scale, rowsum may point into the
+// read-only mapped model file. packed is what dq_qweight_prepare makes at load (owned): the
+// ISA's copy of a row-major matrix, or for panels only the padded row sums and scales, the
+// kernels then reading the panels in place. With panels, rowsum is taken as given; with w it is
+// recomputed.
 typedef struct dq_qweight {
     int n, k;               // n rows (outputs), k columns (inputs)
-    const int8_t *w;        // (n, k) row-major
+    const int8_t *w;        // (n, k) row-major, or NULL
+    const int8_t *panels;   // (n rounded up to 16, k rounded up to 64) in panels, or NULL
     const float *scale;     // (n)
     const int32_t *rowsum;  // (n) sum_j w[i][j], for u8 / offset activations
     void *packed;
     size_t packed_bytes;
 } dq_qweight;
+#define DQ_MAX_K 65536  // most inputs of an int8 matrix: keeps 255 * 128 * k inside int32 (u8-offset accumulators)
+// Bytes of the panel layout of an n x k matrix (0 on overflow or a bad shape).
+size_t dq_panel_bytes(int n, int k);
+// dst (dq_panel_bytes(n, k), zero-filled by the caller) = the row-major (n, k) matrix q in panels.
+void dq_panelize(int8_t *dst, const int8_t *q, int n, int k);
+// Row i of w (k values) into out, from either layout.
+void dq_qweight_row(const dq_qweight *w, int i, int8_t *out);
 int dq_qweight_prepare(dq_qweight *w, dq_err *e);
 void dq_qweight_release(dq_qweight *w);
 

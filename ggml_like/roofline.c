@@ -68,9 +68,9 @@ static void bw_task(void *arg, int ith, int nth) {
 double dq_roofline_read_gbps(dq_pool *pool, size_t bytes) {
     if (!bytes) bytes = (size_t)512 << 20;
     bytes &= ~(size_t)4095;
-    // Anonymous mapping with huge pages requested: the best case for TLB behaviour (the packed
-    // weights use 4 KiB pages unless DYNQ_HUGEPAGES=1, ~2 % slower decode), so the fraction
-    // reached does not flatter; every page is written before timing.
+    // Anonymous mapping with huge pages requested: the best case for TLB behaviour (the model's
+    // weights are read from the mapped file in 4 KiB pages), so the fraction reached does not
+    // flatter; every page is written before timing.
     uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED) return -1.0;
 #ifdef MADV_HUGEPAGE

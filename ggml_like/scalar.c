@@ -1,7 +1,8 @@
 // ggml_like/scalar.c: the reference kernels. Every SIMD kernel must give exactly what these
 // give (integer accumulators equal, float outputs bit-identical, see kernels.h); they are also
 // the fallback on CPUs without a supported SIMD extension (DYNQ_ISA=scalar forces them).
-// Plain loops over row-major weights read in place: no packing.
+// Plain loops over row-major weights read in place (rows gathered one at a time when a matrix
+// comes in the panel layout of a .dynq file): no packing.
 #include <math.h>
 
 #include "kernels.h"
@@ -32,15 +33,23 @@ static int32_t dot_s8(const int8_t *a, const int8_t *b, int k) {
     return acc;
 }
 
+// Row i of w: in place if w is row-major, else gathered from its panels into buf (k bytes).
+static const int8_t *w_row(const dq_qweight *w, int i, int8_t *buf) {
+    if (w->w) return w->w + (size_t)i * w->k;
+    dq_qweight_row(w, i, buf);
+    return buf;
+}
+
 // gemm_s8s8__scalar: y = epilogue(codes . w) for the per-token schemes (SYM, ASYM, TENSOR).
 static void gemm_q8_scalar(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
                            int i1) {
     const dq_wpack *p = w->packed;
     DQ_ASSERT(qa->bias == 0 && qa->ngroup == 1);
-    for (int t = t0; t < t1; t++) {
-        const int8_t *xq = qa->q + (size_t)t * qa->kp;
-        for (int i = i0; i < i1; i++) {
-            int32_t acc = dot_s8(xq, w->w + (size_t)i * w->k, w->k);
+    int8_t buf[DQ_MAX_K];
+    for (int i = i0; i < i1; i++) {
+        const int8_t *wr = w_row(w, i, buf);
+        for (int t = t0; t < t1; t++) {
+            int32_t acc = dot_s8(qa->q + (size_t)t * qa->kp, wr, w->k);
             y[(size_t)t * ldy + i] = dq_epilogue(acc, qa->off[t], p->rowsum[i], qa->scale[t], p->scale[i]);
         }
     }
@@ -52,11 +61,12 @@ void dq_gemm_q8_group_scalar(float *y, int ldy, const dq_qact *qa, int t0, int t
                              int i1) {
     const dq_wpack *p = w->packed;
     DQ_ASSERT(qa->bias == 0);
-    for (int t = t0; t < t1; t++) {
-        const int8_t *xq = qa->q + (size_t)t * qa->kp;
-        const float *sx = qa->scale + (size_t)t * qa->ngroup;
-        for (int i = i0; i < i1; i++) {
-            const int8_t *wr = w->w + (size_t)i * w->k;
+    int8_t buf[DQ_MAX_K];
+    for (int i = i0; i < i1; i++) {
+        const int8_t *wr = w_row(w, i, buf);
+        for (int t = t0; t < t1; t++) {
+            const int8_t *xq = qa->q + (size_t)t * qa->kp;
+            const float *sx = qa->scale + (size_t)t * qa->ngroup;
             float sum = 0.0f;
             for (int g = 0; g < qa->ngroup; g++) {
                 int j0 = g * 64, len = w->k - j0 < 64 ? w->k - j0 : 64;

@@ -76,7 +76,8 @@ def main():
     add("dynq_trunc_data_sizefixed.dynq", 2, "run", fix(patch(good[:do + 64], 120, "<Q", do + 64)))
     add("dynq_trunc_tok_sizefixed.dynq", 2, "run", fix(patch(good[:to + 64], 120, "<Q", to + 64)))
     add("dynq_bad_magic.dynq", 2, "run", b"GGUF" + good[4:])
-    add("dynq_version2.dynq", 2, "run", fix(patch(good, 4, "<I", 2)))
+    add("dynq_version1.dynq", 2, "run", fix(patch(good, 4, "<I", 1)))  # before the panel layout
+    add("dynq_version3.dynq", 2, "run", fix(patch(good, 4, "<I", 3)))
     add("dynq_header_size.dynq", 2, "run", fix(patch(good, 8, "<I", 128)))
     add("dynq_bad_checksum.dynq", 2, "run", patch(good, mo, "<B", good[mo] ^ 1))
     # offsets and counts
@@ -104,6 +105,16 @@ def main():
     add("dynq_nbytes_mismatch.dynq", 2, "run", fix(patch(good, dirent(0) + D_NBYTES, "<Q",
                                                           struct.unpack_from("<Q", good, dirent(0) + D_NBYTES)[0] - 1)))
     add("dynq_name_unterminated.dynq", 2, "run", fix(patch(good, dirent(0), "48s", b"x" * 48)))
+    # int8 matrices are stored in panels (dtype 3): n rounded up to 16, k to 64
+    pan = [i for i in range(n_t) if struct.unpack_from("<I", good, dirent(i) + D_DTYPE)[0] == 3]
+    odd = [i for i in pan if struct.unpack_from("<Q", good, dirent(i) + D_DIMS + 8)[0] % 64]
+    i0 = pan[0]
+    add("dynq_panels_as_i8.dynq", 2, "run", fix(patch(good, dirent(i0) + D_DTYPE, "<I", 1)))
+    add("dynq_panels_ndim1.dynq", 2, "run", fix(patch(good, dirent(i0) + D_NDIM, "<I", 1)))
+    add("dynq_panels_dims_overflow.dynq", 2, "run", fix(patch(good, dirent(i0) + D_DIMS, "<QQ", (1 << 64) - 1, 64)))
+    if odd:  # a matrix whose k is not a multiple of 64, its size given unpadded
+        n0, k0 = struct.unpack_from("<QQ", good, dirent(odd[0]) + D_DIMS)
+        add("dynq_panels_unpadded.dynq", 2, "run", fix(patch(good, dirent(odd[0]) + D_NBYTES, "<Q", n0 * k0)))
     add("dynq_tensor_renamed.dynq", 2, "run", fix(patch(good, dirent(2), "48s", b"blk.0.wq_missing")))
     # hyperparameters
     add("dynq_dim_zero.dynq", 2, "run", fix(patch(good, H_DIM, "<I", 0)))

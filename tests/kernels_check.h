@@ -28,11 +28,13 @@ typedef struct kc_w {
     int8_t *q;
     float *s;
     int32_t *rs;
+    int8_t *pan;  // the same values in the .dynq panel layout, when kc_w_panels made them
 } kc_w;
 
 // kind: 0 random, 1 extremes (-128/127 only), 2 some all-zero rows and a zero scale
 static void kc_w_make(kc_w *t, int n, int k, int kind) {
     t->q = malloc((size_t)n * k);
+    t->pan = NULL;
     t->s = malloc((size_t)n * sizeof(float));
     t->rs = malloc((size_t)n * sizeof(int32_t));
     for (int i = 0; i < n; i++) {
@@ -55,8 +57,22 @@ static void kc_w_make(kc_w *t, int n, int k, int kind) {
     t->w.rowsum = t->rs;
 }
 
+// Gives t to the kernels as a .dynq file holds it: in panels (docs/FORMAT.md, written out here
+// from that text: value (i, j) at byte (i / 16) * 16 * kp + (j / 4) * 64 + (i % 16) * 4 + j % 4,
+// kp = k rounded up to 64, n rounded up to 16, zero padded), no row-major copy.
+static void kc_w_panels(kc_w *t) {
+    int n = t->w.n, k = t->w.k, np = (n + 15) / 16 * 16, kp = (k + 63) / 64 * 64;
+    t->pan = calloc((size_t)np * kp, 1);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++)
+            t->pan[(size_t)(i / 16) * 16 * kp + (size_t)(j / 4) * 64 + (i % 16) * 4 + j % 4] = t->q[(size_t)i * k + j];
+    t->w.w = NULL;
+    t->w.panels = t->pan;
+}
+
 static void kc_w_free(kc_w *t) {
     dq_qweight_release(&t->w);
+    free(t->pan);
     free(t->q);
     free(t->s);
     free(t->rs);
@@ -108,15 +124,19 @@ static float kc_ref_out(const dq_qact *qa, const kc_w *t, int tok, int i) {
 static const char *kc_scheme_name[] = {"sym", "asym", "group", "tensor"};
 
 // One shape, one scheme: K against scalar (codes, scales, outputs bit for bit) and against the
-// independent reference. Returns 0 if all equal, printing the first difference.
+// independent reference. Returns 0 if all equal, printing the first difference. pan: bit 0, K
+// reads the weights from panels (as from a .dynq file) instead of packing a row-major copy; bit
+// 1, so does scalar.
 static int kc_one(const dq_kernels *K, dq_pool *pool, int m, int n, int k, int wkind, int xkind,
-                  dq_act_scheme sch, char *why, size_t cap) {
+                  dq_act_scheme sch, int pan, char *why, size_t cap) {
     const dq_kernels *S = dq_kernels_scalar();
     kc_w ws, wk;
     uint64_t seed = kc_rng;
     kc_w_make(&ws, n, k, wkind);
     kc_rng = seed;
     kc_w_make(&wk, n, k, wkind);
+    if (pan & 1) kc_w_panels(&wk);
+    if (pan & 2) kc_w_panels(&ws);
     float *x = kc_x_make(m, k, xkind);
     float *ys = malloc((size_t)m * n * sizeof(float)), *yk = malloc((size_t)m * n * sizeof(float));
     dq_err e;
@@ -213,9 +233,10 @@ static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool
                 int m = ms[a], n = ns[kc_u32() % 8], k = ks[kc_u32() % 10];
                 int wkind = (a + r) % 3, xkind = (a + 2 * r) % 3;
                 cases++;
-                if (kc_one(K, pool, m, n, k, wkind, xkind, (dq_act_scheme)sch, why, sizeof why)) {
+                int pan = (a + r) % 4;
+                if (kc_one(K, pool, m, n, k, wkind, xkind, (dq_act_scheme)sch, pan, why, sizeof why)) {
                     snprintf(name, sizeof name, "%s_%s", label, kc_scheme_name[sch]);
-                    KC_FAIL(name, "m=%d n=%d k=%d wkind=%d xkind=%d: %s", m, n, k, wkind, xkind, why);
+                    KC_FAIL(name, "m=%d n=%d k=%d wkind=%d xkind=%d panels=%d: %s", m, n, k, wkind, xkind, pan, why);
                     bad = 1;
                 }
             }
@@ -223,13 +244,15 @@ static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool
         // A bigger one: real-model-like k, several row blocks
         if (!bad && !quick) {
             cases++;
-            if (kc_one(K, pool, 37, 300, 768, 0, 2, (dq_act_scheme)sch, why, sizeof why)) {
+            if (kc_one(K, pool, 37, 300, 768, 0, 2, (dq_act_scheme)sch, 1, why, sizeof why)) {
                 snprintf(name, sizeof name, "%s_%s", label, kc_scheme_name[sch]);
                 KC_FAIL(name, "m=37 n=300 k=768: %s", why);
                 bad = 1;
             }
         }
-        if (!bad) printf("ok %s_%s (%d shapes, bit-identical to scalar)\n", label, kc_scheme_name[sch], cases);
+        if (!bad)
+            printf("ok %s_%s (%d shapes, bit-identical to scalar; weights row-major or in file panels)\n", label,
+                   kc_scheme_name[sch], cases);
     }
 }
 

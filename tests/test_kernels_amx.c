@@ -27,7 +27,7 @@ int main(void) {
     else printf("FAIL amx_model_tiles_used: no tile instruction ran\n");
     // A shape with every tile variant: m = 50 (32 + 16 + 2 tokens), n = 40 (2 + 1 panels).
     char why[600];
-    if (kc_one(K, pool, 50, 40, 200, 1, 2, DQ_ACT_SYM, why, sizeof why)) printf("FAIL amx_model_blocks: %s\n", why);
+    if (kc_one(K, pool, 50, 40, 200, 1, 2, DQ_ACT_SYM, 1, why, sizeof why)) printf("FAIL amx_model_blocks: %s\n", why);
     else printf("ok amx_model_blocks (2x2, 2x1, 1x2, 1x1 tile blocks)\n");
     dq_pool_free(pool);
     return kc_failures ? 1 : 0;
