@@ -24,8 +24,9 @@ mkdir -p "$B"
 [ -x "$DYNQ" ] || make -s
 tok="$SH/models/llama2-tokenizer/tokenizer.bin"
 [ -f "$B/$shape.bin" ] || /usr/bin/python3 scripts/random_model.py --shape "$shape" -o "$B/$shape.bin"
-[ -f "$B/$shape-int8.dynq" ] || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" -o "$B/$shape-int8.dynq"
-[ -f "$B/$shape-f32.dynq" ] || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" --type f32 -o "$B/$shape-f32.dynq"
+# (re)convert when missing or not readable by this dynq (e.g. an older format version)
+"$DYNQ" info "$B/$shape-int8.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" -o "$B/$shape-int8.dynq"
+"$DYNQ" info "$B/$shape-f32.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" --type f32 -o "$B/$shape-f32.dynq"
 echo "== $shape on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%F)"
 "$DYNQ" info --cpu | sed 's/^/   /'
 "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" --roofline --json > "$B/int8.json"
