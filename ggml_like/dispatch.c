@@ -270,8 +270,8 @@ int dq_qweight_prepare(dq_qweight *w, dq_err *e) {
 }
 
 // dq_qweight_prepare_many packs every matrix into one mapping (one allocation for the model's
-// lifetime). The mapping starts with this
-// header; each matrix released drops a reference, the last one unmaps it.
+// lifetime). The mapping starts with this header; each matrix released drops a reference, the
+// last one unmaps it.
 typedef struct dq_arena {
     _Atomic long refs;
     size_t bytes;
