@@ -49,12 +49,13 @@ static void check_pool(void) {
 
 // The pool's back-off policy, on made-up stall times (ms): isolated stalls (the VM's own kernel
 // threads, the host) are sat out; recurring ones (a busy neighbour) make the caller run alone,
-// 2 ms first, doubling while stalls return soon after each retry, at most 250 ms; after a quiet
-// spell it starts again from a sat-out stall.
+// 2 ms first, doubling while stalls return soon (< 100 ms) after each retry, at most 250 ms; a
+// stall half a second after a retry is isolated again; after a quiet spell it starts from a
+// sat-out stall.
 static void check_backoff(void) {
     const uint64_t ms = 1000000;
     dq_backoff b = {0};
-    uint64_t got[16], t = 1000 * ms;
+    uint64_t got[20], t = 1000 * ms;
     int n = 0, ok = 1;
     got[n++] = dq_backoff_on_stall(&b, t);             // first stall
     got[n++] = dq_backoff_on_stall(&b, t += 400 * ms);  // isolated
@@ -66,9 +67,10 @@ static void check_backoff(void) {
         got[n++] = dq_backoff_on_stall(&b, t);
     }
     b.retried_at = t + got[n - 1];
-    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 2000 * ms);  // quiet spell, then one stall
-    got[n++] = dq_backoff_on_stall(&b, t += 30 * ms);                  // recurs: from 2 ms again
-    const uint64_t want[] = {0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 250, 250, 0, 2};
+    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 500 * ms);  // isolated, after a retry
+    got[n++] = dq_backoff_on_stall(&b, t += 2000 * ms);               // quiet spell, then one stall
+    got[n++] = dq_backoff_on_stall(&b, t += 30 * ms);                 // recurs: from 2 ms again
+    const uint64_t want[] = {0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 250, 250, 0, 0, 2};
     for (int i = 0; i < n; i++) ok &= got[i] == want[i] * ms;
     if (ok && n == (int)(sizeof want / sizeof want[0])) printf("ok pool_backoff_policy\n");
     else {
