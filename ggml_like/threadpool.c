@@ -11,6 +11,7 @@
 // last slot) spins for a short bounded time, then sleeps on a condition variable.
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,15 +127,25 @@ int dq_pool_create(dq_pool **out, int n_threads, dq_err *e) {
             dq_pool_free(p);
             return DQ_ERR(e, DQ_ENOMEM, "thread pool: out of memory");
         }
+        // Workers start with every signal blocked (they inherit the mask), so a signal meant for
+        // the process (SIGINT from a terminal's Ctrl-C) is always handled by the calling thread:
+        // `dynq chat` waits for input in ppoll() with SIGINT unblocked only there, and a
+        // handler run on a worker instead left it waiting (a Ctrl-C at the prompt that did not
+        // exit, seen once in the sanitizer suite).
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         for (int i = 0; i < n_threads - 1; i++) {
             p->workers[i].pool = p;
             int rc = pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]);
             if (rc != 0) {
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
                 p->nth = i + 1;  // only i workers exist: free joins exactly those
                 dq_pool_free(p);
                 return DQ_ERR(e, DQ_ENOMEM, "thread pool: cannot start thread %d: %s", i + 1, strerror(rc));
             }
         }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     *out = p;
     return DQ_OK;

@@ -1,6 +1,8 @@
 // tests/test_kernels.c: every kernel table this CPU runs natively against the scalar spec
 // (bit-identical int8 outputs), thread-count and m-tiling invariance, the thread pool, and
 // DYNQ_ISA forcing (run in child processes: the choice is made once per process).
+#include <dirent.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -17,6 +19,15 @@ static void pool_task(void *arg, int ith, int nth) {
     pool_ctx *c = arg;
     if (nth < 1 || nth > 8 || ith < 0 || ith >= nth) atomic_store(&c->bad, 1);
     else atomic_fetch_add(&c->hits[ith], 1);
+}
+
+// Each slot waits (at most 5 s) until every slot of the job is running: then every worker has
+// started and runs with its own signal mask (glibc starts a thread with all signals blocked and
+// restores the creator's mask only as it begins).
+static void meet_task(void *arg, int ith, int nth) {
+    _Atomic int *in = arg;
+    atomic_fetch_add(in, 1);
+    for (int i = 0; i < 5000 && atomic_load(in) < nth; i++) usleep(1000);
 }
 
 static void check_pool(void) {
@@ -42,6 +53,39 @@ static void check_pool(void) {
         }
     }
     printf("ok pool_run (1..4 threads x 2000 jobs, every slot exactly once)\n");
+#ifdef __linux__
+    // Workers block every signal, so SIGINT (Ctrl-C) always reaches the thread that waits for
+    // input: each thread but this one must list SIGINT in its blocked set (SigBlk, hex, in
+    // /proc/self/task/TID/status) once it runs, and this one must not have it blocked by the pool.
+    {
+        dq_pool *p;
+        dq_err e;
+        if (dq_pool_create(&p, 3, &e)) abort();
+        _Atomic int in = 0;
+        dq_pool_run(p, meet_task, &in);
+        int workers = 0, bad = atomic_load(&in) != 3;
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.') continue;
+            char path[300], line[256];
+            snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
+            FILE *f = fopen(path, "r");
+            unsigned long long blk = 0;
+            int found = 0;
+            while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "SigBlk: %llx", &blk) == 1) found = 1;
+            if (f) fclose(f);
+            int sigint_blocked = found && (blk >> (SIGINT - 1)) & 1;
+            if (atoi(de->d_name) == (int)getpid()) bad |= !found || sigint_blocked;
+            else workers++, bad |= !sigint_blocked;
+        }
+        if (d) closedir(d);
+        dq_pool_free(p);
+        if (d && workers == 2 && !bad) printf("ok pool_workers_block_signals (2 workers block SIGINT, the caller does not)\n");
+        else KC_FAIL("pool_workers_block_signals", "%d worker threads seen, bad=%d", workers, bad);
+    }
+#endif
     int pc = dq_physical_cores();
     if (pc >= 1 && pc <= sysconf(_SC_NPROCESSORS_ONLN)) printf("ok physical_cores (%d)\n", pc);
     else KC_FAIL("physical_cores", "%d", pc);
