@@ -219,33 +219,9 @@ static void pack_into(const dq_kernels *K, dq_qweight *w, uint8_t *mem, size_t t
     for (int i = 0; i < w->n; i++) p->scale[i] = w->scale[i];
     if (w->panels) {  // in place (a mapped .dynq file): only the padded row sums and scales
         for (int i = 0; i < w->n; i++) p->rowsum[i] = w->rowsum[i];
-    } else if (!panels) {
+    } else {  // a row-major matrix (tests, API users): row sums, and the panel copy if the ISA wants one
         for (int i = 0; i < w->n; i++) p->rowsum[i] = row_sum(w->w + (size_t)i * k, k);
-    } else {
-        // One pass over each source row: its 4-byte groups go to their panel slots (the panel,
-        // 16 * kp bytes, stays in cache while its 16 rows are scattered into it) and the row
-        // sum is taken from the same 8-byte loads.
-        const uint64_t lo = 0x00ff00ff00ff00ffull;
-        for (int i = 0; i < w->n; i++) {
-            const int8_t *src = w->w + (size_t)i * k;
-            int8_t *dst = panels + (size_t)(i / DQ_PANEL) * DQ_PANEL * kp + (i % DQ_PANEL) * 4;
-            int64_t su = 0;
-            int j = 0;
-            for (; j + 8 <= k; j += 8) {
-                uint64_t v;
-                memcpy(&v, src + j, 8);
-                memcpy(dst + (size_t)(j / 4) * 64, &v, 4);
-                memcpy(dst + (size_t)(j / 4 + 1) * 64, (const uint8_t *)&v + 4, 4);
-                v ^= 0x8080808080808080ull;
-                v = (v & lo) + ((v >> 8) & lo);
-                su += (int64_t)((v * 0x0001000100010001ull) >> 48) - 8 * 128;
-            }
-            for (; j < k; j++) {
-                dst[(size_t)(j / 4) * 64 + (j % 4)] = src[j];
-                su += src[j];
-            }
-            p->rowsum[i] = (int32_t)su;
-        }
+        if (panels) dq_panelize(panels, w->w, w->n, k);
     }
     w->packed = p;
     w->packed_bytes = total;
