@@ -580,6 +580,7 @@ static void print_help(void) {
            "  -t N               threads (default: physical cores)\n"
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "  --act sym|asym|group|tensor   activation quantization (INT8 models)\n"
+           "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory)\n"
            "  --no-color         no colour (also when NO_COLOR is set)\n"
            "  --verbose-prompt   before each prefill, print the rendered prompt (text and ids) to stderr\n"
            "commands at the prompt:\n%s"
@@ -592,6 +593,7 @@ static void print_help(void) {
 
 int cli_chat(int argc, char **argv) {
     const char *model = getenv("DYNQ_MODEL"), *system = NULL, *tname = "auto";
+    int kty = DQ_KV_F32, vty = DQ_KV_F32;
     int n_gen = -1, ctx = 0, threads = 0, act = DQ_ACT_SYM, seed = 0, seed_set = 0, no_color = 0, verbose = 0, bad = 0;
     dq_sampler_params sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f,
                             .repeat_last_n = 64};
@@ -635,6 +637,10 @@ int cli_chat(int argc, char **argv) {
             seed_set = 1;
         } else if ((v = flag_value(argc, argv, &i, "--act", NULL, &bad))) {
             if ((act = dq_act_parse(v)) < 0) return usage("unknown --act '%s' (sym, asym, group, tensor)", v);
+        } else if ((v = flag_value(argc, argv, &i, "-ctk", "--cache-type-k", &bad))) {
+            if ((kty = dq_kv_parse(v)) < 0) return usage("unknown --cache-type-k '%s' (f32, f16)", v);
+        } else if ((v = flag_value(argc, argv, &i, "-ctv", "--cache-type-v", &bad))) {
+            if ((vty = dq_kv_parse(v)) < 0) return usage("unknown --cache-type-v '%s' (f32, f16)", v);
         } else if (!bad) {
             return usage("unknown argument %s", s);
         }
@@ -667,7 +673,8 @@ int cli_chat(int argc, char **argv) {
     if (c.tpl->eot && c.eot_id < 0)
         note("warning: the tokenizer has no %s token; answers end at EOS or -n", c.tpl->eot);
     int batch = c.ctx < 256 ? c.ctx : 256;
-    if ((rc = dq_state_alloc(&c.s, &c.m, c.ctx, batch, threads ? threads : dq_physical_cores(), (dq_act_scheme)act, &e)))
+    if ((rc = dq_state_alloc(&c.s, &c.m, c.ctx, batch, threads ? threads : dq_physical_cores(), (dq_act_scheme)act,
+                             (dq_kv_type)kty, (dq_kv_type)vty, &e)))
         goto out_model;
     if ((uint32_t)c.ctx > c.m.c.ctx_len)  // as run and logits: goes on, llama.cpp's habit
         note("warning: -c %d exceeds the context the model was trained for (%u tokens)", c.ctx, c.m.c.ctx_len);

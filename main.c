@@ -123,6 +123,7 @@ typedef struct session_opts {
     const char *model;
     int ctx, threads;
     int act;
+    int kty, vty;  // dq_kv_type of the key and value caches
 } session_opts;
 
 static int session_flag(args *a, session_opts *so) {
@@ -136,6 +137,18 @@ static int session_flag(args *a, session_opts *so) {
     }
     if (is_flag(a, "-t", "--threads")) {
         parse_int(a, "-t", 1, 1024, &so->threads);
+        return 1;
+    }
+    int key = is_flag(a, "-ctk", "--cache-type-k");
+    if (key || is_flag(a, "-ctv", "--cache-type-v")) {  // llama.cpp's KV cache types
+        const char *flag = key ? "--cache-type-k" : "--cache-type-v", *v = arg_value(a, flag);
+        int t = v ? dq_kv_parse(v) : 0;
+        if (t < 0) {
+            usage_error(a->cmd, key ? "unknown --cache-type-k '%s' (f32, f16)" : "unknown --cache-type-v '%s' (f32, f16)", v);
+            a->bad = 1;
+        } else if (v) {
+            *(key ? &so->kty : &so->vty) = t;
+        }
         return 1;
     }
     if (is_flag(a, "--act", NULL)) {
@@ -176,7 +189,7 @@ static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq
     if ((rc = dq_model_load(m, so->model, e))) return rc;
     int ctx = so->ctx ? so->ctx : (int)m->c.ctx_len;
     if ((rc = dq_state_alloc(s, m, ctx, max_batch, so->threads ? so->threads : dq_physical_cores(),
-                             (dq_act_scheme)so->act, e))) {
+                             (dq_act_scheme)so->act, (dq_kv_type)so->kty, (dq_kv_type)so->vty, e))) {
         dq_model_free(m);
         return rc;
     }
@@ -433,6 +446,7 @@ static int cmd_run(int argc, char **argv) {
                    "  --top-k K (40) --top-p P (0.95) --min-p P (0.05) --repeat-penalty R (1.0)\n"
                    "  --repeat-last-n N (64; 0 off, -1 whole context) --seed S (default: random)\n"
                    "  --act sym|asym|group|tensor  activation quantization of INT8 models (default sym)\n"
+                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
                    "  --lines            each stdin line is an independent prompt; one output line per input\n"
                    "                     line (generation stops at the first newline)\n"
                    "  --json             with --lines: JSON Lines {\"prompt\",\"text\",\"tokens\",\"tok_per_s\"}\n"
@@ -506,7 +520,7 @@ static int cmd_run(int argc, char **argv) {
     if ((rc = dq_model_load(&m, so.model, &e))) goto out_text;
     int ctx = session_ctx(&so, &m);
     if ((rc = dq_state_alloc(&s, &m, ctx, ctx < 512 ? ctx : 512, so.threads ? so.threads : dq_physical_cores(),
-                             (dq_act_scheme)so.act, &e)))
+                             (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e)))
         goto out_model;
     have_state = 1;
     warn_ctx_above_model(&m, ctx);
@@ -595,6 +609,7 @@ static int cmd_logits(int argc, char **argv) {
                    "  writes float32 logits (T, vocab) for every position: for tests and comparisons.\n"
                    "  -p TEXT is tokenized with BOS; --ids are used as given, one batch from an empty cache.\n"
                    "  --one-by-one       feed one token at a time through the KV cache instead of one batch\n"
+                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
                    "  --hidden FILE      also write float32 (layers, T, dim): the residual stream after each\n"
                    "                     block, the hidden states whose error `perplexity --ref` tabulates\n"
                    "exit status: 0 ok, 1 usage, 2 bad model/output file, 3 more tokens than the context\n"
@@ -644,7 +659,7 @@ static int cmd_logits(int argc, char **argv) {
     int ctx = session_ctx(&so, &m);
     if (!rc && (n == 0 || n > (size_t)ctx)) rc = DQ_ERR(&e, DQ_ECTX, "logits: %zu tokens do not fit a context of %d", n, ctx);
     if (!rc) rc = dq_state_alloc(&s, &m, ctx, one_by_one ? 1 : (int)n, so.threads ? so.threads : dq_physical_cores(),
-                                 (dq_act_scheme)so.act, &e);
+                                 (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e);
     if (rc) {
         free(ids);
         dq_model_free(&m);
@@ -709,6 +724,7 @@ static int cmd_perplexity(int argc, char **argv) {
                    "  --ref REF          run REF (e.g. the FP32 model) on the same tokens in the same pass:\n"
                    "                     delta PPL, PPL ratio, KL divergence, top-1 agreement, per-layer error\n"
                    "  gates (need --ref): --max-delta-ppl PCT  --max-kld X  --min-top1 F (fraction 0..1)\n"
+                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
                    "exit status: 0 ok, 1 usage, 2 bad file, 3 --ctx above the model's context,\n"
                    "             5 a quality gate was not met (figures still printed)\n"
                    "examples:\n  %s perplexity -m kjv.dynq -f kjv-eval.txt --ctx 256\n"
@@ -763,7 +779,7 @@ static int cmd_perplexity(int argc, char **argv) {
     po.stride = stride > 0 ? stride : po.ctx / 2;
     po.max_chunks = chunks;
     int threads = so.threads ? so.threads : dq_physical_cores();
-    if ((rc = dq_state_alloc(&s, &m, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, &e))) goto out_model;
+    if ((rc = dq_state_alloc(&s, &m, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e))) goto out_model;
     if (refpath) {
         if ((rc = dq_model_load(&rm, refpath, &e))) goto out_state;
         have_ref = 1;
@@ -776,7 +792,7 @@ static int cmd_perplexity(int argc, char **argv) {
             rc = DQ_ERR(&e, DQ_ECTX, "--ctx %d exceeds the context of %s (%u)", po.ctx, refpath, rm.c.ctx_len);
             goto out_ref;
         }
-        if ((rc = dq_state_alloc(&rs, &rm, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, &e))) goto out_ref;
+        if ((rc = dq_state_alloc(&rs, &rm, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e))) goto out_ref;
         have_ref = 2;
     }
     int32_t *ids = NULL;
@@ -808,6 +824,7 @@ static int cmd_perplexity(int argc, char **argv) {
         printf(", \"method\": \"%s\", \"ctx\": %d, \"n_windows\": %d, \"n_tokens\": %ld, "
                "\"nll_sum\": %.17g, \"ppl\": %.10g, \"ppl_stderr\": %.10g, \"act\": \"%s\", \"threads\": %d, \"seconds\": %.3f",
                meth, po.ctx, r.n_windows, r.n_tokens, r.nll_sum, r.ppl, r.ppl_stderr, dq_act_name(s.act), s.n_threads, secs);
+        printf(", \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\"", dq_kv_name(s.kty), dq_kv_name(s.vty));
         if (po.method == DQ_PPL_SLIDING) printf(", \"stride\": %d", po.stride);
         if (r.has_ref) {
             printf(", \"ref\": ");
@@ -886,6 +903,7 @@ static int cmd_bench(int argc, char **argv) {
                    "  time) in tokens/s, median of -r repetitions; tg GB/s = weight bytes streamed per second,\n"
                    "  pp GOPS = 2 x multiply-adds per second. --roofline also measures this machine's read\n"
                    "  bandwidth and int8 dot-product peak and prints the fraction reached.\n"
+                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
                    "example:\n  %s bench -m stories110M.dynq -p 128 -n 64 -t 1,2 --roofline\n", g_prog, g_prog);
             return 0;
         } else if (is_flag(&a, "-p", "--n-prompt")) parse_int(&a, "-p", 1, 1 << 16, &n_pp);
@@ -951,9 +969,10 @@ static int cmd_bench(int argc, char **argv) {
             double pps = median(pp, reps), tgs = median(tg, reps);
             double pp_gops = 2.0 * (layer_params * n_pp + cls_params) * (pps / n_pp) / 1e9;
             double tg_gbps = wbytes * tgs / 1e9;
-            // what a generated token also reads: the FP32 key and value cache of every layer up to
-            // its position (positions n_pp .. n_pp + n_tg - 1, so on average n_pp + (n_tg + 1) / 2)
-            double kv_bytes = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float) * (n_pp + (n_tg + 1) / 2.0);
+            // what a generated token also reads: the key and value caches of every layer up to its
+            // position (positions n_pp .. n_pp + n_tg - 1, so on average n_pp + (n_tg + 1) / 2)
+            double kv_bytes = (double)(dq_kv_size(s.kty) + dq_kv_size(s.vty)) * c->n_layers * c->n_kv_heads *
+                              c->head_dim * (n_pp + (n_tg + 1) / 2.0);
             double tg_all_gbps = (wbytes + kv_bytes) * tgs / 1e9;
             double read_gbps = 0, read_big_gbps = 0, peak = 0;
             if (roofline) {
@@ -972,19 +991,20 @@ static int cmd_bench(int argc, char **argv) {
                 printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                        "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"tg_kv_gbps\": %.3f, "
                        "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld, "
-                       "\"pool_backoffs\": %ld",
+                       "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\"",
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
                        tg_gbps, tg_all_gbps, pp_gops, wbytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
-                       dq_pool_backoffs(s.pool));
+                       dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty));
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
                            "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f",
                            read_gbps, read_big_gbps, peak, tg_gbps / read_gbps, pp_gops / peak);
                 printf("}\n");
             } else {
-                printf("%s (%s, %s, %d threads): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s weights, "
+                printf("%s (%s, %s, %d threads, KV %s/%s): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s weights, "
                        "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off)\n",
-                       so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, pps, pp_gops, n_tg, tgs,
+                       so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),
+                       dq_kv_name(s.vty), n_pp, pps, pp_gops, n_tg, tgs,
                        tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool));
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "

@@ -428,7 +428,7 @@ size_t dq_model_weight_bytes(const dq_model *m) {
 static size_t big_dim(size_t a, size_t b) { return a > b ? a : b; }
 
 int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n_threads, dq_act_scheme act,
-                   dq_err *e) {
+                   dq_kv_type kty, dq_kv_type vty, dq_err *e) {
     memset(s, 0, sizeof *s);
     const dq_config *c = &m->c;
     if (ctx <= 0) ctx = (int)c->ctx_len;
@@ -437,6 +437,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->ctx = ctx;
     s->max_batch = max_batch;
     s->act = act;
+    s->kty = kty, s->vty = vty;
     size_t B = (size_t)max_batch, C = c->dim, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim, V = c->vocab, L = c->n_layers, T = (size_t)ctx;
     size_t kv_elems, TP = (T + 15) & ~(size_t)15;
@@ -446,7 +447,8 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     // Refuse what cannot fit in physical memory: with overcommit, malloc would succeed and
     // the first touch of the cache would end in an OOM kill instead of an error.
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    double need = 2.0 * (double)kv_elems * sizeof(float) + (double)B * (double)(4 * C + 2 * big_dim(QD, C) + 2 * KD + 2 * F + V) * 4;
+    const double kv_bytes = (double)kv_elems * (double)(dq_kv_size(kty) + dq_kv_size(vty));
+    double need = kv_bytes + (double)B * (double)(4 * C + 2 * big_dim(QD, C) + 2 * KD + 2 * F + V) * 4;
     if (pages > 0 && psz > 0 && need > 0.9 * (double)pages * (double)psz)
         return DQ_ERR(e, DQ_ENOMEM, "a context of %d tokens needs %.1f GiB for the KV cache and activations; this machine has %.1f GiB",
                       ctx, need / 1073741824.0, (double)pages * (double)psz / 1073741824.0);
@@ -465,15 +467,24 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->amax = dq_alloc(B * sizeof(float));
     s->att = dq_alloc((size_t)s->n_threads * dq_attn_scratch(T) * sizeof(float));
     s->logits = dq_alloc(B * V * sizeof(float));
-    s->key_cache = dq_alloc(kv_elems * sizeof(float));
-    s->value_cache = dq_alloc(kv_elems * sizeof(float));
+    s->key_cache = dq_alloc(kv_elems * dq_kv_size(kty));
+    s->value_cache = dq_alloc(kv_elems * dq_kv_size(vty));
+    if ((kty == DQ_KV_F16 || vty == DQ_KV_F16) && max_batch > 1) {
+        s->widen = dq_alloc((size_t)s->n_threads * 2 * TP * c->head_dim * sizeof(float));
+        s->wtag = dq_alloc((size_t)s->n_threads * sizeof *s->wtag);
+        if (!s->widen || !s->wtag) {
+            dq_state_free(s);
+            return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens", ctx);
+        }
+        for (int i = 0; i < s->n_threads; i++) s->wtag[i].serial = -1;
+    }
     s->rope_cos = dq_alloc(T * c->head_dim * sizeof(float));
     s->rope_sin = dq_alloc(T * c->head_dim * sizeof(float));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->amax || !s->att || !s->logits ||
         !s->key_cache || !s->value_cache || !s->rope_cos || !s->rope_sin) {
         dq_state_free(s);
         return DQ_ERR(e, DQ_ENOMEM, "out of memory for a context of %d tokens (KV cache %.1f MiB)", ctx,
-                      2.0 * (double)kv_elems * 4 / 1048576.0);
+                      kv_bytes / 1048576.0);
     }
     for (int p = 0; p < ctx; p++)  // RoPE tables, one row of hd per position
         dq_rope_tables(s->rope_cos + (size_t)p * c->head_dim, s->rope_sin + (size_t)p * c->head_dim, p, (int)c->head_dim,
@@ -485,6 +496,7 @@ void dq_state_free(dq_state *s) {
     dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
     dq_free(s->hb), dq_free(s->hb2), dq_free(s->amax), dq_free(s->att), dq_free(s->logits);
     dq_free(s->key_cache), dq_free(s->value_cache), dq_free(s->rope_cos), dq_free(s->rope_sin);
+    dq_free(s->widen), dq_free(s->wtag);
     if (s->pool) dq_pool_free(s->pool);
     memset(s, 0, sizeof *s);
 }
@@ -571,15 +583,31 @@ static void tok_range(const tok_task *a, int t0, int t1) {
             // values: each head's rows in position order (the attention's value pass then reads
             // one contiguous stream; rows kv_dim apart fell into a quarter of the L1's sets and
             // defeated the hardware prefetchers)
-            for (int t = t0; t < t1; t++)
-                memcpy(s->value_cache + head + (size_t)(a->pos + t) * hd, s->v + (size_t)t * KD + (size_t)g * hd,
-                       (size_t)hd * sizeof(float));
+            for (int t = t0; t < t1; t++) {
+                const float *src = s->v + (size_t)t * KD + (size_t)g * hd;
+                size_t at = head + (size_t)(a->pos + t) * hd;
+                if (s->vty == DQ_KV_F16)
+                    dq_f32_to_f16_row((uint16_t *)s->value_cache + at, src, (size_t)hd);
+                else
+                    memcpy((float *)s->value_cache + at, src, (size_t)hd * sizeof(float));
+            }
             const float *kt = s->k + (size_t)g * hd;
+            if (s->kty == DQ_KV_F16) {  // FP16 keys: each row converted, then spread over its block
+                for (int t = t0; t < t1; t++) {
+                    uint16_t *kb = (uint16_t *)s->key_cache + head + dq_kt_index(a->pos + t, 0, hd), h[256];
+                    for (int d0 = 0; d0 < hd; d0 += 256) {
+                        int nd = hd - d0 < 256 ? hd - d0 : 256;
+                        dq_f32_to_f16_row(h, kt + (size_t)t * KD + d0, (size_t)nd);
+                        for (int d = 0; d < nd; d++) kb[(size_t)(d0 + d) * 16] = h[d];
+                    }
+                }
+                continue;
+            }
             // block by block (dq_kt_index): 4 positions x 4 dimensions at a time, transposed in
             // registers, where the block allows; the rest one value at a time
             for (int t = t0; t < t1;) {
                 int p = a->pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t, j = 0;
-                float *kb = s->key_cache + head + dq_kt_index(p, 0, hd);
+                float *kb = (float *)s->key_cache + head + dq_kt_index(p, 0, hd);
                 const float *src = kt + (size_t)t * KD;
                 if (hd % 4 == 0 && lane % 4 == 0)
                     for (; j + 4 <= n; j += 4)
@@ -639,8 +667,30 @@ typedef struct attn_task {
     dq_claim reg[DQ_CLAIM_REGIONS];
 } attn_task;
 
+// The head's keys and values as FP32 for an item that needs positions < need, in pool slot ith's
+// widening buffer: what the slot already widened for this batch, layer and KV head stays (the
+// cache below pos + B does not change during a batch's attention), the rest is converted.
+static void widen_head(dq_state *s, int ith, int layer, int g, size_t head, int need, int hd, const void **kt,
+                       const void **v) {
+    struct dq_widen_tag *w = &s->wtag[ith];
+    float *wk = s->widen + (size_t)ith * 2 * s->kv_len * hd, *wv = wk + (size_t)s->kv_len * hd;
+    if (w->serial != s->serial || w->layer != layer || w->g != g) *w = (struct dq_widen_tag){s->serial, layer, g, 0, 0};
+    if (s->kty == DQ_KV_F16) {
+        size_t want = (size_t)(need + 15) / 16 * 16 * hd;  // whole key blocks
+        if (want > w->nk) dq_f16_to_f32_row(wk + w->nk, (const uint16_t *)s->key_cache + head + w->nk, want - w->nk);
+        if (want > w->nk) w->nk = want;
+        *kt = wk;
+    }
+    if (s->vty == DQ_KV_F16) {
+        size_t want = (size_t)need * hd;
+        if (want > w->nv) dq_f16_to_f32_row(wv + w->nv, (const uint16_t *)s->value_cache + head + w->nv, want - w->nv);
+        if (want > w->nv) w->nv = want;
+        *v = wv;
+    }
+}
+
 // Item it of an attention step (see attn_worker).
-static void attn_item(const attn_task *a, int it, int per_head, float *att) {
+static void attn_item(const attn_task *a, int it, int per_head, float *att, int ith) {
     const dq_config *c = a->c;
     dq_state *s = a->s;
     int H = (int)c->n_heads, hd = (int)c->head_dim, QD = H * hd;
@@ -656,8 +706,14 @@ static void attn_item(const attn_task *a, int it, int per_head, float *att) {
     }
     size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
     size_t at = (size_t)t * QD + (size_t)h * hd;
-    dq_attn_f32(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, s->key_cache + head, s->value_cache + head,
-                hd, hd, scale, att);
+    const void *kt = (const char *)s->key_cache + head * dq_kv_size(s->kty);
+    const void *v = (const char *)s->value_cache + head * dq_kv_size(s->vty);
+    dq_kv_type kty = s->kty, vty = s->vty;
+    if (s->widen && a->B > 1) {  // prefill over an FP16 cache: the same results (FP16 attention is FP32 over the widened values)
+        widen_head(s, ith, a->layer, h / grp, head, a->pos + t + nq, hd, &kt, &v);
+        kty = vty = DQ_KV_F32;
+    }
+    dq_attn(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, kt, kty, v, vty, hd, hd, scale, att);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -673,7 +729,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
     // claimed dynamically (dq_claim_next): a thread's own region is contiguous, and neighbouring
     // items share K/V rows in cache
     int k = 0, it;
-    while ((it = dq_claim_next(a->reg, items, ith, nth, &k)) >= 0) attn_item(a, it, per_head, att);
+    while ((it = dq_claim_next(a->reg, items, ith, nth, &k)) >= 0) attn_item(a, it, per_head, att, ith);
 }
 
 static void embed(float *x, const dq_mat *E, int tok, int C) {
@@ -693,6 +749,7 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     int C = (int)c->dim;
     float eps = c->norm_eps;
     for (int t = 0; t < B; t++) embed(s->x + (size_t)t * C, &m->tok_emb, tokens[t], C);
+    s->serial++;
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const dq_layer *L = &m->layers[l];
         // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm

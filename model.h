@@ -107,14 +107,27 @@ typedef struct dq_state {
     int kv_len;        // ctx rounded up to 16: positions per head in the caches
     float *att;            // (n_threads, dq_attn_scratch(ctx)) scores scratch
     float *logits;         // (B, V)
-    float *key_cache;      // (L, KV, kv_len / 16, hd, 16): blocks of 16 positions, dq_kt_index
-    float *value_cache;    // (L, KV, kv_len, hd): each head's value rows in position order
+    void *key_cache;       // (L, KV, kv_len / 16, hd, 16): blocks of 16 positions, dq_kt_index
+    void *value_cache;     // (L, KV, kv_len, hd): each head's value rows in position order
+    dq_kv_type kty, vty;   // element type of each cache: FP32, or FP16 (half the memory traffic)
+    // Prefill over an FP16 cache: each pool slot widens the head it works on into FP32 once per
+    // batch and layer (widen: (n_threads, 2, kv_len * hd)), so the head's items of 8 queries read
+    // FP32 like an FP32 cache instead of converting every key and value again; wtag says what
+    // a slot's buffer holds. NULL without an FP16 cache or with max_batch 1.
+    float *widen;
+    struct dq_widen_tag {
+        long serial;
+        int layer, g;
+        size_t nk, nv;  // widened key and value elements (from the head's start)
+    } *wtag;
+    long serial;  // batches run (forward_batch), so a tag from an earlier batch is stale
     float *rope_cos, *rope_sin;  // (ctx, hd): dq_rope_tables of each position
     float *capture;        // optional: (L, B, C) residual stream after each block, or NULL
 } dq_state;
 
+// kty, vty: the key and value caches' element types (llama.cpp's -ctk / -ctv).
 int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n_threads,
-                   dq_act_scheme act, dq_err *e);
+                   dq_act_scheme act, dq_kv_type kty, dq_kv_type vty, dq_err *e);
 void dq_state_free(dq_state *s);
 
 enum { DQ_LOGITS_NONE = 0, DQ_LOGITS_LAST = 1, DQ_LOGITS_ALL = 2 };

@@ -171,6 +171,8 @@ static void amx_table_init(void) {
     amx_table.absmax = v->absmax;
     amx_table.gemm_f32 = v->gemm_f32;
     amx_table.attn = v->attn;
+    amx_table.to_f16 = v->to_f16;
+    amx_table.to_f32 = v->to_f32;
     amx_table.swiglu = v->swiglu;
     amx_table.rmsnorm = v->rmsnorm;
     amx_table.rope = v->rope;

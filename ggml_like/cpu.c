@@ -39,6 +39,7 @@ void dq_cpu_probe(dq_cpu *c) {
     if (maxleaf < 1) return;
     __cpuid(1, a, b, cx, d);
     c->fma = (cx >> 12) & 1;
+    c->f16c = (cx >> 29) & 1;
     int osxsave = (cx >> 27) & 1, avx = (cx >> 28) & 1;
     uint64_t xcr0 = osxsave ? xgetbv0() : 0;
     c->os_ymm = avx && (xcr0 & 0x6) == 0x6;                    // SSE + AVX state
@@ -92,7 +93,7 @@ int dq_cpu_request_amx(void) { return 0; }
 int dq_isa_supported(const dq_cpu *c, dq_isa isa) {
     switch (isa) {
     case DQ_ISA_SCALAR: return 1;
-    case DQ_ISA_AVX2: return c->avx2 && c->fma && c->os_ymm;
+    case DQ_ISA_AVX2: return c->avx2 && c->fma && c->f16c && c->os_ymm;
     case DQ_ISA_AVX512VNNI: return c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni && c->os_zmm;
     case DQ_ISA_AMX:
         return c->amx_tile && c->amx_int8 && c->os_amx && dq_isa_supported(c, DQ_ISA_AVX512VNNI);

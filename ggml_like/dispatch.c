@@ -132,9 +132,9 @@ void dq_cpu_describe(char *buf, size_t cap) {
 #define OUT(...) n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__)
     OUT("cpu: %s%s%s\n", c->vendor, c->brand[0] ? " " : "", c->brand);
 #if defined(__x86_64__)
-    OUT("features: avx2=%d fma=%d avx512f=%d avx512bw=%d avx512vl=%d avx512_vnni=%d avx_vnni=%d amx_tile=%d "
+    OUT("features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512_vnni=%d avx_vnni=%d amx_tile=%d "
         "amx_int8=%d\n",
-        c->avx2, c->fma, c->avx512f, c->avx512bw, c->avx512vl, c->avx512vnni, c->avxvnni, c->amx_tile, c->amx_int8);
+        c->avx2, c->fma, c->f16c, c->avx512f, c->avx512bw, c->avx512vl, c->avx512vnni, c->avxvnni, c->amx_tile, c->amx_int8);
     OUT("os state (xgetbv): ymm=%d zmm=%d amx_tiles=%d amx_permission=%d\n", c->os_ymm, c->os_zmm, c->os_amx,
         c->amx_perm);
 #elif defined(__aarch64__)
@@ -582,11 +582,22 @@ void dq_matmul_f32(dq_pool *pool, float *y, const float *x, int m, const float *
     dq_matmul_f32_with(dq_kernels_current(), pool, y, x, m, w, n, k);
 }
 
-void dq_attn_f32(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
-                 const float *v, int ldv, int hd, float scale, float *att) {
+void dq_attn(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt, dq_kv_type kty,
+             const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att) {
     DQ_ASSERT(nq >= 1 && nq <= DQ_ATTN_NQ && np0 >= 1 && dnp >= 0 && ldv >= hd);
-    dq_kernels_current()->attn(out, ldo, q, ldq, nq, np0, dnp, kt, v, ldv, hd, scale, att);
+    dq_kernels_current()->attn(out, ldo, q, ldq, nq, np0, dnp, kt, kty, v, vty, ldv, hd, scale, att);
 }
+
+void dq_f32_to_f16_row(uint16_t *dst, const float *src, size_t n) { dq_kernels_current()->to_f16(dst, src, n); }
+void dq_f16_to_f32_row(float *dst, const uint16_t *src, size_t n) { dq_kernels_current()->to_f32(dst, src, n); }
+
+int dq_kv_parse(const char *s) {
+    if (strcmp(s, "f32") == 0) return DQ_KV_F32;
+    if (strcmp(s, "f16") == 0) return DQ_KV_F16;
+    return -1;
+}
+
+const char *dq_kv_name(dq_kv_type t) { return t == DQ_KV_F16 ? "f16" : "f32"; }
 
 float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) {
     return dq_kernels_current()->swiglu(h, g, u, n);

@@ -15,8 +15,8 @@ else
 # x86-64: every x86 kernel file is built; dispatch.c learns which through DQ_WITH_*.
 GGML_SRCS += $(GGML_COMMON) ggml_like/avx2.c ggml_like/avxvnni.c ggml_like/avx512vnni.c ggml_like/amx.c
 XFLAGS_ggml_like_dispatch := $(NOCONTRACT) -DDQ_WITH_AVX2 -DDQ_WITH_AVX512VNNI -DDQ_WITH_AMX
-XFLAGS_ggml_like_avx2 := $(NOCONTRACT) -mavx2 -mfma
-XFLAGS_ggml_like_avxvnni := $(NOCONTRACT) -mavx2 -mfma -mavxvnni
+XFLAGS_ggml_like_avx2 := $(NOCONTRACT) -mavx2 -mfma -mf16c
+XFLAGS_ggml_like_avxvnni := $(NOCONTRACT) -mavx2 -mfma -mf16c -mavxvnni
 XFLAGS_ggml_like_avx512vnni := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 XFLAGS_ggml_like_amx := $(NOCONTRACT) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mamx-tile -mamx-int8
 endif

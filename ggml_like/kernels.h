@@ -51,11 +51,15 @@ typedef struct dq_kernels {
     // int8 operations done (2 per multiply-add); `sink` defeats dead-code elimination.
     int64_t (*int8_peak)(int64_t iters, int32_t *sink);
     // FP32 kernels of vec_f32.h, the same source compiled for each ISA: bit-identical everywhere.
-    // dq_attn_f32 (ops.h): nq <= DQ_ATTN_NQ queries of one head over its key blocks and value rows.
-    void (*attn)(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
-                 const float *v, int ldv, int hd, float scale, float *att);
+    // dq_attn (ops.h): nq <= DQ_ATTN_NQ queries of one head over its key blocks and value rows.
+    void (*attn)(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt,
+                 dq_kv_type kty, const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att);
     // h[i] = silu(g[i]) * u[i], i < n; returns max |h| (= absmax(h, n))
     float (*swiglu)(float *h, const float *g, const float *u, size_t n);
+    // dst[i] = dq_f32_to_f16(src[i]), i < n: the FP16 KV cache's stores (bit-identical on every ISA)
+    void (*to_f16)(uint16_t *dst, const float *src, size_t n);
+    // dst[i] = dq_f16_to_f32(src[i]), i < n (exact)
+    void (*to_f32)(float *dst, const uint16_t *src, size_t n);
     // x += r if r is not NULL, then o = w * x / sqrt(mean(x^2) + eps), n values; returns max |o|
     float (*rmsnorm)(float *o, float *x, const float *r, const float *w, int n, float eps);
     // dq_rope_f32 (ops.h)
@@ -114,7 +118,7 @@ static inline float dq_epilogue(int32_t acc, int32_t off, int32_t rowsum, float 
 // CPU features (cpu.c)
 typedef struct dq_cpu {
     char vendor[16], brand[64];
-    int avx2, fma, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, amx_tile, amx_int8;
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, amx_tile, amx_int8;
     int os_ymm, os_zmm, os_amx, amx_perm;  // OS state support (XGETBV), AMX permission granted
     int neon, asimddp, i8mm;
 } dq_cpu;

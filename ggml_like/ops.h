@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../common.h"
 
@@ -142,8 +143,58 @@ void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qac
 // q + i * ldq) attends to positions p < np0 + i * dnp, out_i at out + i * ldo.
 // kt: the head's keys, in blocks of 16 positions transposed inside a block (dq_kt_index);
 // v: the head's value rows, ldv apart. att: scratch of dq_attn_scratch(np0 + (nq - 1) * dnp).
-void dq_attn_f32(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
-                 const float *v, int ldv, int hd, float scale, float *att);
+// kt and v hold FP32 or IEEE binary16 values (dq_kv_type of each); FP16 ones are widened to FP32
+// on load (exact), so the result is the FP32 attention over the widened cache, bit for bit.
+typedef enum { DQ_KV_F32 = 0, DQ_KV_F16 = 1 } dq_kv_type;
+void dq_attn(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt, dq_kv_type kty,
+             const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att);
+static inline size_t dq_kv_size(dq_kv_type t) { return t == DQ_KV_F16 ? 2 : 4; }
+// "f32" / "f16" (llama.cpp's -ctk / -ctv names); -1 for anything else.
+int dq_kv_parse(const char *s);
+const char *dq_kv_name(dq_kv_type t);
+
+// IEEE binary16 <-> binary32, exact software conversions (round to nearest even on narrowing,
+// overflow to infinity, NaNs quieted with the payload's top bits kept), the same on every ISA:
+// the F16C / AVX-512 / NEON conversion instructions give these bits too (tested).
+static inline float dq_f16_to_f32(uint16_t h) {
+    uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    float f;
+    if (e == 0x1f) {
+        u = s | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0);  // inf, or a NaN made quiet
+    } else if (e) {
+        u = s | ((e + 112) << 23) | (m << 13);
+    } else {  // zero or subnormal: m * 2^-24, exact in binary32
+        f = (float)m * 0x1p-24f;
+        memcpy(&u, &f, sizeof u);
+        u |= s;
+    }
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+// dst[i] = dq_f32_to_f16(src[i]), i < n, with the chosen ISA's conversion instructions.
+void dq_f32_to_f16_row(uint16_t *dst, const float *src, size_t n);
+// dst[i] = dq_f16_to_f32(src[i]), i < n, likewise.
+void dq_f16_to_f32_row(float *dst, const uint16_t *src, size_t n);
+static inline uint16_t dq_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t s = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(s | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN: quiet
+    if (a >= 0x47800000u) return (uint16_t)(s | 0x7c00u);                        // >= 2^16: infinity
+    if (a >= 0x38800000u) {  // >= 2^-14: normal (a carry out of the mantissa gives the next
+                             // exponent, or infinity above 65504, as rounding should)
+        uint32_t r = a - 0x38000000u, h = r >> 13, rem = r & 0x1fffu;
+        h += rem > 0x1000u || (rem == 0x1000u && (h & 1));
+        return (uint16_t)(s | h);
+    }
+    // below 2^-14: a multiple of 2^-24 in binary16; |f| * 2^24 is exact and < 2^10, and the
+    // integer conversion of x + 2^23 - 2^23 rounds it to nearest even (1024: the smallest normal)
+    float x;
+    uint32_t b = a;
+    memcpy(&x, &b, sizeof x);
+    float r = (x * 0x1p24f + 0x1p23f) - 0x1p23f;
+    return (uint16_t)(s | (uint32_t)r);
+}
 #define DQ_ATTN_NQ 8
 static inline size_t dq_attn_scratch(int np) { return DQ_ATTN_NQ * (((size_t)np + 15) & ~(size_t)15); }
 // Where key dimension d of position p lives in a head's key cache (positions rounded up to 16).

@@ -1,7 +1,8 @@
 // ggml_like/vec_f32.h: the FP32 kernels around the matmuls (attention over the KV cache, SwiGLU,
 // RMSNorm, e^x), written once with GCC/Clang vector extensions on 16 lanes and included by every ISA file
 // (scalar.c, avx2.c, avx512vnni.c, neon.c), each compiling it with its own flags:
-//   attn_f32__vec     up to 8 queries of one head against the cached positions: scores, softmax, mix
+//   attn_kv__vec      up to 8 queries of one head against the cached positions (FP32 or FP16 cache):
+//                     scores, softmax, mix
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  x += r; o = w * x / rms(x)
 //   rope_f32__vec     rotary position embedding of one position's heads
@@ -73,6 +74,32 @@ V16_INLINE dq_vnf vn_load(const float *p) {
     return v;
 }
 V16_INLINE void vn_store(float *p, dq_vnf v) { memcpy(p, &v, sizeof v); }
+// VN_LANES binary16 values at p, widened to FP32 (exact: the instruction where the file is
+// compiled for one, else the software conversion of ops.h, which gives the same bits).
+V16_INLINE dq_vnf vn_load_h(const uint16_t *p) {
+#if DQ_VEC_BYTES == 64 && defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
+    __m256i h;
+    memcpy(&h, p, sizeof h);
+    return (dq_vnf)_mm512_cvtph_ps(h);
+#elif DQ_VEC_BYTES == 32 && defined(__F16C__) && !defined(DQ_SIMDE_HEADER)
+    __m128i h;
+    memcpy(&h, p, sizeof h);
+    return (dq_vnf)_mm256_cvtph_ps(h);
+#elif DQ_VEC_BYTES == 16 && defined(__aarch64__) && !defined(DQ_SIMDE_HEADER)
+    return (dq_vnf)vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+#else
+    dq_vnf r;
+    for (int i = 0; i < VN_LANES; i++) r[i] = dq_f16_to_f32(p[i]);
+    return r;
+#endif
+}
+// VN_LANES values from element i of a KV cache of FP32 (H = 0) or FP16 (H = 1) values; one value.
+V16_INLINE dq_vnf vn_load_kv(const void *c, size_t i, const int H) {
+    return H ? vn_load_h((const uint16_t *)c + i) : vn_load((const float *)c + i);
+}
+V16_INLINE float kv_at(const void *c, size_t i, const int H) {
+    return H ? dq_f16_to_f32(((const uint16_t *)c)[i]) : ((const float *)c)[i];
+}
 V16_INLINE dq_vnf vn_set1(float a) {
     dq_vnf v;
     for (int i = 0; i < VN_LANES; i++) v[i] = a;
@@ -172,7 +199,7 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // Values stay one row per position, ldv apart (the model keeps each head's rows contiguous, ldv = hd;
 // the tests also use longer strides).
 //
-// attn_f32__vec: nq <= DQ_ATTN_NQ queries of one head at once (consecutive positions of one
+// attn_kv__vec: nq <= DQ_ATTN_NQ queries of one head at once (consecutive positions of one
 // head in prefill, or the query heads sharing one KV head in decode), so each key block and value
 // row is loaded once for several queries. Query i attends to the first np_i = np0 + i * dnp
 // positions. The arithmetic of every output, identical on every ISA and for any nq or blocking:
@@ -188,19 +215,19 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // the stack. The lane-coupled steps (softmax sums) stay on the 16-lane type.
 // att[i * lda + 16 (b + j) + lane] = scale * score of query i, key 16 (b + j) + lane;
 // NQ queries x KB key blocks, one accumulator chain per native vector.
-V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, const float *q, int ldq, const float *kt,
-                               int b, int hd, float scale) {
+V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, const float *q, int ldq, const void *kt,
+                               const int K16, int b, int hd, float scale) {
     enum { NV = VN_PER16 };
     dq_vnf acc[DQ_ATTN_MAXQ][8 * NV];
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++)
 #pragma GCC unroll 32
         for (int j = 0; j < KB * NV; j++) acc[i][j] = (dq_vnf){0};
-    const float *kb = kt + (size_t)b * 16 * hd;
+    const size_t kb = (size_t)b * 16 * hd;
     for (int d = 0; d < hd; d++) {
         dq_vnf kv[8 * NV];
 #pragma GCC unroll 32
-        for (int j = 0; j < KB * NV; j++) kv[j] = vn_load(kb + ((size_t)(j / NV) * hd + d) * 16 + (j % NV) * VN_LANES);
+        for (int j = 0; j < KB * NV; j++) kv[j] = vn_load_kv(kt, kb + ((size_t)(j / NV) * hd + d) * 16 + (j % NV) * VN_LANES, K16);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf qd = vn_set1(q[(size_t)i * ldq + d]);
@@ -223,13 +250,13 @@ V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, 
 #define ATTN_SCORES(NQ)                                                                                    \
     do {                                                                                                   \
         for (; b + ATTN_KB(NQ) <= nblk; b += ATTN_KB(NQ))                                                  \
-            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, b, hd, scale);                           \
+            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, K16, b, hd, scale);                           \
         if (ATTN_KB(NQ) >= 4 && b + ATTN_KB(NQ) / 2 <= nblk)                                               \
-            attn_score_blk(NQ, ATTN_KB(NQ) / 2, att, lda, q, ldq, kt, b, hd, scale), b += ATTN_KB(NQ) / 2; \
-        for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, b, hd, scale);                   \
+            attn_score_blk(NQ, ATTN_KB(NQ) / 2, att, lda, q, ldq, kt, K16, b, hd, scale), b += ATTN_KB(NQ) / 2; \
+        for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, K16, b, hd, scale);                   \
     } while (0)
-V16_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq, int nblk, const float *kt, int hd,
-                            float scale) {
+V16_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq, int nblk, const void *kt,
+                            const int K16, int hd, float scale) {
     int b = 0;
     switch (nq) {
     case 1: ATTN_SCORES(1); break;
@@ -307,8 +334,8 @@ V16_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp
 // leave its accumulators as they were: fma(+0, v, a) = a for finite v and a != -0 (a starts at
 // +0 and an exact sum never becomes -0 from it), and the value rows below npm are positions of
 // this batch, finite. So every query gets the bits of a call with its own positions alone.
-V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const float *v,
-                             int ldv, int d0, int npm) {
+V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const void *v,
+                             const int V16, int ldv, int d0, int npm) {
     enum { NV = VN_PER16 };
     dq_vnf e[DQ_ATTN_MAXQ][2 * NV], o[DQ_ATTN_MAXQ][2 * NV];
 #pragma GCC unroll 4
@@ -317,10 +344,11 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         for (int c = 0; c < DW * NV; c++) e[i][c] = o[i][c] = (dq_vnf){0};
     int p = 0;
     for (; p + 2 <= npm; p += 2) {
-        const float *v0 = v + (size_t)p * ldv + d0;
+        const size_t v0 = (size_t)p * ldv + d0;
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
-        for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES), b[c] = vn_load(v0 + ldv + c * VN_LANES);
+        for (int c = 0; c < DW * NV; c++)
+            a[c] = vn_load_kv(v, v0 + c * VN_LANES, V16), b[c] = vn_load_kv(v, v0 + ldv + c * VN_LANES, V16);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf we = vn_set1(att[(size_t)i * lda + p]), wo = vn_set1(att[(size_t)i * lda + p + 1]);
@@ -329,10 +357,10 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         }
     }
     if (p < npm) {  // the last position, even
-        const float *v0 = v + (size_t)p * ldv + d0;
+        const size_t v0 = (size_t)p * ldv + d0;
         dq_vnf a[2 * NV];
 #pragma GCC unroll 8
-        for (int c = 0; c < DW * NV; c++) a[c] = vn_load(v0 + c * VN_LANES);
+        for (int c = 0; c < DW * NV; c++) a[c] = vn_load_kv(v, v0 + c * VN_LANES, V16);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf we = vn_set1(att[(size_t)i * lda + p]);
@@ -356,33 +384,24 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
 #define ATTN_MIX(NQ)                                                                                                   \
     do {                                                                                                               \
         for (; d + 16 * ATTN_DW <= hd; d += 16 * ATTN_DW)                                                              \
-            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, ldv, d, np0 + (i + NQ - 1) * dnp);       \
-        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, ldv, d, np0 + (i + NQ - 1) * dnp); \
+            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, V16, ldv, d, np0 + (i + NQ - 1) * dnp);       \
+        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, V16, ldv, d, np0 + (i + NQ - 1) * dnp); \
     } while (0)
 
-// out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
-// the nq <= DQ_ATTN_NQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
-// v: its value rows (ldv apart); att: dq_attn_scratch(np0 + (nq - 1) * dnp) floats.
-static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const float *kt,
-                          const float *v, int ldv, int hd, float scale, float *att) {
-    const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
-    // Groups of DQ_ATTN_MAXQ queries (the register blocking), each step for every group before
-    // the next step: a head's keys, then its values, are read by all groups back to back, from
-    // L1 after the first. Each group computes what a call with its own queries alone would.
+// The three passes of attn_kv__vec. Scores and mix are compiled once per cache type (K16, V16 =
+// 1: FP16, widened on load), the softmax once: every pair of types shares them.
+// Groups of DQ_ATTN_MAXQ queries (the register blocking), each pass for every group before the
+// next pass: a head's keys, then its values, are read by all groups back to back, from L1 after
+// the first. Each group computes what a call with its own queries alone would.
+V16_INLINE void attn_score_pass(float *att, int lda, const float *q, int ldq, int nq, int np0, int dnp,
+                                const void *kt, const int K16, int hd, float scale) {
     for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
         const int m = nq - g < DQ_ATTN_MAXQ ? nq - g : DQ_ATTN_MAXQ, np = np0 + (g + m - 1) * dnp;
-        attn_scores(att + (size_t)g * lda, lda, q + (size_t)g * ldq, ldq, m, (np + 15) / 16, kt, hd, scale);
+        attn_scores(att + (size_t)g * lda, lda, q + (size_t)g * ldq, ldq, m, (np + 15) / 16, kt, K16, hd, scale);
     }
-    for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
-        float *a = att + (size_t)g * lda;
-        const int np = np0 + g * dnp;
-        switch (nq - g) {
-        case 1: attn_softmax(1, a, lda, np, dnp); break;
-        case 2: attn_softmax(2, a, lda, np, dnp); break;
-        case 3: attn_softmax(3, a, lda, np, dnp); break;
-        default: attn_softmax(4, a, lda, np, dnp); break;
-        }
-    }
+}
+V16_INLINE void attn_mix_pass(float *out, int ldo, const float *att, int lda, int nq, int np0, int dnp, const void *v,
+                              const int V16, int ldv, int hd) {
     for (int i = 0; i < nq; i += ATTN_MQ) {
         const int m = nq - i < ATTN_MQ ? nq - i : ATTN_MQ;
         const float *a = att + (size_t)i * lda;
@@ -400,13 +419,87 @@ static void attn_f32__vec(float *out, int ldo, const float *q, int ldq, int nq, 
                 const float *ar = att + (size_t)r * lda;
                 float e0 = 0.0f, o0 = 0.0f;
                 for (int p = 0; p < np0 + r * dnp; p++) {
-                    if (p & 1) o0 = __builtin_fmaf(ar[p], v[(size_t)p * ldv + d], o0);
-                    else e0 = __builtin_fmaf(ar[p], v[(size_t)p * ldv + d], e0);
+                    const float vd = kv_at(v, (size_t)p * ldv + d, V16);
+                    if (p & 1) o0 = __builtin_fmaf(ar[p], vd, o0);
+                    else e0 = __builtin_fmaf(ar[p], vd, e0);
                 }
                 out[(size_t)r * ldo + d] = e0 + o0;
             }
     }
 }
+#define ATTN_NOINLINE static __attribute__((noinline))
+ATTN_NOINLINE void attn_scores_f32(float *att, int lda, const float *q, int ldq, int nq, int np0, int dnp,
+                                   const void *kt, int hd, float scale) {
+    attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 0, hd, scale);
+}
+ATTN_NOINLINE void attn_scores_f16(float *att, int lda, const float *q, int ldq, int nq, int np0, int dnp,
+                                   const void *kt, int hd, float scale) {
+    attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 1, hd, scale);
+}
+ATTN_NOINLINE void attn_mix_f32(float *out, int ldo, const float *att, int lda, int nq, int np0, int dnp,
+                                const void *v, int ldv, int hd) {
+    attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 0, ldv, hd);
+}
+ATTN_NOINLINE void attn_mix_f16(float *out, int ldo, const float *att, int lda, int nq, int np0, int dnp,
+                                const void *v, int ldv, int hd) {
+    attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 1, ldv, hd);
+}
+#undef ATTN_NOINLINE
+
+// out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
+// the nq <= DQ_ATTN_NQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
+// v: its value rows (ldv apart); each FP32 or FP16 (kty, vty); att: dq_attn_scratch(np0 +
+// (nq - 1) * dnp) floats.
+static void attn_kv__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt,
+                         dq_kv_type kty, const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att) {
+    const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
+    if (kty == DQ_KV_F16) attn_scores_f16(att, lda, q, ldq, nq, np0, dnp, kt, hd, scale);
+    else attn_scores_f32(att, lda, q, ldq, nq, np0, dnp, kt, hd, scale);
+    for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
+        float *a = att + (size_t)g * lda;
+        const int np = np0 + g * dnp;
+        switch (nq - g) {
+        case 1: attn_softmax(1, a, lda, np, dnp); break;
+        case 2: attn_softmax(2, a, lda, np, dnp); break;
+        case 3: attn_softmax(3, a, lda, np, dnp); break;
+        default: attn_softmax(4, a, lda, np, dnp); break;
+        }
+    }
+    if (vty == DQ_KV_F16) attn_mix_f16(out, ldo, att, lda, nq, np0, dnp, v, ldv, hd);
+    else attn_mix_f32(out, ldo, att, lda, nq, np0, dnp, v, ldv, hd);
+}
+// dst[i] = dq_f32_to_f16(src[i]) for i < n: the ISA's conversion instruction (round to nearest
+// even, NaNs quieted with their top payload bits, as the software conversion) where the file is
+// compiled for one, the software conversion for the tail and elsewhere.
+static void to_f16__vec(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+#if defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
+    for (; i + 16 <= n; i += 16) {
+        __m512 v;
+        memcpy(&v, src + i, sizeof v);
+        const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        memcpy(dst + i, &h, sizeof h);
+    }
+#elif defined(__F16C__) && !defined(DQ_SIMDE_HEADER)
+    for (; i + 8 <= n; i += 8) {
+        __m256 v;
+        memcpy(&v, src + i, sizeof v);
+        const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        memcpy(dst + i, &h, sizeof h);
+    }
+#elif defined(__aarch64__) && !defined(DQ_SIMDE_HEADER)
+    for (; i + 4 <= n; i += 4) vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+#endif
+    for (; i < n; i++) dst[i] = dq_f32_to_f16(src[i]);
+}
+
+// dst[i] = dq_f16_to_f32(src[i]) for i < n (vn_load_h: the ISA's instruction, exact).
+static void to_f32__vec(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + VN_LANES <= n; i += VN_LANES) vn_store(dst + i, vn_load_h(src + i));
+    for (; i < n; i++) dst[i] = dq_f16_to_f32(src[i]);
+}
+
 #undef ATTN_MIX
 #undef ATTN_MQ
 #undef ATTN_DW

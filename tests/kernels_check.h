@@ -317,8 +317,8 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                     float *o1 = malloc((size_t)nq * hd * 4), *o2 = malloc((size_t)nq * hd * 4), *o3 = malloc((size_t)hd * 4);
                     float *att = malloc(dq_attn_scratch(npm) * 4);
                     float scale = 1.0f / sqrtf((float)hd);
-                    K->attn(o1, hd, q, hd, nq, np0, dnp, kt, vs, ldv, hd, scale, att);
-                    S->attn(o2, hd, q, hd, nq, np0, dnp, kt, vs, ldv, hd, scale, att);
+                    K->attn(o1, hd, q, hd, nq, np0, dnp, kt, DQ_KV_F32, vs, DQ_KV_F32, ldv, hd, scale, att);
+                    S->attn(o2, hd, q, hd, nq, np0, dnp, kt, DQ_KV_F32, vs, DQ_KV_F32, ldv, hd, scale, att);
                     cases++;
                     if (memcmp(o1, o2, (size_t)nq * hd * 4) != 0) {
                         KC_FAIL(name, "np0=%d hd=%d nq=%d dnp=%d: not bit-identical to scalar", np0, hd, nq, dnp);
@@ -326,7 +326,7 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                     }
                     for (int i = 0; i < nq && ok; i++) {
                         int np = np0 + i * dnp;
-                        K->attn(o3, hd, q + (size_t)i * hd, hd, 1, np, 0, kt, vs, ldv, hd, scale, att);
+                        K->attn(o3, hd, q + (size_t)i * hd, hd, 1, np, 0, kt, DQ_KV_F32, vs, DQ_KV_F32, ldv, hd, scale, att);
                         if (memcmp(o1 + (size_t)i * hd, o3, (size_t)hd * 4) != 0) {
                             KC_FAIL(name, "np0=%d hd=%d nq=%d dnp=%d: query %d differs from its own one-query call",
                                     np0, hd, nq, dnp, i);
@@ -357,11 +357,118 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                         }
                         free(w);
                     }
+                    // FP16 keys, values or both: bit-identical to scalar on the same FP16 cache, and
+                    // to the FP32 kernel over that cache's values widened (what an FP16 cache means)
+                    for (int kv = 1; kv <= 3 && ok; kv++) {
+                        const dq_kv_type kty = kv & 1 ? DQ_KV_F16 : DQ_KV_F32, vty = kv & 2 ? DQ_KV_F16 : DQ_KV_F32;
+                        const size_t nk = (size_t)npp * hd, nv = (size_t)npp * ldv;
+                        uint16_t *k16 = malloc(nk * 2), *v16 = malloc(nv * 2);
+                        float *kw = malloc(nk * 4), *vw = malloc(nv * 4), *o4 = malloc((size_t)nq * hd * 4);
+                        for (size_t j = 0; j < nk; j++)
+                            k16[j] = dq_f32_to_f16(kt[j]), kw[j] = kty == DQ_KV_F16 ? dq_f16_to_f32(k16[j]) : kt[j];
+                        for (size_t j = 0; j < nv; j++)
+                            v16[j] = dq_f32_to_f16(vs[j]), vw[j] = vty == DQ_KV_F16 ? dq_f16_to_f32(v16[j]) : vs[j];
+                        const void *kp = kty == DQ_KV_F16 ? (const void *)k16 : kt;
+                        const void *vp = vty == DQ_KV_F16 ? (const void *)v16 : vs;
+                        K->attn(o1, hd, q, hd, nq, np0, dnp, kp, kty, vp, vty, ldv, hd, scale, att);
+                        S->attn(o2, hd, q, hd, nq, np0, dnp, kp, kty, vp, vty, ldv, hd, scale, att);
+                        K->attn(o4, hd, q, hd, nq, np0, dnp, kw, DQ_KV_F32, vw, DQ_KV_F32, ldv, hd, scale, att);
+                        cases++;
+                        if (memcmp(o1, o2, (size_t)nq * hd * 4) != 0 || memcmp(o1, o4, (size_t)nq * hd * 4) != 0) {
+                            KC_FAIL(name, "np0=%d hd=%d nq=%d dnp=%d cache %s/%s: differs from %s", np0, hd, nq, dnp,
+                                    dq_kv_name(kty), dq_kv_name(vty),
+                                    memcmp(o1, o2, (size_t)nq * hd * 4) ? "scalar" : "FP32 over the widened cache");
+                            ok = 0;
+                        }
+                        free(k16), free(v16), free(kw), free(vw), free(o4);
+                    }
                     free(q), free(k), free(v), free(vs), free(kt), free(o1), free(o2), free(o3), free(att);
                 }
     if (ok)
-        printf("ok %s (%d cases, bit-identical to scalar and to one query at a time, within 2e-5 of a double "
-               "reference)\n", name, cases);
+        printf("ok %s (%d cases, FP32 and FP16 caches: bit-identical to scalar, to one query at a time and to FP32 "
+               "over the widened FP16 values, within 2e-5 of a double reference)\n", name, cases);
+
+    // to_f16 (the FP16 cache's stores): bit-identical to the software conversion of ops.h on the
+    // values where conversions go wrong (ties to even at every scale, subnormals, the overflow
+    // edge, NaNs signalling or quiet) and on random bit patterns, every tail length
+    snprintf(name, sizeof name, "%s_to_f16", label);
+    ok = 1;
+    {
+        enum { NS = 4096 };
+        static const uint32_t special[] = {0x00000000, 0x80000000, 0x3f800000, 0x477fe000, 0x477fefff, 0x477ff000,
+                                           0x477ff001, 0x47800000, 0x7f7fffff, 0x7f800000, 0xff800000, 0x7fc00000,
+                                           0xffc00001, 0x7f800001, 0x7fa00000, 0xff812345, 0x33800000, 0x33000000,
+                                           0x33000001, 0x33c00000, 0x387fc000, 0x387fe000, 0x387ff000, 0x38800000,
+                                           0x38801000, 0x38803000, 0x00000001, 0x807fffff, 0x3f801000, 0x3f803000};
+        uint32_t *bits = malloc(NS * 4);
+        float *src = malloc(NS * 4);
+        uint16_t *h1 = malloc(NS * 2);
+        int nsp = (int)(sizeof special / sizeof *special);
+        for (int i = 0; i < NS; i++) {
+            uint32_t b = i < nsp ? special[i] : kc_u32();
+            if (i >= nsp && i % 3 == 0)  // a tie: the 13 bits below the binary16 mantissa are 1000...0
+                b = (b & ~0x1fffu) | 0x1000u;
+            if (i >= nsp && i % 5 == 0)  // within binary16's range, where most values live
+                b = (b & 0x807fffffu) | ((uint32_t)(103 + kc_u32() % 40) << 23);
+            bits[i] = b;
+            memcpy(&src[i], &b, 4);
+        }
+        for (int n = 0; n <= 40 && ok; n++) {
+            memset(h1, 0xab, 2 * 64);
+            K->to_f16(h1, src + n, (size_t)n);
+            for (int i = 0; i < n && ok; i++)
+                if (h1[i] != dq_f32_to_f16(src[n + i])) {
+                    KC_FAIL(name, "n=%d: 0x%08x -> 0x%04x, expected 0x%04x", n, bits[n + i], h1[i],
+                            dq_f32_to_f16(src[n + i]));
+                    ok = 0;
+                }
+            if (ok && h1[n] != 0xabab) {
+                KC_FAIL(name, "n=%d: wrote past the end", n);
+                ok = 0;
+            }
+        }
+        K->to_f16(h1, src, NS);
+        for (int i = 0; i < NS && ok; i++)
+            if (h1[i] != dq_f32_to_f16(src[i])) {
+                KC_FAIL(name, "0x%08x -> 0x%04x, expected 0x%04x", bits[i], h1[i], dq_f32_to_f16(src[i]));
+                ok = 0;
+            }
+        if (ok) printf("ok %s (%d values: ties, subnormals, overflow edge, NaNs; tails 0-40)\n", name, NS);
+        free(bits), free(src), free(h1);
+    }
+    // to_f32 (widening an FP16 cache): every binary16 value, bit-identical to dq_f16_to_f32, every tail
+    snprintf(name, sizeof name, "%s_to_f32", label);
+    ok = 1;
+    {
+        uint16_t *hs = malloc(65536 * 2);
+        float *f = malloc((65536 + 1) * 4);
+        for (int i = 0; i < 65536; i++) hs[i] = (uint16_t)(i * 40503u);  // every value, shuffled
+        for (int n = 0; n <= 40 && ok; n++) {
+            f[n] = 12345.0f;
+            K->to_f32(f, hs + 7 * n, (size_t)n);
+            for (int i = 0; i < n && ok; i++) {
+                float r = dq_f16_to_f32(hs[7 * n + i]);
+                if (memcmp(&f[i], &r, 4) != 0) {
+                    KC_FAIL(name, "n=%d: 0x%04x widened wrongly", n, hs[7 * n + i]);
+                    ok = 0;
+                }
+            }
+            if (ok && f[n] != 12345.0f) {
+                KC_FAIL(name, "n=%d: wrote past the end", n);
+                ok = 0;
+            }
+        }
+        K->to_f32(f, hs, 65536);
+        for (int i = 0; i < 65536 && ok; i++) {
+            float r = dq_f16_to_f32(hs[i]);
+            if (memcmp(&f[i], &r, 4) != 0) {
+                KC_FAIL(name, "0x%04x widened to %a, expected %a", hs[i], f[i], r);
+                ok = 0;
+            }
+        }
+        if (ok) printf("ok %s (all 65536 values, tails 0-40)\n", name);
+        free(hs), free(f);
+    }
 
     // RoPE: bit-identical to scalar and to the textbook pair rotation with the same float cos/sin
     snprintf(name, sizeof name, "%s_rope", label);

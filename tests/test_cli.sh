@@ -134,6 +134,32 @@ for isa in scalar avx2 avx512vnni amx neon; do
     fi
 done
 expect_status isa_unknown 1 env DYNQ_ISA=sse9 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+# FP16 KV cache (-ctk / -ctv f16, llama.cpp's flags): a whole generation gives the same tokens on
+# every ISA and thread count; a batched prefill gives the logits of one token at a time, bit for
+# bit; perplexity stays within 0.5 % of the FP32 cache's (binary16 keeps 11 bits of each value);
+# an unknown type is a usage error.
+KV16=(-ctk f16 -ctv f16)
+"$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 --temp 0 --quiet "${KV16[@]}" > "$T/ref16" 2>/dev/null
+for isa in scalar avx2 avx512vnni amx neon; do
+    DYNQ_ISA=$isa "$DYNQ" info --cpu > /dev/null 2>&1 || continue
+    for t in 1 2; do
+        DYNQ_ISA=$isa "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 --temp 0 --quiet -t $t "${KV16[@]}" > "$T/isa" 2>/dev/null
+        [ -s "$T/ref16" ] && cmp -s "$T/ref16" "$T/isa" && ok "kv16_same_tokens_${isa}_t$t" \
+            || bad "kv16_same_tokens_${isa}_t$t" "$(head -c 200 "$T/isa")"
+    done
+done
+"$DYNQ" logits -m "$T/s8.dynq" -p "Once upon a time there was a little girl" -o "$T/lb" -ctk f16 -ctv f16 2>/dev/null
+"$DYNQ" logits -m "$T/s8.dynq" -p "Once upon a time there was a little girl" -o "$T/lo" -ctk f16 -ctv f16 --one-by-one 2>/dev/null
+"$DYNQ" logits -m "$T/s8.dynq" -p "Once upon a time there was a little girl" -o "$T/l32" 2>/dev/null
+[ -s "$T/lb" ] && cmp -s "$T/lb" "$T/lo" && ok kv16_batch_equals_one_by_one || bad kv16_batch_equals_one_by_one "logits differ"
+cmp -s "$T/lb" "$T/l32" && bad kv16_changes_logits "FP16 cache gave the FP32 cache's logits bit for bit" || ok kv16_changes_logits
+ppl_of() { "$DYNQ" perplexity -m "$T/s8.dynq" -f "$T/text.txt" --ctx 128 --json "$@" 2>/dev/null | sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p'; }
+p32=$(ppl_of); p16=$(ppl_of -ctk f16 -ctv f16); pk=$(ppl_of -ctk f16); pv=$(ppl_of -ctv f16)
+awk -v a="$p32" -v b="$p16" -v c="$pk" -v d="$pv" 'BEGIN { r = 1; if (a > 0 && b > 0 && c > 0 && d > 0) {
+        r = 0; n = split(b " " c " " d, x, " "); for (i = 1; i <= n; i++) if (x[i] / a > 1.005 || x[i] / a < 0.995) r = 1 }
+    exit r }' && ok kv16_perplexity_near_f32 || bad kv16_perplexity_near_f32 "f32 $p32, f16/f16 $p16, f16 keys $pk, f16 values $pv"
+expect_status kv_type_unknown 1 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2 -ctk q4_0
+grep -q "cache-type-k" "$T/err" && ok kv_type_unknown_message || bad kv_type_unknown_message "$(cat "$T/err")"
 # Quality gates: a model against itself passes every gate; impossible bounds fail with 5.
 TXT="$T/text.txt"
 expect_status gate_pass 0 "$DYNQ" perplexity -m "$T/s8.dynq" --ref "$T/s8.dynq" -f "$TXT" --ctx 128 --max-delta-ppl 0 --max-kld 0 --min-top1 1

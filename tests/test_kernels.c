@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "kernels_check.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 // ---------------------------------------------------------------- thread pool
 typedef struct {
@@ -339,6 +342,81 @@ static void check_quant_rows(dq_pool *pool) {
     free(x);
 }
 
+// ---------------------------------------------------------------- binary16 conversions
+// The software conversions of ops.h (FP16 KV cache) against the CPU's own conversion
+// instructions, an independent implementation: F16C's vcvtps2ph / vcvtph2ps on x86, the
+// compiler's __fp16 casts (fcvt) on aarch64. Every binary16 value widened; narrowed: each
+// binary16 value, the midpoints to its neighbours and the floats just beside them (where
+// round-to-nearest-even decides), and a stride through all 2^32 float bit patterns.
+#if defined(__x86_64__)
+#define HW_F16 __attribute__((target("f16c")))
+HW_F16 static uint16_t hw_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+HW_F16 static float hw_from_f16(uint16_t h) { return _cvtsh_ss(h); }
+static int hw_f16(void) { return __builtin_cpu_supports("f16c"); }
+#elif defined(__aarch64__)
+#define HW_F16
+static uint16_t hw_to_f16(float f) {
+    __fp16 h = (__fp16)f;
+    uint16_t u;
+    memcpy(&u, &h, 2);
+    return u;
+}
+static float hw_from_f16(uint16_t u) {
+    __fp16 h;
+    memcpy(&h, &u, 2);
+    return (float)h;
+}
+static int hw_f16(void) { return 1; }
+#endif
+
+#ifdef HW_F16
+HW_F16 static void check_f16_conversions(void) {
+    if (!hw_f16()) {
+        printf("skip f16_conversions: no F16C on this CPU\n");
+        return;
+    }
+    long checked = 0;
+    int ok = 1;
+    for (uint32_t h = 0; h < 65536 && ok; h++) {
+        float a = dq_f16_to_f32((uint16_t)h), b = hw_from_f16((uint16_t)h);
+        uint32_t ua, ub;
+        memcpy(&ua, &a, 4), memcpy(&ub, &b, 4);
+        checked++;
+        if (ua != ub) {
+            KC_FAIL("f16_conversions", "widening 0x%04x: 0x%08x, the CPU gives 0x%08x", h, ua, ub);
+            ok = 0;
+        }
+    }
+    for (uint64_t i = 0; i < (1ull << 32) + 65536 * 8 && ok; i += i < (1ull << 32) ? 4093 : 1) {
+        uint32_t u;
+        if (i < (1ull << 32)) {
+            u = (uint32_t)i;
+        } else {  // around each binary16 value: itself, the midpoint above, and one float-ulp either side
+            uint32_t j = (uint32_t)(i - (1ull << 32)), h = j / 8;
+            float f = dq_f16_to_f32((uint16_t)h);
+            memcpy(&u, &f, 4);
+            if ((h & 0x7c00) == 0x7c00) continue;  // inf / NaN: no midpoint
+            uint32_t mid = u + ((h & 0x7c00) ? 0x1000u : 0);  // normal: half a binary16 ulp above
+            if (!(h & 0x7c00)) {  // subnormal (and zero): an ulp is 2^-24; the midpoint is (m + 0.5) 2^-24
+                float fm = ((float)(h & 0x3ff) + 0.5f) * 0x1p-24f * ((h & 0x8000) ? -1.0f : 1.0f);
+                memcpy(&mid, &fm, 4);
+            }
+            const uint32_t cand[8] = {u, u + 1, u - 1, mid, mid + 1, mid - 1, mid + 2, mid - 2};
+            u = cand[j % 8];
+        }
+        float f;
+        memcpy(&f, &u, 4);
+        checked++;
+        uint16_t a = dq_f32_to_f16(f), b = hw_to_f16(f);
+        if (a != b) {
+            KC_FAIL("f16_conversions", "narrowing 0x%08x: 0x%04x, the CPU gives 0x%04x", u, a, b);
+            ok = 0;
+        }
+    }
+    if (ok) printf("ok f16_conversions (%ld values, bit-identical to the CPU's conversion instructions)\n", checked);
+}
+#endif
+
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc > 1 && strcmp(argv[1], "--report-isa") == 0) return report_isa();
@@ -354,6 +432,9 @@ int main(int argc, char **argv) {
     else KC_FAIL("cpu_describe", "no chosen ISA in: %s", desc);
     check_pool();
     check_backoff();
+#ifdef HW_F16
+    check_f16_conversions();
+#endif
     dq_pool *pool;
     if (dq_pool_create(&pool, 2, &e)) abort();
     for (int i = 0; i < 5; i++) {
