@@ -34,7 +34,7 @@ run() {  # label cpu [DYNQ_NEON value] [expected kernel name fragment]
     out=$(QEMU_CPU=$cpu DYNQ_NEON=$variant qemu-aarch64 -L "$sysroot" "$bin" 2>&1)
     rc=$?
     # Only the NEON lines and the forcing check differ between runs; rename them per variant.
-    grep -E '^(ok|FAIL) (neon_|isa_force)' <<<"$out" | sed -E "s/^(ok|FAIL) /\1 ${label}:/"
+    grep -E '^(ok|FAIL) (neon_|isa_force|f16_conversions)' <<<"$out" | sed -E "s/^(ok|FAIL) /\1 ${label}:/"
     if ! grep -q "^kernels: .*$expect" <<<"$out"; then
         echo "FAIL ${label}:variant: expected kernel '$expect', test reported: $(grep '^kernels:' <<<"$out")"
     else
@@ -51,16 +51,20 @@ run qemu_max_plain max plain "1x16c4__neon"
 run qemu_a53 cortex-a53 "" "1x16c4__neon"
 
 # One full generation on the aarch64 binary gives the same tokens as this host's binary, with
-# the fastest NEON path (max) and the plain one (cortex-a53). INT8 and FP32 models.
+# the fastest NEON path (max) and the plain one (cortex-a53). INT8 and FP32 models, and the INT8
+# one over an FP16 KV cache (NEON's fcvtn / fcvtl against the host's F16C or AVX-512).
 DYNQ="${DYNQ:-./dynq}"
 gt=$(mktemp -d)
 trap 'rm -f "$log"; rm -rf "$gt"' EXIT
-for wt in int8 f32; do
-    "$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin --type $wt -o "$gt/s-$wt.dynq" 2>/dev/null
-    "$DYNQ" run -m "$gt/s-$wt.dynq" -p "Once upon a time" -n 80 --temp 0 --quiet > "$gt/host-$wt.txt" 2>/dev/null
+for wt in int8 f32 int8-kv16; do
+    kv=()
+    [ "$wt" = int8-kv16 ] && kv=(-ctk f16 -ctv f16)
+    [ -s "$gt/s-${wt%-kv16}.dynq" ] || "$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin \
+        --type "${wt%-kv16}" -o "$gt/s-${wt%-kv16}.dynq" 2>/dev/null
+    "$DYNQ" run -m "$gt/s-${wt%-kv16}.dynq" -p "Once upon a time" -n 80 --temp 0 --quiet "${kv[@]}" > "$gt/host-$wt.txt" 2>/dev/null
     for cpu in max cortex-a53; do
-        QEMU_CPU=$cpu qemu-aarch64 -L "$sysroot" "$build/dynq" run -m "$gt/s-$wt.dynq" -p "Once upon a time" -n 80 \
-            --temp 0 --quiet > "$gt/arm.txt" 2>&1
+        QEMU_CPU=$cpu qemu-aarch64 -L "$sysroot" "$build/dynq" run -m "$gt/s-${wt%-kv16}.dynq" -p "Once upon a time" \
+            -n 80 --temp 0 --quiet "${kv[@]}" > "$gt/arm.txt" 2>&1
         if [ -s "$gt/host-$wt.txt" ] && cmp -s "$gt/host-$wt.txt" "$gt/arm.txt"; then
             echo "ok qemu_generation_${cpu}_$wt (same 80 tokens as the host)"
         else
