@@ -158,6 +158,13 @@ p32=$(ppl_of); p16=$(ppl_of -ctk f16 -ctv f16); pk=$(ppl_of -ctk f16); pv=$(ppl_
 awk -v a="$p32" -v b="$p16" -v c="$pk" -v d="$pv" 'BEGIN { r = 1; if (a > 0 && b > 0 && c > 0 && d > 0) {
         r = 0; n = split(b " " c " " d, x, " "); for (i = 1; i <= n; i++) if (x[i] / a > 1.005 || x[i] / a < 0.995) r = 1 }
     exit r }' && ok kv16_perplexity_near_f32 || bad kv16_perplexity_near_f32 "f32 $p32, f16/f16 $p16, f16 keys $pk, f16 values $pv"
+# Prompts one after another in one process (--lines: each from an empty cache) give what each gives
+# alone: nothing widened from an earlier prompt's cache is reused for a later one.
+printf 'Once upon a time there was a big dog named Max who liked to run in the park\nThe little girl saw a cat\n' |
+    "$DYNQ" run -m "$T/s8.dynq" --lines -n 20 --temp 0 --quiet "${KV16[@]}" > "$T/kl2" 2>/dev/null
+echo 'The little girl saw a cat' | "$DYNQ" run -m "$T/s8.dynq" --lines -n 20 --temp 0 --quiet "${KV16[@]}" > "$T/kl1" 2>/dev/null
+[ -s "$T/kl1" ] && [ "$(sed -n 2p "$T/kl2")" = "$(cat "$T/kl1")" ] && ok kv16_lines_independent \
+    || bad kv16_lines_independent "second line '$(sed -n 2p "$T/kl2")' alone '$(cat "$T/kl1")'"
 expect_status kv_type_unknown 1 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2 -ctk q4_0
 grep -q "cache-type-k" "$T/err" && ok kv_type_unknown_message || bad kv_type_unknown_message "$(cat "$T/err")"
 # Quality gates: a model against itself passes every gate; impossible bounds fail with 5.
