@@ -93,6 +93,21 @@ V16_INLINE dq_vnf vn_load_h(const uint16_t *p) {
     return r;
 #endif
 }
+// The VN_LANES values of v narrowed to binary16 at p: round to nearest even, NaNs quieted with
+// their top payload bits, as dq_f32_to_f16 (the instruction where the file is compiled for one).
+V16_INLINE void vn_store_h(uint16_t *p, dq_vnf v) {
+#if DQ_VEC_BYTES == 64 && defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
+    const __m256i h = _mm512_cvtps_ph((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    memcpy(p, &h, sizeof h);
+#elif DQ_VEC_BYTES == 32 && defined(__F16C__) && !defined(DQ_SIMDE_HEADER)
+    const __m128i h = _mm256_cvtps_ph((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    memcpy(p, &h, sizeof h);
+#elif DQ_VEC_BYTES == 16 && defined(__aarch64__) && !defined(DQ_SIMDE_HEADER)
+    vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32((float32x4_t)v)));
+#else
+    for (int i = 0; i < VN_LANES; i++) p[i] = dq_f32_to_f16(v[i]);
+#endif
+}
 // VN_LANES values from element i of a KV cache of FP32 (H = 0) or FP16 (H = 1) values; one value.
 V16_INLINE dq_vnf vn_load_kv(const void *c, size_t i, const int H) {
     return H ? vn_load_h((const uint16_t *)c + i) : vn_load((const float *)c + i);
@@ -468,31 +483,12 @@ static void attn_kv__vec(float *out, int ldo, const float *q, int ldq, int nq, i
     if (vty == DQ_KV_F16) attn_mix_f16(out, ldo, att, lda, nq, np0, dnp, v, ldv, hd);
     else attn_mix_f32(out, ldo, att, lda, nq, np0, dnp, v, ldv, hd);
 }
-// dst[i] = dq_f32_to_f16(src[i]) for i < n: the ISA's conversion instruction (round to nearest
-// even, NaNs quieted with their top payload bits, as the software conversion) where the file is
-// compiled for one, the software conversion for the tail and elsewhere.
+// dst[i] = dq_f32_to_f16(src[i]) for i < n (vn_store_h: the ISA's instruction, the same bits).
 static void to_f16__vec(uint16_t *dst, const float *src, size_t n) {
     size_t i = 0;
-#if defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
-    for (; i + 16 <= n; i += 16) {
-        __m512 v;
-        memcpy(&v, src + i, sizeof v);
-        const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        memcpy(dst + i, &h, sizeof h);
-    }
-#elif defined(__F16C__) && !defined(DQ_SIMDE_HEADER)
-    for (; i + 8 <= n; i += 8) {
-        __m256 v;
-        memcpy(&v, src + i, sizeof v);
-        const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        memcpy(dst + i, &h, sizeof h);
-    }
-#elif defined(__aarch64__) && !defined(DQ_SIMDE_HEADER)
-    for (; i + 4 <= n; i += 4) vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
-#endif
+    for (; i + VN_LANES <= n; i += VN_LANES) vn_store_h(dst + i, vn_load(src + i));
     for (; i < n; i++) dst[i] = dq_f32_to_f16(src[i]);
 }
-
 // dst[i] = dq_f16_to_f32(src[i]) for i < n (vn_load_h: the ISA's instruction, exact).
 static void to_f32__vec(float *dst, const uint16_t *src, size_t n) {
     size_t i = 0;
