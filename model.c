@@ -448,7 +448,8 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     // the first touch of the cache would end in an OOM kill instead of an error.
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     const double kv_bytes = (double)kv_elems * (double)(dq_kv_size(kty) + dq_kv_size(vty));
-    double need = kv_bytes + (double)B * (double)(4 * C + 2 * big_dim(QD, C) + 2 * KD + 2 * F + V) * 4;
+    const int widen = (kty == DQ_KV_F16 || vty == DQ_KV_F16) && max_batch > 1;  // see dq_state.widen
+    double need = kv_bytes + (widen ? 8.0 * n_threads * (double)TP * c->head_dim : 0) + (double)B * (double)(4 * C + 2 * big_dim(QD, C) + 2 * KD + 2 * F + V) * 4;
     if (pages > 0 && psz > 0 && need > 0.9 * (double)pages * (double)psz)
         return DQ_ERR(e, DQ_ENOMEM, "a context of %d tokens needs %.1f GiB for the KV cache and activations; this machine has %.1f GiB",
                       ctx, need / 1073741824.0, (double)pages * (double)psz / 1073741824.0);
@@ -469,7 +470,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->logits = dq_alloc(B * V * sizeof(float));
     s->key_cache = dq_alloc(kv_elems * dq_kv_size(kty));
     s->value_cache = dq_alloc(kv_elems * dq_kv_size(vty));
-    if ((kty == DQ_KV_F16 || vty == DQ_KV_F16) && max_batch > 1) {
+    if (widen) {
         s->widen = dq_alloc((size_t)s->n_threads * 2 * TP * c->head_dim * sizeof(float));
         s->wtag = dq_alloc((size_t)s->n_threads * sizeof *s->wtag);
         if (!s->widen || !s->wtag) {
@@ -594,7 +595,8 @@ static void tok_range(const tok_task *a, int t0, int t1) {
             const float *kt = s->k + (size_t)g * hd;
             if (s->kty == DQ_KV_F16) {  // FP16 keys: each row converted, then spread over its block
                 for (int t = t0; t < t1; t++) {
-                    uint16_t *kb = (uint16_t *)s->key_cache + head + dq_kt_index(a->pos + t, 0, hd), h[256];
+                    uint16_t *kb = (uint16_t *)s->key_cache + head + dq_kt_index(a->pos + t, 0, hd);
+                    uint16_t h[256];
                     for (int d0 = 0; d0 < hd; d0 += 256) {
                         int nd = hd - d0 < 256 ? hd - d0 : 256;
                         dq_f32_to_f16_row(h, kt + (size_t)t * KD + d0, (size_t)nd);
