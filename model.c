@@ -679,14 +679,18 @@ static void widen_head(dq_state *s, int ith, int layer, int g, size_t head, int 
     if (w->serial != s->serial || w->layer != layer || w->g != g) *w = (struct dq_widen_tag){s->serial, layer, g, 0, 0};
     if (s->kty == DQ_KV_F16) {
         size_t want = (size_t)(need + 15) / 16 * 16 * hd;  // whole key blocks
-        if (want > w->nk) dq_f16_to_f32_row(wk + w->nk, (const uint16_t *)s->key_cache + head + w->nk, want - w->nk);
-        if (want > w->nk) w->nk = want;
+        if (want > w->nk) {
+            dq_f16_to_f32_row(wk + w->nk, (const uint16_t *)s->key_cache + head + w->nk, want - w->nk);
+            w->nk = want;
+        }
         *kt = wk;
     }
     if (s->vty == DQ_KV_F16) {
         size_t want = (size_t)need * hd;
-        if (want > w->nv) dq_f16_to_f32_row(wv + w->nv, (const uint16_t *)s->value_cache + head + w->nv, want - w->nv);
-        if (want > w->nv) w->nv = want;
+        if (want > w->nv) {
+            dq_f16_to_f32_row(wv + w->nv, (const uint16_t *)s->value_cache + head + w->nv, want - w->nv);
+            w->nv = want;
+        }
         *v = wv;
     }
 }

@@ -171,10 +171,6 @@ static inline float dq_f16_to_f32(uint16_t h) {
     memcpy(&f, &u, sizeof f);
     return f;
 }
-// dst[i] = dq_f32_to_f16(src[i]), i < n, with the chosen ISA's conversion instructions.
-void dq_f32_to_f16_row(uint16_t *dst, const float *src, size_t n);
-// dst[i] = dq_f16_to_f32(src[i]), i < n, likewise.
-void dq_f16_to_f32_row(float *dst, const uint16_t *src, size_t n);
 static inline uint16_t dq_f32_to_f16(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -195,6 +191,10 @@ static inline uint16_t dq_f32_to_f16(float f) {
     float r = (x * 0x1p24f + 0x1p23f) - 0x1p23f;
     return (uint16_t)(s | (uint32_t)r);
 }
+// dst[i] = dq_f32_to_f16(src[i]), i < n, with the chosen ISA's conversion instructions.
+void dq_f32_to_f16_row(uint16_t *dst, const float *src, size_t n);
+// dst[i] = dq_f16_to_f32(src[i]), i < n, likewise.
+void dq_f16_to_f32_row(float *dst, const uint16_t *src, size_t n);
 #define DQ_ATTN_NQ 8
 static inline size_t dq_attn_scratch(int np) { return DQ_ATTN_NQ * (((size_t)np + 15) & ~(size_t)15); }
 // Where key dimension d of position p lives in a head's key cache (positions rounded up to 16).

@@ -403,7 +403,7 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, V16, ldv, d, np0 + (i + NQ - 1) * dnp); \
     } while (0)
 
-// The three passes of attn_kv__vec. Scores and mix are compiled once per cache type (K16, V16 =
+// The three passes of attn_kv__vec. Scores and mix are inlined once per cache type (K16, V16 =
 // 1: FP16, widened on load), the softmax once: every pair of types shares them.
 // Groups of DQ_ATTN_MAXQ queries (the register blocking), each pass for every group before the
 // next pass: a head's keys, then its values, are read by all groups back to back, from L1 after
@@ -442,24 +442,6 @@ V16_INLINE void attn_mix_pass(float *out, int ldo, const float *att, int lda, in
             }
     }
 }
-#define ATTN_NOINLINE static __attribute__((noinline))
-ATTN_NOINLINE void attn_scores_f32(float *att, int lda, const float *q, int ldq, int nq, int np0, int dnp,
-                                   const void *kt, int hd, float scale) {
-    attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 0, hd, scale);
-}
-ATTN_NOINLINE void attn_scores_f16(float *att, int lda, const float *q, int ldq, int nq, int np0, int dnp,
-                                   const void *kt, int hd, float scale) {
-    attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 1, hd, scale);
-}
-ATTN_NOINLINE void attn_mix_f32(float *out, int ldo, const float *att, int lda, int nq, int np0, int dnp,
-                                const void *v, int ldv, int hd) {
-    attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 0, ldv, hd);
-}
-ATTN_NOINLINE void attn_mix_f16(float *out, int ldo, const float *att, int lda, int nq, int np0, int dnp,
-                                const void *v, int ldv, int hd) {
-    attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 1, ldv, hd);
-}
-#undef ATTN_NOINLINE
 
 // out_i (hd, at out + i * ldo) = softmax_p(scale * q_i . k_p) . v over p < np0 + i * dnp, for
 // the nq <= DQ_ATTN_NQ queries q_i = q + i * ldq. kt: the head's key blocks (dq_kt_index);
@@ -468,8 +450,8 @@ ATTN_NOINLINE void attn_mix_f16(float *out, int ldo, const float *att, int lda, 
 static void attn_kv__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt,
                          dq_kv_type kty, const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att) {
     const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
-    if (kty == DQ_KV_F16) attn_scores_f16(att, lda, q, ldq, nq, np0, dnp, kt, hd, scale);
-    else attn_scores_f32(att, lda, q, ldq, nq, np0, dnp, kt, hd, scale);
+    if (kty == DQ_KV_F16) attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 1, hd, scale);
+    else attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 0, hd, scale);
     for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
         float *a = att + (size_t)g * lda;
         const int np = np0 + g * dnp;
@@ -480,8 +462,8 @@ static void attn_kv__vec(float *out, int ldo, const float *q, int ldq, int nq, i
         default: attn_softmax(4, a, lda, np, dnp); break;
         }
     }
-    if (vty == DQ_KV_F16) attn_mix_f16(out, ldo, att, lda, nq, np0, dnp, v, ldv, hd);
-    else attn_mix_f32(out, ldo, att, lda, nq, np0, dnp, v, ldv, hd);
+    if (vty == DQ_KV_F16) attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 1, ldv, hd);
+    else attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 0, ldv, hd);
 }
 // dst[i] = dq_f32_to_f16(src[i]) for i < n (vn_store_h: the ISA's instruction, the same bits).
 static void to_f16__vec(uint16_t *dst, const float *src, size_t n) {
