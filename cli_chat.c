@@ -580,7 +580,7 @@ static void print_help(void) {
            "  -t N               threads (default: physical cores)\n"
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "  --act sym|asym|group|tensor   activation quantization (INT8 models)\n"
-           "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory)\n"
+           "  -ctk, -ctv f32|f16|q8_0 key / value cache type (default f32; f16 halves the cache's memory, q8_0 quarters it)\n"
            "  --no-color         no colour (also when NO_COLOR is set)\n"
            "  --verbose-prompt   before each prefill, print the rendered prompt (text and ids) to stderr\n"
            "commands at the prompt:\n%s"
@@ -638,9 +638,9 @@ int cli_chat(int argc, char **argv) {
         } else if ((v = flag_value(argc, argv, &i, "--act", NULL, &bad))) {
             if ((act = dq_act_parse(v)) < 0) return usage("unknown --act '%s' (sym, asym, group, tensor)", v);
         } else if ((v = flag_value(argc, argv, &i, "-ctk", "--cache-type-k", &bad))) {
-            if ((kty = dq_kv_parse(v)) < 0) return usage("unknown --cache-type-k '%s' (f32, f16)", v);
+            if ((kty = dq_kv_parse(v)) < 0) return usage("unknown --cache-type-k '%s' (f32, f16, q8_0)", v);
         } else if ((v = flag_value(argc, argv, &i, "-ctv", "--cache-type-v", &bad))) {
-            if ((vty = dq_kv_parse(v)) < 0) return usage("unknown --cache-type-v '%s' (f32, f16)", v);
+            if ((vty = dq_kv_parse(v)) < 0) return usage("unknown --cache-type-v '%s' (f32, f16, q8_0)", v);
         } else if (!bad) {
             return usage("unknown argument %s", s);
         }

@@ -144,7 +144,7 @@ static int session_flag(args *a, session_opts *so) {
         const char *flag = key ? "--cache-type-k" : "--cache-type-v", *v = arg_value(a, flag);
         int t = v ? dq_kv_parse(v) : 0;
         if (t < 0) {
-            usage_error(a->cmd, key ? "unknown --cache-type-k '%s' (f32, f16)" : "unknown --cache-type-v '%s' (f32, f16)", v);
+            usage_error(a->cmd, key ? "unknown --cache-type-k '%s' (f32, f16, q8_0)" : "unknown --cache-type-v '%s' (f32, f16, q8_0)", v);
             a->bad = 1;
         } else if (v) {
             *(key ? &so->kty : &so->vty) = t;
@@ -446,7 +446,7 @@ static int cmd_run(int argc, char **argv) {
                    "  --top-k K (40) --top-p P (0.95) --min-p P (0.05) --repeat-penalty R (1.0)\n"
                    "  --repeat-last-n N (64; 0 off, -1 whole context) --seed S (default: random)\n"
                    "  --act sym|asym|group|tensor  activation quantization of INT8 models (default sym)\n"
-                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
+                   "  -ctk, -ctv f32|f16|q8_0 key / value cache type (default f32; f16 halves the cache's memory and reads, q8_0 quarters them)\n"
                    "  --lines            each stdin line is an independent prompt; one output line per input\n"
                    "                     line (generation stops at the first newline)\n"
                    "  --json             with --lines: JSON Lines {\"prompt\",\"text\",\"tokens\",\"tok_per_s\"}\n"
@@ -609,7 +609,7 @@ static int cmd_logits(int argc, char **argv) {
                    "  writes float32 logits (T, vocab) for every position: for tests and comparisons.\n"
                    "  -p TEXT is tokenized with BOS; --ids are used as given, one batch from an empty cache.\n"
                    "  --one-by-one       feed one token at a time through the KV cache instead of one batch\n"
-                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
+                   "  -ctk, -ctv f32|f16|q8_0 key / value cache type (default f32; f16 halves the cache's memory and reads, q8_0 quarters them)\n"
                    "  --hidden FILE      also write float32 (layers, T, dim): the residual stream after each\n"
                    "                     block, the hidden states whose error `perplexity --ref` tabulates\n"
                    "exit status: 0 ok, 1 usage, 2 bad model/output file, 3 more tokens than the context\n"
@@ -724,7 +724,7 @@ static int cmd_perplexity(int argc, char **argv) {
                    "  --ref REF          run REF (e.g. the FP32 model) on the same tokens in the same pass:\n"
                    "                     delta PPL, PPL ratio, KL divergence, top-1 agreement, per-layer error\n"
                    "  gates (need --ref): --max-delta-ppl PCT  --max-kld X  --min-top1 F (fraction 0..1)\n"
-                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
+                   "  -ctk, -ctv f32|f16|q8_0 key / value cache type (default f32; f16 halves the cache's memory and reads, q8_0 quarters them)\n"
                    "exit status: 0 ok, 1 usage, 2 bad file, 3 --ctx above the model's context,\n"
                    "             5 a quality gate was not met (figures still printed)\n"
                    "examples:\n  %s perplexity -m kjv.dynq -f kjv-eval.txt --ctx 256\n"
@@ -903,7 +903,7 @@ static int cmd_bench(int argc, char **argv) {
                    "  time) in tokens/s, median of -r repetitions; tg GB/s = weight bytes streamed per second,\n"
                    "  pp GOPS = 2 x multiply-adds per second. --roofline also measures this machine's read\n"
                    "  bandwidth and int8 dot-product peak and prints the fraction reached.\n"
-                   "  -ctk, -ctv f32|f16 key / value cache type (default f32; f16 halves the cache's memory and reads)\n"
+                   "  -ctk, -ctv f32|f16|q8_0 key / value cache type (default f32; f16 halves the cache's memory and reads, q8_0 quarters them)\n"
                    "example:\n  %s bench -m stories110M.dynq -p 128 -n 64 -t 1,2 --roofline\n", g_prog, g_prog);
             return 0;
         } else if (is_flag(&a, "-p", "--n-prompt")) parse_int(&a, "-p", 1, 1 << 16, &n_pp);
@@ -971,8 +971,8 @@ static int cmd_bench(int argc, char **argv) {
             double tg_gbps = wbytes * tgs / 1e9;
             // what a generated token also reads: the key and value caches of every layer up to its
             // position (positions n_pp .. n_pp + n_tg - 1, so on average n_pp + (n_tg + 1) / 2)
-            double kv_bytes = (double)(dq_kv_size(s.kty) + dq_kv_size(s.vty)) * c->n_layers * c->n_kv_heads *
-                              c->head_dim * (n_pp + (n_tg + 1) / 2.0);
+            double kv_bytes = (double)(dq_kv_row_bytes(s.kty, (int)c->head_dim) + dq_kv_row_bytes(s.vty, (int)c->head_dim)) *
+                              c->n_layers * c->n_kv_heads * (n_pp + (n_tg + 1) / 2.0);
             double tg_all_gbps = (wbytes + kv_bytes) * tgs / 1e9;
             double read_gbps = 0, read_big_gbps = 0, peak = 0;
             if (roofline) {

@@ -447,8 +447,9 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     // Refuse what cannot fit in physical memory: with overcommit, malloc would succeed and
     // the first touch of the cache would end in an OOM kill instead of an error.
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    const double kv_bytes = (double)kv_elems * (double)(dq_kv_size(kty) + dq_kv_size(vty));
-    const int widen = (kty == DQ_KV_F16 || vty == DQ_KV_F16) && max_batch > 1;  // see dq_state.widen
+    const size_t hd = c->head_dim, krow = dq_kv_row_bytes(kty, (int)hd), vrow = dq_kv_row_bytes(vty, (int)hd);
+    const double kv_bytes = (double)kv_elems / (double)hd * (double)(krow + vrow);
+    const int widen = (kty != DQ_KV_F32 || vty != DQ_KV_F32) && max_batch > 1;  // see dq_state.widen
     double need = kv_bytes + (widen ? 8.0 * n_threads * (double)TP * c->head_dim : 0) + (double)B * (double)(4 * C + 2 * big_dim(QD, C) + 2 * KD + 2 * F + V) * 4;
     if (pages > 0 && psz > 0 && need > 0.9 * (double)pages * (double)psz)
         return DQ_ERR(e, DQ_ENOMEM, "a context of %d tokens needs %.1f GiB for the KV cache and activations; this machine has %.1f GiB",
@@ -468,8 +469,8 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->amax = dq_alloc(B * sizeof(float));
     s->att = dq_alloc((size_t)s->n_threads * dq_attn_scratch(T) * sizeof(float));
     s->logits = dq_alloc(B * V * sizeof(float));
-    s->key_cache = dq_alloc(kv_elems * dq_kv_size(kty));
-    s->value_cache = dq_alloc(kv_elems * dq_kv_size(vty));
+    s->key_cache = dq_alloc(kv_elems / hd * krow);
+    s->value_cache = dq_alloc(kv_elems / hd * vrow);
     if (widen) {
         s->widen = dq_alloc((size_t)s->n_threads * 2 * TP * c->head_dim * sizeof(float));
         s->wtag = dq_alloc((size_t)s->n_threads * sizeof *s->wtag);
@@ -535,10 +536,10 @@ typedef struct tok_task {
 } tok_task;
 enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
-// Offset of one head's keys (dq_kt_index blocks) in the key cache, and of its value rows (one
-// per position, hd apart) in the value cache.
-static size_t kv_head(const dq_state *s, const dq_config *c, int layer, uint32_t g) {
-    return ((size_t)layer * c->n_kv_heads + g) * (size_t)s->kv_len * c->head_dim;
+// Byte offset of one head in a cache of type t: kv_len rows of dq_kv_row_bytes (ops.h), its keys
+// in blocks of 16 positions (dq_kt_index), its values one row per position.
+static size_t kv_head(const dq_state *s, const dq_config *c, int layer, uint32_t g, dq_kv_type t) {
+    return ((size_t)layer * c->n_kv_heads + g) * (size_t)s->kv_len * dq_kv_row_bytes(t, (int)c->head_dim);
 }
 
 // Work units of the per-token steps: 4 tokens; for the rope/cache step, the batch's pieces of
@@ -579,23 +580,35 @@ static void tok_range(const tok_task *a, int t0, int t1) {
             dq_rope_f32(s->q + (size_t)t * QD, H, hd, halves, cs, sn);
             dq_rope_f32(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, halves, cs, sn);
         }
+        const size_t vrow = dq_kv_row_bytes(s->vty, hd), krow = dq_kv_row_bytes(s->kty, hd);
         for (uint32_t g = 0; g < c->n_kv_heads; g++) {
-            size_t head = kv_head(s, c, a->layer, g);
             // values: each head's rows in position order (the attention's value pass then reads
             // one contiguous stream; rows kv_dim apart fell into a quarter of the L1's sets and
             // defeated the hardware prefetchers)
+            char *vh = (char *)s->value_cache + kv_head(s, c, a->layer, g, s->vty);
             for (int t = t0; t < t1; t++) {
                 const float *src = s->v + (size_t)t * KD + (size_t)g * hd;
-                size_t at = head + (size_t)(a->pos + t) * hd;
-                if (s->vty == DQ_KV_F16)
-                    dq_f32_to_f16_row((uint16_t *)s->value_cache + at, src, (size_t)hd);
+                char *row = vh + (size_t)(a->pos + t) * vrow;
+                if (s->vty == DQ_KV_Q8)
+                    dq_q8_row((int8_t *)row, 1, (float *)(row + dq_q8_codes(hd)), 1, src, hd);
+                else if (s->vty == DQ_KV_F16)
+                    dq_f32_to_f16_row((uint16_t *)row, src, (size_t)hd);
                 else
-                    memcpy((float *)s->value_cache + at, src, (size_t)hd * sizeof(float));
+                    memcpy(row, src, (size_t)hd * sizeof(float));
             }
             const float *kt = s->k + (size_t)g * hd;
+            char *kh = (char *)s->key_cache + kv_head(s, c, a->layer, g, s->kty);
+            if (s->kty == DQ_KV_Q8) {  // q8_0 keys: each row quantized straight into its block's lane
+                for (int t = t0; t < t1; t++) {
+                    int p = a->pos + t;
+                    int8_t *blk = (int8_t *)kh + (size_t)(p / 16) * 16 * krow;
+                    dq_q8_row(blk + p % 16, 16, (float *)(blk + 16 * dq_q8_codes(hd)) + p % 16, 16, kt + (size_t)t * KD, hd);
+                }
+                continue;
+            }
             if (s->kty == DQ_KV_F16) {  // FP16 keys: each row converted, then spread over its block
                 for (int t = t0; t < t1; t++) {
-                    uint16_t *kb = (uint16_t *)s->key_cache + head + dq_kt_index(a->pos + t, 0, hd);
+                    uint16_t *kb = (uint16_t *)kh + dq_kt_index(a->pos + t, 0, hd);
                     uint16_t h[256];
                     for (int d0 = 0; d0 < hd; d0 += 256) {
                         int nd = hd - d0 < 256 ? hd - d0 : 256;
@@ -609,7 +622,7 @@ static void tok_range(const tok_task *a, int t0, int t1) {
             // registers, where the block allows; the rest one value at a time
             for (int t = t0; t < t1;) {
                 int p = a->pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t, j = 0;
-                float *kb = (float *)s->key_cache + head + dq_kt_index(p, 0, hd);
+                float *kb = (float *)kh + dq_kt_index(p, 0, hd);
                 const float *src = kt + (size_t)t * KD;
                 if (hd % 4 == 0 && lane % 4 == 0)
                     for (; j + 4 <= n; j += 4)
@@ -671,26 +684,45 @@ typedef struct attn_task {
 
 // The head's keys and values as FP32 for an item that needs positions < need, in pool slot ith's
 // widening buffer: what the slot already widened for this batch, layer and KV head stays (the
-// cache below pos + B does not change during a batch's attention), the rest is converted.
-static void widen_head(dq_state *s, int ith, int layer, int g, size_t head, int need, int hd, const void **kt,
-                       const void **v) {
+// cache below pos + B does not change during a batch's attention), the rest is converted: FP16
+// exactly, q8_0 as code * scale, the product the attention kernel forms on load.
+static void widen_keys(float *dst, const char *src, dq_kv_type t, int p0, int p1, int hd) {
+    const size_t row = dq_kv_row_bytes(t, hd);
+    if (t == DQ_KV_F16) {
+        dq_f16_to_f32_row(dst + (size_t)p0 * hd, (const uint16_t *)(src + (size_t)p0 * row), (size_t)(p1 - p0) * hd);
+        return;
+    }
+    for (int b = p0 / 16; b < p1 / 16; b++) {  // q8_0: block b's codes, then its scales
+        const int8_t *q = (const int8_t *)(src + (size_t)b * 16 * row);
+        const float *sc = (const float *)((const char *)q + 16 * dq_q8_codes(hd));
+        float *o = dst + (size_t)b * 16 * hd;
+        for (int d = 0; d < hd; d++)
+            for (int l = 0; l < 16; l++) o[d * 16 + l] = (float)q[d * 16 + l] * sc[d / DQ_Q8_BLOCK * 16 + l];
+    }
+}
+static void widen_values(float *dst, const char *src, dq_kv_type t, int p0, int p1, int hd) {
+    const size_t row = dq_kv_row_bytes(t, hd);
+    if (t == DQ_KV_F16) {
+        dq_f16_to_f32_row(dst + (size_t)p0 * hd, (const uint16_t *)(src + (size_t)p0 * row), (size_t)(p1 - p0) * hd);
+        return;
+    }
+    for (int p = p0; p < p1; p++) {
+        const int8_t *q = (const int8_t *)(src + (size_t)p * row);
+        const float *sc = (const float *)((const char *)q + dq_q8_codes(hd));
+        for (int d = 0; d < hd; d++) dst[(size_t)p * hd + d] = (float)q[d] * sc[d / DQ_Q8_BLOCK];
+    }
+}
+static void widen_head(dq_state *s, int ith, int layer, int g, int need, int hd, const void **kt, const void **v) {
     struct dq_widen_tag *w = &s->wtag[ith];
     float *wk = s->widen + (size_t)ith * 2 * s->kv_len * hd, *wv = wk + (size_t)s->kv_len * hd;
     if (w->serial != s->serial || w->layer != layer || w->g != g) *w = (struct dq_widen_tag){s->serial, layer, g, 0, 0};
-    if (s->kty == DQ_KV_F16) {
-        size_t want = (size_t)(need + 15) / 16 * 16 * hd;  // whole key blocks
-        if (want > w->nk) {
-            dq_f16_to_f32_row(wk + w->nk, (const uint16_t *)s->key_cache + head + w->nk, want - w->nk);
-            w->nk = want;
-        }
+    if (s->kty != DQ_KV_F32) {
+        int want = (need + 15) / 16 * 16;  // whole key blocks
+        if (want > w->nk) widen_keys(wk, *kt, s->kty, w->nk, want, hd), w->nk = want;
         *kt = wk;
     }
-    if (s->vty == DQ_KV_F16) {
-        size_t want = (size_t)need * hd;
-        if (want > w->nv) {
-            dq_f16_to_f32_row(wv + w->nv, (const uint16_t *)s->value_cache + head + w->nv, want - w->nv);
-            w->nv = want;
-        }
+    if (s->vty != DQ_KV_F32) {
+        if (need > w->nv) widen_values(wv, *v, s->vty, w->nv, need, hd), w->nv = need;
         *v = wv;
     }
 }
@@ -710,16 +742,16 @@ static void attn_item(const attn_task *a, int it, int per_head, float *att, int 
         int j = it % per_head * DQ_ATTN_NQ;
         h = it / per_head * grp + j, t = 0, nq = grp - j < DQ_ATTN_NQ ? grp - j : DQ_ATTN_NQ, dnp = 0, ldq = hd;
     }
-    size_t head = kv_head(s, c, a->layer, (uint32_t)(h / grp));
     size_t at = (size_t)t * QD + (size_t)h * hd;
-    const void *kt = (const char *)s->key_cache + head * dq_kv_size(s->kty);
-    const void *v = (const char *)s->value_cache + head * dq_kv_size(s->vty);
+    const void *kt = (const char *)s->key_cache + kv_head(s, c, a->layer, (uint32_t)(h / grp), s->kty);
+    const void *v = (const char *)s->value_cache + kv_head(s, c, a->layer, (uint32_t)(h / grp), s->vty);
     dq_kv_type kty = s->kty, vty = s->vty;
-    if (s->widen && a->B > 1) {  // prefill over an FP16 cache: the same results (FP16 attention is FP32 over the widened values)
-        widen_head(s, ith, a->layer, h / grp, head, a->pos + t + nq, hd, &kt, &v);
-        kty = vty = DQ_KV_F32;
+    int ldv = vty == DQ_KV_Q8 ? (int)dq_kv_row_bytes(DQ_KV_Q8, hd) : hd;  // in elements: bytes for q8_0
+    if (s->widen && a->B > 1) {  // prefill over an FP16 or q8_0 cache: the same results (its attention is FP32 over the widened values)
+        widen_head(s, ith, a->layer, h / grp, a->pos + t + nq, hd, &kt, &v);
+        kty = vty = DQ_KV_F32, ldv = hd;
     }
-    dq_attn(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, kt, kty, v, vty, hd, hd, scale, att);
+    dq_attn(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, kt, kty, v, vty, ldv, hd, scale, att);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {

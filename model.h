@@ -107,18 +107,19 @@ typedef struct dq_state {
     int kv_len;        // ctx rounded up to 16: positions per head in the caches
     float *att;            // (n_threads, dq_attn_scratch(ctx)) scores scratch
     float *logits;         // (B, V)
-    void *key_cache;       // (L, KV, kv_len / 16, hd, 16): blocks of 16 positions, dq_kt_index
-    void *value_cache;     // (L, KV, kv_len, hd): each head's value rows in position order
-    dq_kv_type kty, vty;   // element type of each cache: FP32, or FP16 (half the memory traffic)
-    // Prefill over an FP16 cache: each pool slot widens the head it works on into FP32 once per
-    // batch and layer (widen: (n_threads, 2, kv_len * hd)), so the head's items of 8 queries read
-    // FP32 like an FP32 cache instead of converting every key and value again; wtag says what
-    // a slot's buffer holds. NULL without an FP16 cache or with max_batch 1.
+    void *key_cache;       // (L, KV, kv_len / 16, 16 rows): blocks of 16 positions, dq_kt_index
+    void *value_cache;     // (L, KV, kv_len rows): each head's value rows in position order
+    dq_kv_type kty, vty;   // type of each cache: FP32, FP16 (half the memory traffic) or q8_0
+                           // (rows of dq_kv_row_bytes: ops.h has the layouts)
+    // Prefill over an FP16 or q8_0 cache: each pool slot widens the head it works on into FP32
+    // once per batch and layer (widen: (n_threads, 2, kv_len * hd)), so the head's items of 8
+    // queries read FP32 like an FP32 cache instead of converting every key and value again;
+    // wtag says what a slot's buffer holds. NULL with FP32 caches or with max_batch 1.
     float *widen;
     struct dq_widen_tag {
         long serial;
         int layer, g;
-        size_t nk, nv;  // widened key and value elements (from the head's start)
+        int nk, nv;  // positions widened from the head's start (keys: whole blocks of 16)
     } *wtag;
     long serial;  // batches run (forward_batch), so a tag from an earlier batch is stale
     float *rope_cos, *rope_sin;  // (ctx, hd): dq_rope_tables of each position

@@ -590,14 +590,18 @@ void dq_attn(float *out, int ldo, const float *q, int ldq, int nq, int np0, int 
 
 void dq_f32_to_f16_row(uint16_t *dst, const float *src, size_t n) { dq_kernels_current()->to_f16(dst, src, n); }
 void dq_f16_to_f32_row(float *dst, const uint16_t *src, size_t n) { dq_kernels_current()->to_f32(dst, src, n); }
+void dq_q8_row(int8_t *q, size_t qstride, float *sc, size_t sstride, const float *x, int n) {
+    dq_kernels_current()->to_q8(q, qstride, sc, sstride, x, n);
+}
 
 int dq_kv_parse(const char *s) {
     if (strcmp(s, "f32") == 0) return DQ_KV_F32;
     if (strcmp(s, "f16") == 0) return DQ_KV_F16;
+    if (strcmp(s, "q8_0") == 0) return DQ_KV_Q8;
     return -1;
 }
 
-const char *dq_kv_name(dq_kv_type t) { return t == DQ_KV_F16 ? "f16" : "f32"; }
+const char *dq_kv_name(dq_kv_type t) { return t == DQ_KV_Q8 ? "q8_0" : t == DQ_KV_F16 ? "f16" : "f32"; }
 
 float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n) {
     return dq_kernels_current()->swiglu(h, g, u, n);

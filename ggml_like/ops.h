@@ -143,15 +143,32 @@ void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qac
 // q + i * ldq) attends to positions p < np0 + i * dnp, out_i at out + i * ldo.
 // kt: the head's keys, in blocks of 16 positions transposed inside a block (dq_kt_index);
 // v: the head's value rows, ldv apart. att: scratch of dq_attn_scratch(np0 + (nq - 1) * dnp).
-// kt and v hold FP32 or IEEE binary16 values (dq_kv_type of each); FP16 ones are widened to FP32
-// on load (exact), so the result is the FP32 attention over the widened cache, bit for bit.
-typedef enum { DQ_KV_F32 = 0, DQ_KV_F16 = 1 } dq_kv_type;
+// kt and v hold FP32, IEEE binary16 or q8_0 values (dq_kv_type of each), widened to FP32 on load:
+// binary16 exactly, q8_0 as code * scale (one rounding); so the result is the FP32 attention
+// over the widened cache, bit for bit. ldv counts elements of the value type (bytes for q8_0).
+// Layout, for every type, in rows of dq_kv_row_bytes(type, hd) per position: value row p at
+// p * row; key block b (positions 16b .. 16b + 15) at 16 * b * row, holding dimension d of its
+// 16 positions side by side (dq_kt_index). A q8_0 block of 16 keys is hd x 16 codes (int8), then
+// at 16 * dq_q8_codes(hd) bytes its scales, [ceil(hd / 32)][16] floats; a q8_0 value row is hd
+// codes, then at dq_q8_codes(hd) bytes ceil(hd / 32) floats: each run of 32 dimensions (the last
+// may be shorter) of a position has one scale (dq_q8_row).
+typedef enum { DQ_KV_F32 = 0, DQ_KV_F16 = 1, DQ_KV_Q8 = 2 } dq_kv_type;
 void dq_attn(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt, dq_kv_type kty,
              const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att);
-static inline size_t dq_kv_size(dq_kv_type t) { return t == DQ_KV_F16 ? 2 : 4; }
-// "f32" / "f16" (llama.cpp's -ctk / -ctv names); -1 for anything else.
+#define DQ_Q8_BLOCK 32
+static inline size_t dq_q8_codes(int hd) { return ((size_t)hd + 3) & ~(size_t)3; }  // the scales stay 4-byte aligned
+static inline size_t dq_q8_blocks(int hd) { return ((size_t)hd + DQ_Q8_BLOCK - 1) / DQ_Q8_BLOCK; }
+static inline size_t dq_kv_row_bytes(dq_kv_type t, int hd) {
+    return t == DQ_KV_Q8 ? dq_q8_codes(hd) + 4 * dq_q8_blocks(hd) : (t == DQ_KV_F16 ? 2 : 4) * (size_t)hd;
+}
+// "f32" / "f16" / "q8_0" (llama.cpp's -ctk / -ctv names); -1 for anything else.
 int dq_kv_parse(const char *s);
 const char *dq_kv_name(dq_kv_type t);
+// q8_0 codes of n values x (one position of one head): for each run j of DQ_Q8_BLOCK values
+// (the last may be shorter), scale s = max |x| / 127 stored at sc[j * sstride], and code
+// c_i = x_i * (1 / s) rounded to nearest even (0 if s = 0), clamped to [-127, 127], at
+// q[i * qstride]. The same bits on every ISA. NaNs and infinities are not meaningful input.
+void dq_q8_row(int8_t *q, size_t qstride, float *sc, size_t sstride, const float *x, int n);
 
 // IEEE binary16 <-> binary32, exact software conversions (round to nearest even on narrowing,
 // overflow to infinity, NaNs quieted with the payload's top bits kept), the same on every ISA:

@@ -108,17 +108,53 @@ V16_INLINE void vn_store_h(uint16_t *p, dq_vnf v) {
     for (int i = 0; i < VN_LANES; i++) p[i] = dq_f32_to_f16(v[i]);
 #endif
 }
-// VN_LANES values from element i of a KV cache of FP32 (H = 0) or FP16 (H = 1) values; one value.
-V16_INLINE dq_vnf vn_load_kv(const void *c, size_t i, const int H) {
-    return H ? vn_load_h((const uint16_t *)c + i) : vn_load((const float *)c + i);
-}
-V16_INLINE float kv_at(const void *c, size_t i, const int H) {
-    return H ? dq_f16_to_f32(((const uint16_t *)c)[i]) : ((const float *)c)[i];
-}
 V16_INLINE dq_vnf vn_set1(float a) {
     dq_vnf v;
     for (int i = 0; i < VN_LANES; i++) v[i] = a;
     return v;
+}
+// VN_LANES q8_0 codes at c widened to FP32 and multiplied by the scales s, lane by lane (each
+// code * scale rounded once, as the scalar (float)code * scale).
+V16_INLINE dq_vnf vn_load_q8(const int8_t *c, dq_vnf s) {
+    typedef int8_t vn_i8 __attribute__((vector_size(VN_LANES)));
+    typedef int32_t vn_i32 __attribute__((vector_size(DQ_VEC_BYTES)));
+    vn_i8 b;
+    memcpy(&b, c, sizeof b);
+    return __builtin_convertvector(__builtin_convertvector(b, vn_i32), dq_vnf) * s;
+}
+// Cache types as the kernels' compile-time constants: T = 0 FP32, 1 FP16, 2 q8_0 (dq_kv_type).
+// Dimension d of the VN_LANES keys from lane l (a multiple of VN_LANES) of key block b (ops.h).
+V16_INLINE dq_vnf vn_load_key(const void *kt, const int T, int b, int d, int l, int hd) {
+    if (T == DQ_KV_Q8) {
+        const int8_t *blk = (const int8_t *)kt + (size_t)b * 16 * dq_kv_row_bytes(DQ_KV_Q8, hd);
+        const float *sc = (const float *)(blk + 16 * dq_q8_codes(hd)) + (size_t)(d / DQ_Q8_BLOCK) * 16 + l;
+        return vn_load_q8(blk + (size_t)d * 16 + l, vn_load(sc));
+    }
+    const size_t i = ((size_t)b * hd + d) * 16 + l;
+    return T == DQ_KV_F16 ? vn_load_h((const uint16_t *)kt + i) : vn_load((const float *)kt + i);
+}
+// Dimensions d .. d + VN_LANES - 1 of value row p (rows ldv elements apart: bytes for q8_0;
+// d a multiple of VN_LANES, so the run shares one q8_0 scale), and one dimension alone.
+V16_INLINE float q8_row_scale(const int8_t *row, int d, int hd) {
+    float s;
+    memcpy(&s, row + dq_q8_codes(hd) + 4 * (size_t)(d / DQ_Q8_BLOCK), sizeof s);
+    return s;
+}
+V16_INLINE dq_vnf vn_load_val(const void *v, const int T, int p, int ldv, int d, int hd) {
+    if (T == DQ_KV_Q8) {
+        const int8_t *row = (const int8_t *)v + (size_t)p * ldv;
+        return vn_load_q8(row + d, vn_set1(q8_row_scale(row, d, hd)));
+    }
+    const size_t i = (size_t)p * ldv + d;
+    return T == DQ_KV_F16 ? vn_load_h((const uint16_t *)v + i) : vn_load((const float *)v + i);
+}
+V16_INLINE float val_at(const void *v, const int T, int p, int ldv, int d, int hd) {
+    if (T == DQ_KV_Q8) {
+        const int8_t *row = (const int8_t *)v + (size_t)p * ldv;
+        return (float)row[d] * q8_row_scale(row, d, hd);
+    }
+    const size_t i = (size_t)p * ldv + d;
+    return T == DQ_KV_F16 ? dq_f16_to_f32(((const uint16_t *)v)[i]) : ((const float *)v)[i];
 }
 // a * b + c with one rounding, lane by lane: IEEE fused multiply-add has one exact definition,
 // so every ISA gives the same bits. The ISA's own instruction where the file is compiled for it
@@ -231,18 +267,17 @@ V16_INLINE void v16_store_part(float *y, dq_v16f v, int n) {
 // att[i * lda + 16 (b + j) + lane] = scale * score of query i, key 16 (b + j) + lane;
 // NQ queries x KB key blocks, one accumulator chain per native vector.
 V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, const float *q, int ldq, const void *kt,
-                               const int K16, int b, int hd, float scale) {
+                               const int KT, int b, int hd, float scale) {
     enum { NV = VN_PER16 };
     dq_vnf acc[DQ_ATTN_MAXQ][8 * NV];
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++)
 #pragma GCC unroll 32
         for (int j = 0; j < KB * NV; j++) acc[i][j] = (dq_vnf){0};
-    const size_t kb = (size_t)b * 16 * hd;
     for (int d = 0; d < hd; d++) {
         dq_vnf kv[8 * NV];
 #pragma GCC unroll 32
-        for (int j = 0; j < KB * NV; j++) kv[j] = vn_load_kv(kt, kb + ((size_t)(j / NV) * hd + d) * 16 + (j % NV) * VN_LANES, K16);
+        for (int j = 0; j < KB * NV; j++) kv[j] = vn_load_key(kt, KT, b + j / NV, d, (j % NV) * VN_LANES, hd);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf qd = vn_set1(q[(size_t)i * ldq + d]);
@@ -265,13 +300,13 @@ V16_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, 
 #define ATTN_SCORES(NQ)                                                                                    \
     do {                                                                                                   \
         for (; b + ATTN_KB(NQ) <= nblk; b += ATTN_KB(NQ))                                                  \
-            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, K16, b, hd, scale);                           \
+            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, KT, b, hd, scale);                           \
         if (ATTN_KB(NQ) >= 4 && b + ATTN_KB(NQ) / 2 <= nblk)                                               \
-            attn_score_blk(NQ, ATTN_KB(NQ) / 2, att, lda, q, ldq, kt, K16, b, hd, scale), b += ATTN_KB(NQ) / 2; \
-        for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, K16, b, hd, scale);                   \
+            attn_score_blk(NQ, ATTN_KB(NQ) / 2, att, lda, q, ldq, kt, KT, b, hd, scale), b += ATTN_KB(NQ) / 2; \
+        for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, KT, b, hd, scale);                   \
     } while (0)
 V16_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq, int nblk, const void *kt,
-                            const int K16, int hd, float scale) {
+                            const int KT, int hd, float scale) {
     int b = 0;
     switch (nq) {
     case 1: ATTN_SCORES(1); break;
@@ -350,7 +385,7 @@ V16_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp
 // +0 and an exact sum never becomes -0 from it), and the value rows below npm are positions of
 // this batch, finite. So every query gets the bits of a call with its own positions alone.
 V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const void *v,
-                             const int V16, int ldv, int d0, int npm) {
+                             const int VT, int ldv, int hd, int d0, int npm) {
     enum { NV = VN_PER16 };
     dq_vnf e[DQ_ATTN_MAXQ][2 * NV], o[DQ_ATTN_MAXQ][2 * NV];
 #pragma GCC unroll 4
@@ -359,11 +394,10 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         for (int c = 0; c < DW * NV; c++) e[i][c] = o[i][c] = (dq_vnf){0};
     int p = 0;
     for (; p + 2 <= npm; p += 2) {
-        const size_t v0 = (size_t)p * ldv + d0;
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++)
-            a[c] = vn_load_kv(v, v0 + c * VN_LANES, V16), b[c] = vn_load_kv(v, v0 + ldv + c * VN_LANES, V16);
+            a[c] = vn_load_val(v, VT, p, ldv, d0 + c * VN_LANES, hd), b[c] = vn_load_val(v, VT, p + 1, ldv, d0 + c * VN_LANES, hd);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf we = vn_set1(att[(size_t)i * lda + p]), wo = vn_set1(att[(size_t)i * lda + p + 1]);
@@ -372,10 +406,9 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
         }
     }
     if (p < npm) {  // the last position, even
-        const size_t v0 = (size_t)p * ldv + d0;
         dq_vnf a[2 * NV];
 #pragma GCC unroll 8
-        for (int c = 0; c < DW * NV; c++) a[c] = vn_load_kv(v, v0 + c * VN_LANES, V16);
+        for (int c = 0; c < DW * NV; c++) a[c] = vn_load_val(v, VT, p, ldv, d0 + c * VN_LANES, hd);
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf we = vn_set1(att[(size_t)i * lda + p]);
@@ -399,8 +432,8 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
 #define ATTN_MIX(NQ)                                                                                                   \
     do {                                                                                                               \
         for (; d + 16 * ATTN_DW <= hd; d += 16 * ATTN_DW)                                                              \
-            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, V16, ldv, d, np0 + (i + NQ - 1) * dnp);       \
-        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, V16, ldv, d, np0 + (i + NQ - 1) * dnp); \
+            attn_mix_blk(NQ, ATTN_DW, out + (size_t)i * ldo, ldo, a, lda, v, VT, ldv, hd, d, np0 + (i + NQ - 1) * dnp);       \
+        for (; d + 16 <= hd; d += 16) attn_mix_blk(NQ, 1, out + (size_t)i * ldo, ldo, a, lda, v, VT, ldv, hd, d, np0 + (i + NQ - 1) * dnp); \
     } while (0)
 
 // The three passes of attn_kv__vec. Scores and mix are inlined once per cache type (K16, V16 =
@@ -409,14 +442,14 @@ V16_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, co
 // next pass: a head's keys, then its values, are read by all groups back to back, from L1 after
 // the first. Each group computes what a call with its own queries alone would.
 V16_INLINE void attn_score_pass(float *att, int lda, const float *q, int ldq, int nq, int np0, int dnp,
-                                const void *kt, const int K16, int hd, float scale) {
+                                const void *kt, const int KT, int hd, float scale) {
     for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
         const int m = nq - g < DQ_ATTN_MAXQ ? nq - g : DQ_ATTN_MAXQ, np = np0 + (g + m - 1) * dnp;
-        attn_scores(att + (size_t)g * lda, lda, q + (size_t)g * ldq, ldq, m, (np + 15) / 16, kt, K16, hd, scale);
+        attn_scores(att + (size_t)g * lda, lda, q + (size_t)g * ldq, ldq, m, (np + 15) / 16, kt, KT, hd, scale);
     }
 }
 V16_INLINE void attn_mix_pass(float *out, int ldo, const float *att, int lda, int nq, int np0, int dnp, const void *v,
-                              const int V16, int ldv, int hd) {
+                              const int VT, int ldv, int hd) {
     for (int i = 0; i < nq; i += ATTN_MQ) {
         const int m = nq - i < ATTN_MQ ? nq - i : ATTN_MQ;
         const float *a = att + (size_t)i * lda;
@@ -434,7 +467,7 @@ V16_INLINE void attn_mix_pass(float *out, int ldo, const float *att, int lda, in
                 const float *ar = att + (size_t)r * lda;
                 float e0 = 0.0f, o0 = 0.0f;
                 for (int p = 0; p < np0 + r * dnp; p++) {
-                    const float vd = kv_at(v, (size_t)p * ldv + d, V16);
+                    const float vd = val_at(v, VT, p, ldv, d, hd);
                     if (p & 1) o0 = __builtin_fmaf(ar[p], vd, o0);
                     else e0 = __builtin_fmaf(ar[p], vd, e0);
                 }
@@ -450,8 +483,11 @@ V16_INLINE void attn_mix_pass(float *out, int ldo, const float *att, int lda, in
 static void attn_kv__vec(float *out, int ldo, const float *q, int ldq, int nq, int np0, int dnp, const void *kt,
                          dq_kv_type kty, const void *v, dq_kv_type vty, int ldv, int hd, float scale, float *att) {
     const int npm = np0 + (nq - 1) * dnp, lda = (npm + 15) & ~15;
-    if (kty == DQ_KV_F16) attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 1, hd, scale);
-    else attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, 0, hd, scale);
+    switch (kty) {
+    case DQ_KV_F16: attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, DQ_KV_F16, hd, scale); break;
+    case DQ_KV_Q8: attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, DQ_KV_Q8, hd, scale); break;
+    default: attn_score_pass(att, lda, q, ldq, nq, np0, dnp, kt, DQ_KV_F32, hd, scale); break;
+    }
     for (int g = 0; g < nq; g += DQ_ATTN_MAXQ) {
         float *a = att + (size_t)g * lda;
         const int np = np0 + g * dnp;
@@ -462,14 +498,41 @@ static void attn_kv__vec(float *out, int ldo, const float *q, int ldq, int nq, i
         default: attn_softmax(4, a, lda, np, dnp); break;
         }
     }
-    if (vty == DQ_KV_F16) attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 1, ldv, hd);
-    else attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, 0, ldv, hd);
+    switch (vty) {
+    case DQ_KV_F16: attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, DQ_KV_F16, ldv, hd); break;
+    case DQ_KV_Q8: attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, DQ_KV_Q8, ldv, hd); break;
+    default: attn_mix_pass(out, ldo, att, lda, nq, np0, dnp, v, DQ_KV_F32, ldv, hd); break;
+    }
 }
 // dst[i] = dq_f32_to_f16(src[i]) for i < n (vn_store_h: the ISA's instruction, the same bits).
 static void to_f16__vec(uint16_t *dst, const float *src, size_t n) {
     size_t i = 0;
     for (; i + VN_LANES <= n; i += VN_LANES) vn_store_h(dst + i, vn_load(src + i));
     for (; i < n; i++) dst[i] = dq_f32_to_f16(src[i]);
+}
+// dq_q8_row (ops.h): 16-lane steps, each lane's arithmetic the scalar one: max |x| ignoring
+// NaNs, s = max / 127, c = x * (1 / s) rounded to nearest even by adding and subtracting 1.5 * 2^23
+// (exact for |c| < 2^22), clamped, NaN -> 0 (an infinite input makes s infinite and 1 / s zero).
+static void to_q8__vec(int8_t *q, size_t qs, float *sc, size_t ss, const float *x, int n) {
+    for (int j0 = 0; j0 < n; j0 += DQ_Q8_BLOCK, sc += ss) {
+        const int m = n - j0 < DQ_Q8_BLOCK ? n - j0 : DQ_Q8_BLOCK;
+        dq_v16f v[2], mv = (dq_v16f){0};
+        for (int h = 0; h < 2; h++) {
+            v[h] = m - 16 * h >= 16 ? v16_load(x + j0 + 16 * h) : v16_load_part(x + j0 + 16 * h, m - 16 * h, 0.0f);
+            const dq_v16f a = (dq_v16f)((dq_v16i)v[h] & 0x7fffffff);
+            mv = v16_select(a > mv, a, mv);
+        }
+        const float s = v16_hmax(mv) / 127.0f, inv = s != 0.0f ? 1.0f / s : 0.0f;
+        *sc = s;
+        for (int h = 0; h < 2 && 16 * h < m; h++) {
+            dq_v16f r = (v[h] * inv + 0x1.8p23f) - 0x1.8p23f;
+            r = v16_select(r > 127.0f, v16_set1(127.0f), r);
+            r = v16_select(r < -127.0f, v16_set1(-127.0f), r);
+            r = v16_select(r == r, r, (dq_v16f){0});
+            const dq_v16i c = __builtin_convertvector(r, dq_v16i);
+            for (int i = 0; i < 16 && 16 * h + i < m; i++) q[(size_t)(j0 + 16 * h + i) * qs] = (int8_t)c[i];
+        }
+    }
 }
 // dst[i] = dq_f16_to_f32(src[i]) for i < n (vn_load_h: the ISA's instruction, exact).
 static void to_f32__vec(float *dst, const uint16_t *src, size_t n) {

@@ -285,6 +285,23 @@ static void kc_check_f32(const dq_kernels *K, const char *label, dq_pool *pool) 
     printf("ok %s (vs double reference, rel 1e-5)\n", name);
 }
 
+// q8_0 codes of n values, as ops.h specifies dq_q8_row, written plainly (lrintf rounds to
+// nearest even in the default mode; the kernels add and subtract 1.5 * 2^23 instead).
+static void kc_q8_ref(int8_t *q, size_t qs, float *sc, size_t ss, const float *x, int n) {
+    for (int j0 = 0; j0 < n; j0 += DQ_Q8_BLOCK) {
+        int m = n - j0 < DQ_Q8_BLOCK ? n - j0 : DQ_Q8_BLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < m; i++)
+            if (fabsf(x[j0 + i]) > amax) amax = fabsf(x[j0 + i]);
+        float s = amax / 127.0f, inv = s != 0.0f ? 1.0f / s : 0.0f;
+        sc[(size_t)(j0 / DQ_Q8_BLOCK) * ss] = s;
+        for (int i = 0; i < m; i++) {
+            float r = x[j0 + i] * inv;
+            q[(size_t)(j0 + i) * qs] = (int8_t)(isnan(r) ? 0 : r >= 127.0f ? 127 : r <= -127.0f ? -127 : lrintf(r));
+        }
+    }
+}
+
 // FP32 kernels of vec_f32.h (attention, SwiGLU): bit-identical to the scalar table's copy on
 // every shape (np and hd with tails of every size), and near a double-precision reference.
 static void kc_check_vec(const dq_kernels *K, const char *label) {
@@ -357,21 +374,53 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                         }
                         free(w);
                     }
-                    // FP16 keys, values or both: bit-identical to scalar on the same FP16 cache, and
-                    // to the FP32 kernel over that cache's values widened (what an FP16 cache means)
-                    for (int kv = 1; kv <= 3 && ok; kv++) {
-                        const dq_kv_type kty = kv & 1 ? DQ_KV_F16 : DQ_KV_F32, vty = kv & 2 ? DQ_KV_F16 : DQ_KV_F32;
-                        const size_t nk = (size_t)npp * hd, nv = (size_t)npp * ldv;
+                    // FP16 or q8_0 keys, values or both: bit-identical to scalar on the same cache, and
+                    // to the FP32 kernel over that cache's values widened (what such a cache means:
+                    // binary16 widened exactly, q8_0 code * scale), built here by the test's own
+                    // conversions (kc_q8_ref) in the layout ops.h documents; past the last position
+                    // the q8_0 slots hold codes with NaN scales, which must not reach any output
+                    static const dq_kv_type kvs[][2] = {{DQ_KV_F16, DQ_KV_F32}, {DQ_KV_F32, DQ_KV_F16}, {DQ_KV_F16, DQ_KV_F16},
+                                                        {DQ_KV_Q8, DQ_KV_F32},  {DQ_KV_F32, DQ_KV_Q8},  {DQ_KV_Q8, DQ_KV_Q8},
+                                                        {DQ_KV_F16, DQ_KV_Q8}};
+                    for (size_t kv = 0; kv < sizeof kvs / sizeof *kvs && ok; kv++) {
+                        const dq_kv_type kty = kvs[kv][0], vty = kvs[kv][1];
+                        const size_t nk = (size_t)npp * hd, nv = (size_t)npp * ldv, krow = dq_kv_row_bytes(DQ_KV_Q8, hd);
+                        const int ldv8 = (int)krow * (ldv == hd ? 1 : 3) + (ldv == hd ? 0 : 5);  // bytes
                         uint16_t *k16 = malloc(nk * 2), *v16 = malloc(nv * 2);
+                        int8_t *k8 = malloc((size_t)npp * krow), *v8 = malloc((size_t)npp * ldv8);
                         float *kw = malloc(nk * 4), *vw = malloc(nv * 4), *o4 = malloc((size_t)nq * hd * 4);
                         for (size_t j = 0; j < nk; j++)
                             k16[j] = dq_f32_to_f16(kt[j]), kw[j] = kty == DQ_KV_F16 ? dq_f16_to_f32(k16[j]) : kt[j];
                         for (size_t j = 0; j < nv; j++)
                             v16[j] = dq_f32_to_f16(vs[j]), vw[j] = vty == DQ_KV_F16 ? dq_f16_to_f32(v16[j]) : vs[j];
-                        const void *kp = kty == DQ_KV_F16 ? (const void *)k16 : kt;
-                        const void *vp = vty == DQ_KV_F16 ? (const void *)v16 : vs;
-                        K->attn(o1, hd, q, hd, nq, np0, dnp, kp, kty, vp, vty, ldv, hd, scale, att);
-                        S->attn(o2, hd, q, hd, nq, np0, dnp, kp, kty, vp, vty, ldv, hd, scale, att);
+                        memset(k8, 0x7f, (size_t)npp * krow), memset(v8, 0xff, (size_t)npp * ldv8);  // 0xffffffff: a NaN scale
+                        for (int p = 0; p < npp; p++) {
+                            int8_t *blk = k8 + (size_t)(p / 16) * 16 * krow;
+                            float *ksc = (float *)(blk + 16 * dq_q8_codes(hd)), kq[256 / DQ_Q8_BLOCK];
+                            int8_t *vrow = v8 + (size_t)p * ldv8, kc[256];
+                            float vsc[256 / DQ_Q8_BLOCK];
+                            if (p < npm) {
+                                kc_q8_ref(kc, 1, kq, 1, k + (size_t)p * hd, hd);
+                                for (int d = 0; d < hd; d++) blk[d * 16 + p % 16] = kc[d];
+                                for (int j = 0; j * DQ_Q8_BLOCK < hd; j++) ksc[j * 16 + p % 16] = kq[j];
+                                kc_q8_ref(vrow, 1, vsc, 1, v + (size_t)p * hd, hd);
+                                memcpy(vrow + dq_q8_codes(hd), vsc, 4 * dq_q8_blocks(hd));
+                            } else {
+                                for (int j = 0; j * DQ_Q8_BLOCK < hd; j++) ksc[j * 16 + p % 16] = NAN;
+                            }
+                            for (int d = 0; d < hd; d++) {
+                                float sk, sv;
+                                memcpy(&sk, blk + 16 * dq_q8_codes(hd) + 4 * ((d / DQ_Q8_BLOCK) * 16 + p % 16), 4);
+                                memcpy(&sv, vrow + dq_q8_codes(hd) + 4 * (d / DQ_Q8_BLOCK), 4);
+                                if (kty == DQ_KV_Q8) kw[dq_kt_index(p, d, hd)] = (float)blk[d * 16 + p % 16] * sk;
+                                if (vty == DQ_KV_Q8) vw[(size_t)p * ldv + d] = (float)vrow[d] * sv;
+                            }
+                        }
+                        const void *kp = kty == DQ_KV_Q8 ? (const void *)k8 : kty == DQ_KV_F16 ? (const void *)k16 : kt;
+                        const void *vp = vty == DQ_KV_Q8 ? (const void *)v8 : vty == DQ_KV_F16 ? (const void *)v16 : vs;
+                        const int ldvt = vty == DQ_KV_Q8 ? ldv8 : ldv;
+                        K->attn(o1, hd, q, hd, nq, np0, dnp, kp, kty, vp, vty, ldvt, hd, scale, att);
+                        S->attn(o2, hd, q, hd, nq, np0, dnp, kp, kty, vp, vty, ldvt, hd, scale, att);
                         K->attn(o4, hd, q, hd, nq, np0, dnp, kw, DQ_KV_F32, vw, DQ_KV_F32, ldv, hd, scale, att);
                         cases++;
                         if (memcmp(o1, o2, (size_t)nq * hd * 4) != 0 || memcmp(o1, o4, (size_t)nq * hd * 4) != 0) {
@@ -380,13 +429,13 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
                                     memcmp(o1, o2, (size_t)nq * hd * 4) ? "scalar" : "FP32 over the widened cache");
                             ok = 0;
                         }
-                        free(k16), free(v16), free(kw), free(vw), free(o4);
+                        free(k16), free(v16), free(k8), free(v8), free(kw), free(vw), free(o4);
                     }
                     free(q), free(k), free(v), free(vs), free(kt), free(o1), free(o2), free(o3), free(att);
                 }
     if (ok)
-        printf("ok %s (%d cases, FP32 and FP16 caches: bit-identical to scalar, to one query at a time and to FP32 "
-               "over the widened FP16 values, within 2e-5 of a double reference)\n", name, cases);
+        printf("ok %s (%d cases, FP32, FP16 and q8_0 caches: bit-identical to scalar, to one query at a time and to "
+               "FP32 over the widened values, within 2e-5 of a double reference)\n", name, cases);
 
     // to_f16 (the FP16 cache's stores): bit-identical to the software conversion of ops.h on the
     // values where conversions go wrong (ties to even at every scale, subnormals, the overflow
@@ -468,6 +517,51 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
         }
         if (ok) printf("ok %s (all 65536 values, tails 0-40)\n", name);
         free(hs), free(f);
+    }
+    // to_q8 (the q8_0 cache's stores): the codes and scales of kc_q8_ref, bit for bit, on rows of
+    // every length 0-100 at strides 1 (value rows) and 16 (key blocks), nothing written between
+    // or past them; rows with ties at every code (scale exactly 1: x = k + 0.5), all zeros,
+    // a -0, a NaN (ignored by the maximum, code 0) and an infinity (every code 0)
+    snprintf(name, sizeof name, "%s_to_q8", label);
+    ok = 1;
+    {
+        enum { NX = 101 };
+        float *x = malloc(NX * 4), s1[8], s2[8 * 16];
+        int8_t *q1 = malloc(NX * 16 + 16), *q2 = malloc(NX * 16 + 16);
+        int rows = 0;
+        for (int kind = 0; kind < 6 && ok; kind++)
+            for (int n = 0; n <= 100 && ok; n++) {
+                for (int i = 0; i < NX; i++) {
+                    x[i] = kc_unif() * (kind == 1 ? 1e-30f : kind == 2 ? 3e4f : 2.0f);
+                    if (kind == 3) x[i] = i % 32 == 5 ? 127.0f : (float)((int)(kc_u32() % 255) - 127) + 0.5f;
+                    if (kind == 4) x[i] = i % 32 < 16 ? 0.0f : (i % 7 ? x[i] : -0.0f);
+                    if (kind == 5) x[i] = i % 29 == 3 ? NAN : i % 37 == 9 ? -INFINITY : x[i];
+                }
+                for (size_t st = 1; st <= 16 && ok; st += 15) {
+                    memset(q1, 0x55, NX * 16 + 16), memset(q2, 0x55, NX * 16 + 16);
+                    for (int j = 0; j < 8 * 16; j++) s1[j % 8] = s2[j] = -1.0f;
+                    K->to_q8(q1, st, s2, st, x, n);
+                    kc_q8_ref(q2, st, s1, 1, x, n);
+                    rows++;
+                    for (int j = 0; j * DQ_Q8_BLOCK < n && ok; j++)
+                        if (memcmp(&s1[j], &s2[j * st], 4) != 0) {
+                            KC_FAIL(name, "kind %d n=%d stride %zu: scale %d = %a, expected %a", kind, n, st, j, s2[j * st], s1[j]);
+                            ok = 0;
+                        }
+                    for (size_t j = 0; j < 8 * 16 && ok; j++)
+                        if ((j % st || j / st >= dq_q8_blocks(n)) && s2[j] != -1.0f) {
+                            KC_FAIL(name, "kind %d n=%d stride %zu: wrote scale slot %zu", kind, n, st, j);
+                            ok = 0;
+                        }
+                    for (int j = 0; j < NX * 16 + 16 && ok; j++)
+                        if (q1[j] != q2[j]) {
+                            KC_FAIL(name, "kind %d n=%d stride %zu: byte %d = %d, expected %d", kind, n, st, j, q1[j], q2[j]);
+                            ok = 0;
+                        }
+                }
+            }
+        if (ok) printf("ok %s (%d rows: random, tiny, large, ties, zeros, NaN and infinity; lengths 0-100, strides 1 and 16)\n", name, rows);
+        free(x), free(q1), free(q2);
     }
 
     // RoPE: bit-identical to scalar and to the textbook pair rotation with the same float cos/sin
