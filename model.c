@@ -686,31 +686,13 @@ typedef struct attn_task {
 // widening buffer: what the slot already widened for this batch, layer and KV head stays (the
 // cache below pos + B does not change during a batch's attention), the rest is converted: FP16
 // exactly, q8_0 as code * scale, the product the attention kernel forms on load.
-static void widen_keys(float *dst, const char *src, dq_kv_type t, int p0, int p1, int hd) {
-    const size_t row = dq_kv_row_bytes(t, hd);
-    if (t == DQ_KV_F16) {
-        dq_f16_to_f32_row(dst + (size_t)p0 * hd, (const uint16_t *)(src + (size_t)p0 * row), (size_t)(p1 - p0) * hd);
-        return;
-    }
-    for (int b = p0 / 16; b < p1 / 16; b++) {  // q8_0: block b's codes, then its scales
-        const int8_t *q = (const int8_t *)(src + (size_t)b * 16 * row);
-        const float *sc = (const float *)((const char *)q + 16 * dq_q8_codes(hd));
-        float *o = dst + (size_t)b * 16 * hd;
-        for (int d = 0; d < hd; d++)
-            for (int l = 0; l < 16; l++) o[d * 16 + l] = (float)q[d * 16 + l] * sc[d / DQ_Q8_BLOCK * 16 + l];
-    }
-}
-static void widen_values(float *dst, const char *src, dq_kv_type t, int p0, int p1, int hd) {
-    const size_t row = dq_kv_row_bytes(t, hd);
-    if (t == DQ_KV_F16) {
-        dq_f16_to_f32_row(dst + (size_t)p0 * hd, (const uint16_t *)(src + (size_t)p0 * row), (size_t)(p1 - p0) * hd);
-        return;
-    }
-    for (int p = p0; p < p1; p++) {
-        const int8_t *q = (const int8_t *)(src + (size_t)p * row);
-        const float *sc = (const float *)((const char *)q + dq_q8_codes(hd));
-        for (int d = 0; d < hd; d++) dst[(size_t)p * hd + d] = (float)q[d] * sc[d / DQ_Q8_BLOCK];
-    }
+// Positions [p0, p1) of one head's keys (keys = 1: whole blocks of 16) or values into FP32 at dst.
+static void widen(float *dst, const char *src, dq_kv_type t, int p0, int p1, int hd, int keys) {
+    const char *from = src + (size_t)p0 * dq_kv_row_bytes(t, hd);
+    if (t == DQ_KV_F16)
+        dq_f16_to_f32_row(dst + (size_t)p0 * hd, (const uint16_t *)from, (size_t)(p1 - p0) * hd);
+    else
+        dq_q8_to_f32(dst + (size_t)p0 * hd, (const int8_t *)from, keys ? (p1 - p0) / 16 : p1 - p0, hd, keys);
 }
 static void widen_head(dq_state *s, int ith, int layer, int g, int need, int hd, const void **kt, const void **v) {
     struct dq_widen_tag *w = &s->wtag[ith];
@@ -718,11 +700,11 @@ static void widen_head(dq_state *s, int ith, int layer, int g, int need, int hd,
     if (w->serial != s->serial || w->layer != layer || w->g != g) *w = (struct dq_widen_tag){s->serial, layer, g, 0, 0};
     if (s->kty != DQ_KV_F32) {
         int want = (need + 15) / 16 * 16;  // whole key blocks
-        if (want > w->nk) widen_keys(wk, *kt, s->kty, w->nk, want, hd), w->nk = want;
+        if (want > w->nk) widen(wk, *kt, s->kty, w->nk, want, hd, 1), w->nk = want;
         *kt = wk;
     }
     if (s->vty != DQ_KV_F32) {
-        if (need > w->nv) widen_values(wv, *v, s->vty, w->nv, need, hd), w->nv = need;
+        if (need > w->nv) widen(wv, *v, s->vty, w->nv, need, hd, 0), w->nv = need;
         *v = wv;
     }
 }

@@ -174,6 +174,7 @@ static void amx_table_init(void) {
     amx_table.to_f16 = v->to_f16;
     amx_table.to_f32 = v->to_f32;
     amx_table.to_q8 = v->to_q8;
+    amx_table.q8_to_f32 = v->q8_to_f32;
     amx_table.swiglu = v->swiglu;
     amx_table.rmsnorm = v->rmsnorm;
     amx_table.rope = v->rope;

@@ -295,6 +295,7 @@ static const dq_kernels table = {
     .to_f16 = to_f16__vec,
     .to_f32 = to_f32__vec,
     .to_q8 = to_q8__vec,
+    .q8_to_f32 = q8_to_f32__vec,
     .swiglu = swiglu_f32__vec,
     .rmsnorm = rmsnorm_f32__vec,
     .rope = rope_f32__vec,

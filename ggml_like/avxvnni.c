@@ -174,6 +174,7 @@ const dq_kernels *dq_kernels_avxvnni(void) {
     vnni_table.to_f16 = dq_kernels_avx2()->to_f16;
     vnni_table.to_f32 = dq_kernels_avx2()->to_f32;
     vnni_table.to_q8 = dq_kernels_avx2()->to_q8;
+    vnni_table.q8_to_f32 = dq_kernels_avx2()->q8_to_f32;
     vnni_table.swiglu = dq_kernels_avx2()->swiglu;
     vnni_table.rmsnorm = dq_kernels_avx2()->rmsnorm;
     vnni_table.rope = dq_kernels_avx2()->rope;

@@ -593,6 +593,9 @@ void dq_f16_to_f32_row(float *dst, const uint16_t *src, size_t n) { dq_kernels_c
 void dq_q8_row(int8_t *q, size_t qstride, float *sc, size_t sstride, const float *x, int n) {
     dq_kernels_current()->to_q8(q, qstride, sc, sstride, x, n);
 }
+void dq_q8_to_f32(float *dst, const int8_t *src, int n, int hd, int keys) {
+    dq_kernels_current()->q8_to_f32(dst, src, n, hd, keys);
+}
 
 int dq_kv_parse(const char *s) {
     if (strcmp(s, "f32") == 0) return DQ_KV_F32;

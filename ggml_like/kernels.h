@@ -62,6 +62,8 @@ typedef struct dq_kernels {
     void (*to_f32)(float *dst, const uint16_t *src, size_t n);
     // dq_q8_row (ops.h): the q8_0 KV cache's stores (bit-identical on every ISA)
     void (*to_q8)(int8_t *q, size_t qstride, float *sc, size_t sstride, const float *x, int n);
+    // dq_q8_to_f32 (ops.h): widening a q8_0 cache (bit-identical on every ISA)
+    void (*q8_to_f32)(float *dst, const int8_t *src, int n, int hd, int keys);
     // x += r if r is not NULL, then o = w * x / sqrt(mean(x^2) + eps), n values; returns max |o|
     float (*rmsnorm)(float *o, float *x, const float *r, const float *w, int n, float eps);
     // dq_rope_f32 (ops.h)

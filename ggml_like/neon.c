@@ -309,7 +309,7 @@ static int64_t peak_neon(int64_t iters, int32_t *sink) {
 #define NEON_TABLE(gemm, peak, nm)                                                                  \
     {.isa = DQ_ISA_NEON, .name = nm, .use_panels = 1, .act_bias = 0, .absmax = absmax_neon, .quant = quant_neon, \
      .gemm_q8 = gemm,                                                                                  \
-     .gemm_f32 = gemm_f32_neon, .int8_peak = peak, .attn = attn_kv__vec, .to_f16 = to_f16__vec, .to_f32 = to_f32__vec, .to_q8 = to_q8__vec, \
+     .gemm_f32 = gemm_f32_neon, .int8_peak = peak, .attn = attn_kv__vec, .to_f16 = to_f16__vec, .to_f32 = to_f32__vec, .to_q8 = to_q8__vec, .q8_to_f32 = q8_to_f32__vec, \
      .swiglu = swiglu_f32__vec, \
      .rmsnorm = rmsnorm_f32__vec, .rope = rope_f32__vec}
 static const dq_kernels tables[3] = {

@@ -169,6 +169,10 @@ const char *dq_kv_name(dq_kv_type t);
 // c_i = x_i * (1 / s) rounded to nearest even (0 if s = 0), clamped to [-127, 127], at
 // q[i * qstride]. The same bits on every ISA. NaNs and infinities are not meaningful input.
 void dq_q8_row(int8_t *q, size_t qstride, float *sc, size_t sstride, const float *x, int n);
+// A q8_0 cache widened to FP32, each value (float)code * scale: keys = 1: n key blocks (16
+// positions each, FP32 blocks of 16 * hd floats at dst, as dq_kt_index); keys = 0: n value rows
+// (hd floats each at dst).
+void dq_q8_to_f32(float *dst, const int8_t *src, int n, int hd, int keys);
 
 // IEEE binary16 <-> binary32, exact software conversions (round to nearest even on narrowing,
 // overflow to infinity, NaNs quieted with the payload's top bits kept), the same on every ISA:

@@ -115,12 +115,27 @@ V16_INLINE dq_vnf vn_set1(float a) {
 }
 // VN_LANES q8_0 codes at c widened to FP32 and multiplied by the scales s, lane by lane (each
 // code * scale rounded once, as the scalar (float)code * scale).
+// (The widening by instruction where the file is compiled for one: GCC 12 turns a generic
+// __builtin_convertvector from bytes into one insert per lane.)
 V16_INLINE dq_vnf vn_load_q8(const int8_t *c, dq_vnf s) {
-    typedef int8_t vn_i8 __attribute__((vector_size(VN_LANES)));
-    typedef int32_t vn_i32 __attribute__((vector_size(DQ_VEC_BYTES)));
-    vn_i8 b;
+#if DQ_VEC_BYTES == 64 && defined(__AVX512F__) && !defined(DQ_SIMDE_HEADER)
+    __m128i b;
     memcpy(&b, c, sizeof b);
-    return __builtin_convertvector(__builtin_convertvector(b, vn_i32), dq_vnf) * s;
+    return (dq_vnf)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)) * s;
+#elif DQ_VEC_BYTES == 32 && defined(__AVX2__) && !defined(DQ_SIMDE_HEADER)
+    long long b;
+    memcpy(&b, c, sizeof b);
+    return (dq_vnf)_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(b))) * s;
+#elif DQ_VEC_BYTES == 16 && defined(__aarch64__) && !defined(DQ_SIMDE_HEADER)
+    int32_t b;
+    memcpy(&b, c, sizeof b);
+    const int16x8_t w = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(b)));
+    return (dq_vnf)vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))) * s;
+#else
+    dq_vnf r;
+    for (int i = 0; i < VN_LANES; i++) r[i] = (float)c[i];
+    return r * s;
+#endif
 }
 // Cache types as the kernels' compile-time constants: T = 0 FP32, 1 FP16, 2 q8_0 (dq_kv_type).
 // Dimension d of the VN_LANES keys from lane l (a multiple of VN_LANES) of key block b (ops.h).
@@ -529,9 +544,36 @@ static void to_q8__vec(int8_t *q, size_t qs, float *sc, size_t ss, const float *
             r = v16_select(r > 127.0f, v16_set1(127.0f), r);
             r = v16_select(r < -127.0f, v16_set1(-127.0f), r);
             r = v16_select(r == r, r, (dq_v16f){0});
-            const dq_v16i c = __builtin_convertvector(r, dq_v16i);
-            for (int i = 0; i < 16 && 16 * h + i < m; i++) q[(size_t)(j0 + 16 * h + i) * qs] = (int8_t)c[i];
+            typedef int8_t v16b __attribute__((vector_size(16)));
+            const v16b c = __builtin_convertvector(__builtin_convertvector(r, dq_v16i), v16b);
+            int8_t *o = q + (size_t)(j0 + 16 * h) * qs;
+            if (qs == 1 && m - 16 * h >= 16) {
+                memcpy(o, &c, 16);
+                continue;
+            }
+            for (int i = 0; i < 16 && 16 * h + i < m; i++) o[(size_t)i * qs] = c[i];
         }
+    }
+}
+// q8_0 cache -> FP32 (dq_q8_to_f32 in ops.h): each value code * scale, the product the attention
+// kernel forms on load. keys: n blocks of 16 positions; else n value rows.
+static void q8_to_f32__vec(float *dst, const int8_t *src, int n, int hd, int keys) {
+    const size_t row = dq_kv_row_bytes(DQ_KV_Q8, hd);
+    for (int i = 0; i < n; i++) {
+        if (keys) {
+            const int8_t *b = src + (size_t)i * 16 * row;
+            const float *sc = (const float *)(b + 16 * dq_q8_codes(hd));
+            float *o = dst + (size_t)i * 16 * hd;
+            for (int d = 0; d < hd; d++)
+                for (int l = 0; l < 16; l += VN_LANES)
+                    vn_store(o + d * 16 + l, vn_load_q8(b + d * 16 + l, vn_load(sc + (d / DQ_Q8_BLOCK) * 16 + l)));
+            continue;
+        }
+        const int8_t *r = src + (size_t)i * row;
+        float *o = dst + (size_t)i * hd;
+        int d = 0;
+        for (; d + VN_LANES <= hd; d += VN_LANES) vn_store(o + d, vn_load_q8(r + d, vn_set1(q8_row_scale(r, d, hd))));
+        for (; d < hd; d++) o[d] = (float)r[d] * q8_row_scale(r, d, hd);
     }
 }
 // dst[i] = dq_f16_to_f32(src[i]) for i < n (vn_load_h: the ISA's instruction, exact).

@@ -563,6 +563,52 @@ static void kc_check_vec(const dq_kernels *K, const char *label) {
         if (ok) printf("ok %s (%d rows: random, tiny, large, ties, zeros, NaN and infinity; lengths 0-100, strides 1 and 16)\n", name, rows);
         free(x), free(q1), free(q2);
     }
+    // q8_to_f32 (prefill's widening of a q8_0 cache): every value (float)code * scale, placed as
+    // dq_kt_index (keys) or row by row (values), for head sizes with every tail; nothing past n
+    snprintf(name, sizeof name, "%s_q8_to_f32", label);
+    ok = 1;
+    {
+        static const int hds8[] = {2, 6, 8, 16, 24, 32, 40, 64, 80, 96, 128};
+        int done = 0;
+        for (size_t hi = 0; hi < sizeof hds8 / sizeof *hds8 && ok; hi++)
+            for (int keys = 0; keys <= 1 && ok; keys++)
+                for (int n = 0; n <= 5 && ok; n++) {
+                    const int hd = hds8[hi], pos = keys ? 16 * n : n;
+                    const size_t row = dq_kv_row_bytes(DQ_KV_Q8, hd), bytes = (size_t)(keys ? 16 : 1) * row * (size_t)n;
+                    int8_t *src = malloc(bytes + 1);
+                    float *o = malloc(((size_t)pos * hd + 1) * 4);
+                    for (size_t j = 0; j < bytes; j++) src[j] = (int8_t)kc_u32();
+                    for (int p = 0; p < pos; p++)  // the scales: random magnitudes, some zero
+                        for (int j = 0; j * DQ_Q8_BLOCK < hd; j++) {
+                            float sc = (kc_u32() % 7 == 0) ? 0.0f : fabsf(kc_unif()) * 0.05f;
+                            size_t at = keys ? (size_t)(p / 16) * 16 * row + 16 * dq_q8_codes(hd) + 4 * ((size_t)j * 16 + p % 16)
+                                             : (size_t)p * row + dq_q8_codes(hd) + 4 * (size_t)j;
+                            memcpy(src + at, &sc, 4);
+                        }
+                    o[(size_t)pos * hd] = 12345.0f;
+                    K->q8_to_f32(o, src, n, hd, keys);
+                    done++;
+                    for (int p = 0; p < pos && ok; p++)
+                        for (int d = 0; d < hd && ok; d++) {
+                            float sc, want;
+                            size_t blk = (size_t)(p / 16) * 16 * row;
+                            memcpy(&sc, src + (keys ? blk + 16 * dq_q8_codes(hd) + 4 * ((size_t)(d / DQ_Q8_BLOCK) * 16 + p % 16)
+                                                    : (size_t)p * row + dq_q8_codes(hd) + 4 * (size_t)(d / DQ_Q8_BLOCK)), 4);
+                            want = (float)src[keys ? blk + (size_t)d * 16 + p % 16 : (size_t)p * row + d] * sc;
+                            float got = o[keys ? dq_kt_index(p, d, hd) : (size_t)p * hd + d];
+                            if (memcmp(&got, &want, 4) != 0) {
+                                KC_FAIL(name, "hd=%d %s n=%d: position %d dim %d = %a, expected %a", hd, keys ? "keys" : "values", n, p, d, got, want);
+                                ok = 0;
+                            }
+                        }
+                    if (ok && o[(size_t)pos * hd] != 12345.0f) {
+                        KC_FAIL(name, "hd=%d %s n=%d: wrote past the end", hd, keys ? "keys" : "values", n);
+                        ok = 0;
+                    }
+                    free(src), free(o);
+                }
+        if (ok) printf("ok %s (%d layouts: keys and values, head sizes 2-128, 0-5 blocks or rows)\n", name, done);
+    }
 
     // RoPE: bit-identical to scalar and to the textbook pair rotation with the same float cos/sin
     snprintf(name, sizeof name, "%s_rope", label);
