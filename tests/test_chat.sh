@@ -61,20 +61,22 @@ check chat_pipe_incremental_equals_rebuild "$([ $rc = 0 ] && [ -s "$T/m1" ] && c
     "status $rc; incremental '$(tr '\n' '|' <"$T/m1" | head -c 200)' vs rebuilt '$(tr '\n' '|' <"$T/m2" | head -c 200)'"
 check chat_pipe_system_notice "$(grep -q 'system prompt set' "$T/m2.err" && echo 1)" "stderr: '$(head -c 200 "$T/m2.err")'"
 
-# The same two checks over an FP16 KV cache (-ctk/-ctv f16): the first turn is `run` with that
-# cache, and the cache kept across turns gives what a rebuilt one (batched prefill, widened
+# The same two checks over an FP16 and a q8_0 KV cache (-ctk/-ctv): the first turn is `run` with
+# that cache, and the cache kept across turns gives what a rebuilt one (batched prefill, widened
 # per head) gives; an unknown cache type is a usage error.
-KV=(-ctk f16 -ctv f16)
-echo "In the beginning" | "${C[@]}" -n 24 "${KV[@]}" >"$T/k1" 2>/dev/null
-timeout 60 "$DYNQ" run -m "$M" -p "In the beginning" -n 24 --temp 0 "${KV[@]}" >"$T/kr" 2>/dev/null
-check chat_kv16_first_turn_equals_run "$([ -s "$T/k1" ] && cmp -s "$T/k1" "$T/kr" && echo 1)" \
-    "chat '$(head -c 120 "$T/k1")' vs run '$(head -c 120 "$T/kr")'"
-printf 'In the beginning\nAnd the LORD said\n' | "${C[@]}" -n 24 "${KV[@]}" --system "The first book of Moses" >"$T/k2" 2>/dev/null
-printf 'In the beginning\n/system Psalms\n/system The first book of Moses\nAnd the LORD said\n' |
-    "${C[@]}" -n 24 "${KV[@]}" --system "The first book of Moses" >"$T/k3" 2>/dev/null
-check chat_kv16_incremental_equals_rebuild "$([ -s "$T/k2" ] && cmp -s "$T/k2" "$T/k3" && echo 1)" \
-    "incremental '$(tr '\n' '|' <"$T/k2" | head -c 200)' vs rebuilt '$(tr '\n' '|' <"$T/k3" | head -c 200)'"
-echo hi | "${C[@]}" -n 2 -ctv q8_0 >/dev/null 2>"$T/kb.err"
+for kv in f16:kv16 q8_0:kv8; do
+    KV=(-ctk "${kv%%:*}" -ctv "${kv%%:*}") tag=${kv#*:}
+    echo "In the beginning" | "${C[@]}" -n 24 "${KV[@]}" >"$T/k1" 2>/dev/null
+    timeout 60 "$DYNQ" run -m "$M" -p "In the beginning" -n 24 --temp 0 "${KV[@]}" >"$T/kr" 2>/dev/null
+    check chat_${tag}_first_turn_equals_run "$([ -s "$T/k1" ] && cmp -s "$T/k1" "$T/kr" && echo 1)" \
+        "chat '$(head -c 120 "$T/k1")' vs run '$(head -c 120 "$T/kr")'"
+    printf 'In the beginning\nAnd the LORD said\n' | "${C[@]}" -n 24 "${KV[@]}" --system "The first book of Moses" >"$T/k2" 2>/dev/null
+    printf 'In the beginning\n/system Psalms\n/system The first book of Moses\nAnd the LORD said\n' |
+        "${C[@]}" -n 24 "${KV[@]}" --system "The first book of Moses" >"$T/k3" 2>/dev/null
+    check chat_${tag}_incremental_equals_rebuild "$([ -s "$T/k2" ] && cmp -s "$T/k2" "$T/k3" && echo 1)" \
+        "incremental '$(tr '\n' '|' <"$T/k2" | head -c 200)' vs rebuilt '$(tr '\n' '|' <"$T/k3" | head -c 200)'"
+done
+echo hi | "${C[@]}" -n 2 -ctv q4_0 >/dev/null 2>"$T/kb.err"
 rc=$?
 check chat_kv_type_unknown "$([ $rc = 1 ] && grep -q 'cache-type-v' "$T/kb.err" && echo 1)" "status $rc: '$(head -c 200 "$T/kb.err")'"
 

@@ -52,18 +52,20 @@ run qemu_a53 cortex-a53 "" "1x16c4__neon"
 
 # One full generation on the aarch64 binary gives the same tokens as this host's binary, with
 # the fastest NEON path (max) and the plain one (cortex-a53). INT8 and FP32 models, and the INT8
-# one over an FP16 KV cache (NEON's fcvtn / fcvtl against the host's F16C or AVX-512).
+# one over an FP16 KV cache (NEON's fcvtn / fcvtl against the host's F16C or AVX-512) and over a
+# q8_0 one (NEON's byte widening and narrowing against the host's).
 DYNQ="${DYNQ:-./dynq}"
 gt=$(mktemp -d)
 trap 'rm -f "$log"; rm -rf "$gt"' EXIT
-for wt in int8 f32 int8-kv16; do
-    kv=()
+for wt in int8 f32 int8-kv16 int8-kv8; do
+    kv=() base=${wt%-kv*}
     [ "$wt" = int8-kv16 ] && kv=(-ctk f16 -ctv f16)
-    [ -s "$gt/s-${wt%-kv16}.dynq" ] || "$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin \
-        --type "${wt%-kv16}" -o "$gt/s-${wt%-kv16}.dynq" 2>/dev/null
-    "$DYNQ" run -m "$gt/s-${wt%-kv16}.dynq" -p "Once upon a time" -n 80 --temp 0 --quiet "${kv[@]}" > "$gt/host-$wt.txt" 2>/dev/null
+    [ "$wt" = int8-kv8 ] && kv=(-ctk q8_0 -ctv q8_0)
+    [ -s "$gt/s-$base.dynq" ] || "$DYNQ" convert models/stories260K.bin --tokenizer models/tok512.bin \
+        --type "$base" -o "$gt/s-$base.dynq" 2>/dev/null
+    "$DYNQ" run -m "$gt/s-$base.dynq" -p "Once upon a time" -n 80 --temp 0 --quiet "${kv[@]}" > "$gt/host-$wt.txt" 2>/dev/null
     for cpu in max cortex-a53; do
-        QEMU_CPU=$cpu qemu-aarch64 -L "$sysroot" "$build/dynq" run -m "$gt/s-${wt%-kv16}.dynq" -p "Once upon a time" \
+        QEMU_CPU=$cpu qemu-aarch64 -L "$sysroot" "$build/dynq" run -m "$gt/s-$base.dynq" -p "Once upon a time" \
             -n 80 --temp 0 --quiet "${kv[@]}" > "$gt/arm.txt" 2>&1
         if [ -s "$gt/host-$wt.txt" ] && cmp -s "$gt/host-$wt.txt" "$gt/arm.txt"; then
             echo "ok qemu_generation_${cpu}_$wt (same 80 tokens as the host)"
