@@ -1,8 +1,10 @@
 // ggml_like/vec_f32.h: the FP32 kernels around the matmuls (attention over the KV cache, SwiGLU,
 // RMSNorm, e^x), written once with GCC/Clang vector extensions on 16 lanes and included by every ISA file
 // (scalar.c, avx2.c, avx512vnni.c, neon.c), each compiling it with its own flags:
-//   attn_kv__vec      up to 8 queries of one head against the cached positions (FP32 or FP16 cache):
-//                     scores, softmax, mix
+//   attn_kv__vec      up to 8 queries of one head against the cached positions (FP32, FP16 or
+//                     q8_0 cache): scores, softmax, mix
+//   to_f16__vec, to_f32__vec, to_q8__vec, q8_to_f32__vec   the FP16 and q8_0 caches' stores and
+//                     prefill's widening
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  x += r; o = w * x / rms(x)
 //   rope_f32__vec     rotary position embedding of one position's heads

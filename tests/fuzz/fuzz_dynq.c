@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == DQ_OK) {
         // A model that loads must be usable: one forward step with a tiny context.
         dq_state s;
-        if (dq_state_alloc(&s, &m, 4, 1, 1, (dq_act_scheme)0, DQ_KV_F16, DQ_KV_F32, &e) == DQ_OK) {
+        if (dq_state_alloc(&s, &m, 4, 1, 1, (dq_act_scheme)0, DQ_KV_F16, DQ_KV_Q8, &e) == DQ_OK) {
             int32_t tok = 1 % (int32_t)m.c.vocab;
             if (dq_forward(&m, &s, &tok, 1, 0, DQ_LOGITS_LAST, &e) != DQ_OK) abort();
             dq_state_free(&s);
