@@ -162,12 +162,60 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
         close(fd);
         return DQ_ERR(e, DQ_EFILE, "%s: file too short (%lld bytes)", path, (long long)st.st_size);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // 2 MiB-aligned, with MADV_HUGEPAGE: where the kernel caches the file in 2 MiB folios (Linux
+    // 6.x reads them in for such a mapping, ext4 among others), each maps with one TLB entry
+    // instead of 512; decode streams every weight, and its TLB misses cost one core up to 15 %
+    // (README "Huge pages"). Elsewhere the mapping is the plain one.
+    const size_t len = (size_t)st.st_size, huge = (size_t)2 << 20;
+    void *p = MAP_FAILED;
+    if (len >= huge && len <= SIZE_MAX - huge) {
+        uint8_t *r = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r != MAP_FAILED) {
+            uint8_t *a = (uint8_t *)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
+            p = mmap(a, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+            if (p == MAP_FAILED) {
+                munmap(r, len + huge);
+            } else {  // the reservation's slack on either side
+                if (a > r) munmap(r, (size_t)(a - r));
+                size_t tail = (size_t)(r + len + huge - (a + len));
+                if (tail) munmap(a + len, tail);
+#ifdef MADV_HUGEPAGE
+                (void)madvise(p, len, MADV_HUGEPAGE);
+#endif
+            }
+        }
+    }
+    if (p == MAP_FAILED) p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return DQ_ERR(e, DQ_EFILE, "%s: cannot map: %s", path, strerror(errno));
     *data = p;
-    *size = (size_t)st.st_size;
+    *size = len;
     return DQ_OK;
+}
+
+double dq_map_huge_fraction(const uint8_t *data, size_t size) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f || !size) {
+        if (f) fclose(f);
+        return -1.0;
+    }
+    char line[512];
+    int in = 0;
+    double frac = -1.0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line: where it starts
+            in = (uintptr_t)data == lo;
+            continue;
+        }
+        unsigned long kb;
+        if (in && sscanf(line, "FilePmdMapped: %lu kB", &kb) == 1) {
+            frac = (double)kb * 1024.0 / (double)size;
+            break;
+        }
+    }
+    fclose(f);
+    return frac;
 }
 
 void dq_unmap_file(const uint8_t *data, size_t size) {

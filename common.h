@@ -65,6 +65,9 @@ int dq_read_stream(FILE *f, const char *what, uint8_t **data, size_t *size, dq_e
 // Maps a whole regular file read-only; files shorter than min_size (or empty) are an error.
 int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, dq_err *e);
 void dq_unmap_file(const uint8_t *data, size_t size);
+// Fraction of a dq_map_file mapping (data, size) that the kernel maps in 2 MiB pages right now
+// (FilePmdMapped in /proc/self/smaps; only pages touched so far count); -1 where it cannot tell.
+double dq_map_huge_fraction(const uint8_t *data, size_t size);
 
 // Length (1..4) of the well-formed UTF-8 character at s[0..n), or 0 if it is ill-formed
 // (overlong, surrogate, above U+10FFFF, truncated).

@@ -985,16 +985,20 @@ static int cmd_bench(int argc, char **argv) {
                 peak = dq_roofline_int8_gops(s.pool, &measured);
             }
             const char *isa = dq_isa_name(dq_isa_chosen());
+            const double huge = dq_map_huge_fraction(m.map, m.size);  // after the runs touched every weight
+            char hbuf[32];
+            if (huge < 0) snprintf(hbuf, sizeof hbuf, "unknown");
+            else snprintf(hbuf, sizeof hbuf, "%.0f %%", 100 * huge);
             if (json) {
                 printf("{\"model\": ");
                 json_string(so.model, strlen(so.model));
                 printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
                        "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"tg_kv_gbps\": %.3f, "
                        "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld, "
-                       "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\"",
+                       "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"file_2m_fraction\": %.3f",
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
                        tg_gbps, tg_all_gbps, pp_gops, wbytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
-                       dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty));
+                       dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge);
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
                            "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f",
@@ -1002,10 +1006,10 @@ static int cmd_bench(int argc, char **argv) {
                 printf("}\n");
             } else {
                 printf("%s (%s, %s, %d threads, KV %s/%s): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s weights, "
-                       "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off)\n",
+                       "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off) | file in 2 MiB pages: %s\n",
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),
                        dq_kv_name(s.vty), n_pp, pps, pp_gops, n_tg, tgs,
-                       tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool));
+                       tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf);
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "
                            "with the KV cache); int8 peak %.1f GOPS -> pp at %.0f %%\n",

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tests/test_hugepages.sh: a model that `dynq convert` has just written is mapped in 2 MiB pages
+# when it is loaded, where the kernel can do that for this directory's filesystem.
+# dq_map_file maps models 2 MiB-aligned with MADV_HUGEPAGE, and convert drops its output from the
+# page cache after the fsync, so the first load reads the file back into 2 MiB folios; a file
+# whose pages were cached by writing (here: a plain `cp`) stays in 4 KiB ones.
+# Whether the kernel can is asked independently first: Python writes a file, syncs it, drops it
+# from the cache, maps it with MADV_HUGEPAGE, reads it and looks at its own FilePmdMapped in
+# /proc/self/smaps. If that probe gets no 2 MiB page, the test skips (older kernels, tmpfs
+# without huge pages, filesystems without large folios).
+cd "$(dirname "$0")/.."
+DYNQ=${DYNQ:-./dynq}
+PY=/usr/bin/python3
+if [ ! -x "$DYNQ" ]; then echo "skip hugepages: $DYNQ not built"; exit 0; fi
+if ! "$PY" -c 'import numpy' 2> /dev/null; then echo "skip hugepages: numpy missing (scripts/random_model.py)"; exit 0; fi
+T=$(mktemp -d "${DYNQ_TMP:-/tmp}/dynq-huge.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+probe=$("$PY" - "$T/probe" <<'EOF'
+import mmap, os, sys
+path, size = sys.argv[1], 16 << 20
+with open(path, "wb") as f:
+    f.write(os.urandom(size)); f.flush(); os.fsync(f.fileno())
+fd = os.open(path, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+m = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+if hasattr(mmap, "MADV_HUGEPAGE"):
+    m.madvise(mmap.MADV_HUGEPAGE)
+s = sum(m[i] for i in range(0, size, 4096))
+kb = 0
+for line in open("/proc/self/smaps"):
+    if line.startswith("FilePmdMapped:"):
+        kb += int(line.split()[1])
+print(kb)
+EOF
+)
+if [ -z "$probe" ] || [ "$probe" -eq 0 ]; then
+    echo "skip hugepages: this kernel did not map a freshly read file in 2 MiB pages here (probe: '${probe}' kB)"
+    exit 0
+fi
+# 12.6 M parameters: a 13 MB int8 file, six 2 MiB pages and more
+if ! "$PY" scripts/random_model.py --dim 512 --hidden 1376 --layers 4 --heads 8 --kv-heads 8 --vocab 512 --seq 64 \
+        --seed 3 -o "$T/m.bin" > "$T/gen.log" 2>&1 ||
+    ! "$DYNQ" convert "$T/m.bin" --tokenizer models/tok512.bin -o "$T/m.dynq" 2> "$T/conv.err"; then
+    echo "FAIL hugepages_setup: $(tail -2 "$T/gen.log" "$T/conv.err" | tr '\n' ' ')"; exit 1
+fi
+frac() { "$DYNQ" bench -m "$1" -p 4 -n 4 -t 1 -r 1 --json 2> /dev/null | sed -n 's/.*"file_2m_fraction": \([-0-9.]*\).*/\1/p'; }
+f1=$(frac "$T/m.dynq")
+awk -v f="$f1" 'BEGIN { exit !(f >= 0.5) }' && echo "ok hugepages_after_convert (file_2m_fraction $f1; probe $probe kB)" \
+    || echo "FAIL hugepages_after_convert: file_2m_fraction '$f1' (the probe got $probe kB in 2 MiB pages)"
+# The same bytes cached by writing: the fraction the report gives must be what smaps says, and
+# a copy's 4 KiB pages show as less than the converted file's.
+cp "$T/m.dynq" "$T/c.dynq"
+f2=$(frac "$T/c.dynq")
+awk -v a="$f1" -v b="$f2" 'BEGIN { exit !(b != "" && b >= 0 && b < a) }' && echo "ok hugepages_copy_reports_fewer ($f2 against $f1)" \
+    || echo "FAIL hugepages_copy_reports_fewer: copy $f2, converted $f1"
