@@ -683,11 +683,8 @@ typedef struct attn_task {
     dq_claim reg[DQ_CLAIM_REGIONS];
 } attn_task;
 
-// The head's keys and values as FP32 for an item that needs positions < need, in pool slot ith's
-// widening buffer: what the slot already widened for this batch, layer and KV head stays (the
-// cache below pos + B does not change during a batch's attention), the rest is converted: FP16
-// exactly, q8_0 as code * scale, the product the attention kernel forms on load.
-// Positions [p0, p1) of one head's keys (keys = 1: whole blocks of 16) or values into FP32 at dst.
+// Positions [p0, p1) of one head's keys (keys = 1: whole blocks of 16) or values into FP32 at
+// dst: FP16 exactly, q8_0 as code * scale, the product the attention kernel forms on load.
 static void widen(float *dst, const char *src, dq_kv_type t, int p0, int p1, int hd, int keys) {
     const char *from = src + (size_t)p0 * dq_kv_row_bytes(t, hd);
     if (t == DQ_KV_F16)
@@ -695,6 +692,9 @@ static void widen(float *dst, const char *src, dq_kv_type t, int p0, int p1, int
     else
         dq_q8_to_f32(dst + (size_t)p0 * hd, (const int8_t *)from, keys ? (p1 - p0) / 16 : p1 - p0, hd, keys);
 }
+// The head's keys and values as FP32 for an item that needs positions < need, in pool slot ith's
+// widening buffer: what the slot already widened for this batch, layer and KV head stays (the
+// cache below pos + B does not change during a batch's attention), the rest is converted.
 static void widen_head(dq_state *s, int ith, int layer, int g, int need, int hd, const void **kt, const void **v) {
     struct dq_widen_tag *w = &s->wtag[ith];
     float *wk = s->widen + (size_t)ith * 2 * s->kv_len * hd, *wv = wk + (size_t)s->kv_len * hd;
@@ -995,7 +995,7 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
     // Drop the written pages from the page cache (they are clean after the fsync): the first load
     // then reads the file back through its 2 MiB-aligned MADV_HUGEPAGE mapping (dq_map_file), and
     // a kernel that caches files in large folios keeps it in 2 MiB pages; pages cached by writing
-    // are 4 KiB ones, which cost decode up to 15 % in TLB misses (README "Huge pages"). Advice only.
+    // are 4 KiB ones, which cost decode several percent in TLB misses (README "Huge pages").
     (void)posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
     if (fclose(f) != 0) {
         f = NULL;
