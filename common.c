@@ -176,9 +176,9 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
             if (p == MAP_FAILED) {
                 munmap(r, len + huge);
             } else {  // the reservation's slack on either side
-                if (a > r) munmap(r, (size_t)(a - r));
-                size_t tail = (size_t)(r + len + huge - (a + len));
-                if (tail) munmap(a + len, tail);
+                const size_t head = (size_t)(a - r);
+                if (head) munmap(r, head);
+                if (huge - head) munmap(a + len, huge - head);
 #ifdef MADV_HUGEPAGE
                 (void)madvise(p, len, MADV_HUGEPAGE);
 #endif
@@ -194,11 +194,8 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
 }
 
 double dq_map_huge_fraction(const uint8_t *data, size_t size) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f || !size) {
-        if (f) fclose(f);
-        return -1.0;
-    }
+    FILE *f = size ? fopen("/proc/self/smaps", "r") : NULL;
+    if (!f) return -1.0;
     char line[512];
     int in = 0;
     double frac = -1.0;

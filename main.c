@@ -986,9 +986,6 @@ static int cmd_bench(int argc, char **argv) {
             }
             const char *isa = dq_isa_name(dq_isa_chosen());
             const double huge = dq_map_huge_fraction(m.map, m.size);  // after the runs touched every weight
-            char hbuf[32];
-            if (huge < 0) snprintf(hbuf, sizeof hbuf, "unknown");
-            else snprintf(hbuf, sizeof hbuf, "%.0f %%", 100 * huge);
             if (json) {
                 printf("{\"model\": ");
                 json_string(so.model, strlen(so.model));
@@ -1005,6 +1002,9 @@ static int cmd_bench(int argc, char **argv) {
                            read_gbps, read_big_gbps, peak, tg_gbps / read_gbps, pp_gops / peak);
                 printf("}\n");
             } else {
+                char hbuf[32];
+                if (huge < 0) snprintf(hbuf, sizeof hbuf, "unknown");
+                else snprintf(hbuf, sizeof hbuf, "%.0f %%", 100 * huge);
                 printf("%s (%s, %s, %d threads, KV %s/%s): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s weights, "
                        "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off) | file in 2 MiB pages: %s\n",
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),

@@ -557,25 +557,21 @@ static void to_q8__vec(int8_t *q, size_t qs, float *sc, size_t ss, const float *
         }
     }
 }
-// q8_0 cache -> FP32 (dq_q8_to_f32 in ops.h): each value code * scale, the product the attention
-// kernel forms on load. keys: n blocks of 16 positions; else n value rows.
+// q8_0 cache -> FP32 (dq_q8_to_f32 in ops.h) through the attention kernel's own loads, so each
+// value is the code * scale it forms. keys: n blocks of 16 positions; else n value rows.
 static void q8_to_f32__vec(float *dst, const int8_t *src, int n, int hd, int keys) {
-    const size_t row = dq_kv_row_bytes(DQ_KV_Q8, hd);
+    const int row = (int)dq_kv_row_bytes(DQ_KV_Q8, hd);
     for (int i = 0; i < n; i++) {
         if (keys) {
-            const int8_t *b = src + (size_t)i * 16 * row;
-            const float *sc = (const float *)(b + 16 * dq_q8_codes(hd));
-            float *o = dst + (size_t)i * 16 * hd;
             for (int d = 0; d < hd; d++)
                 for (int l = 0; l < 16; l += VN_LANES)
-                    vn_store(o + d * 16 + l, vn_load_q8(b + d * 16 + l, vn_load(sc + (d / DQ_Q8_BLOCK) * 16 + l)));
+                    vn_store(dst + ((size_t)i * hd + d) * 16 + l, vn_load_key(src, DQ_KV_Q8, i, d, l, hd));
             continue;
         }
-        const int8_t *r = src + (size_t)i * row;
         float *o = dst + (size_t)i * hd;
         int d = 0;
-        for (; d + VN_LANES <= hd; d += VN_LANES) vn_store(o + d, vn_load_q8(r + d, vn_set1(q8_row_scale(r, d, hd))));
-        for (; d < hd; d++) o[d] = (float)r[d] * q8_row_scale(r, d, hd);
+        for (; d + VN_LANES <= hd; d += VN_LANES) vn_store(o + d, vn_load_val(src, DQ_KV_Q8, i, row, d, hd));
+        for (; d < hd; d++) o[d] = val_at(src, DQ_KV_Q8, i, row, d, hd);
     }
 }
 // dst[i] = dq_f16_to_f32(src[i]) for i < n (vn_load_h: the ISA's instruction, exact).
