@@ -182,13 +182,29 @@ static void warn_ctx_above_model(const dq_model *m, int ctx) {
                 m->c.ctx_len);
 }
 
+// More threads than CPUs only wait for each other (one stands idle whenever another holds a CPU
+// it needs): honoured, as llama.cpp does, with a warning. dq_physical_cores() never exceeds them.
+static void warn_threads(int t) {
+    int avail = dq_cpus_available();
+    if (t > avail)
+        fprintf(stderr, "%s: warning: -t %d exceeds the %d CPU%s this process may run on; expect it to be slower than -t %d\n",
+                g_prog, t, avail, avail == 1 ? "" : "s", avail);
+}
+
+// -t, or the physical cores among the CPUs this process may use.
+static int session_threads(const session_opts *so) {
+    if (!so->threads) return dq_physical_cores();
+    warn_threads(so->threads);
+    return so->threads;
+}
+
 static int open_session(const session_opts *so, const char *cmd, dq_model *m, dq_state *s, int max_batch, dq_err *e) {
     if (!so->model) return DQ_ERR(e, DQ_EUSAGE, "%s: no model given (-m FILE or DYNQ_MODEL)", cmd);
     int rc = dq_kernels_init(e);
     if (rc) return rc;
     if ((rc = dq_model_load(m, so->model, e))) return rc;
     int ctx = so->ctx ? so->ctx : (int)m->c.ctx_len;
-    if ((rc = dq_state_alloc(s, m, ctx, max_batch, so->threads ? so->threads : dq_physical_cores(),
+    if ((rc = dq_state_alloc(s, m, ctx, max_batch, session_threads(so),
                              (dq_act_scheme)so->act, (dq_kv_type)so->kty, (dq_kv_type)so->vty, e))) {
         dq_model_free(m);
         return rc;
@@ -519,7 +535,7 @@ static int cmd_run(int argc, char **argv) {
     if (rc) goto out_text;
     if ((rc = dq_model_load(&m, so.model, &e))) goto out_text;
     int ctx = session_ctx(&so, &m);
-    if ((rc = dq_state_alloc(&s, &m, ctx, ctx < 512 ? ctx : 512, so.threads ? so.threads : dq_physical_cores(),
+    if ((rc = dq_state_alloc(&s, &m, ctx, ctx < 512 ? ctx : 512, session_threads(&so),
                              (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e)))
         goto out_model;
     have_state = 1;
@@ -658,7 +674,7 @@ static int cmd_logits(int argc, char **argv) {
     }
     int ctx = session_ctx(&so, &m);
     if (!rc && (n == 0 || n > (size_t)ctx)) rc = DQ_ERR(&e, DQ_ECTX, "logits: %zu tokens do not fit a context of %d", n, ctx);
-    if (!rc) rc = dq_state_alloc(&s, &m, ctx, one_by_one ? 1 : (int)n, so.threads ? so.threads : dq_physical_cores(),
+    if (!rc) rc = dq_state_alloc(&s, &m, ctx, one_by_one ? 1 : (int)n, session_threads(&so),
                                  (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e);
     if (rc) {
         free(ids);
@@ -778,7 +794,7 @@ static int cmd_perplexity(int argc, char **argv) {
     }
     po.stride = stride > 0 ? stride : po.ctx / 2;
     po.max_chunks = chunks;
-    int threads = so.threads ? so.threads : dq_physical_cores();
+    int threads = session_threads(&so);
     if ((rc = dq_state_alloc(&s, &m, po.ctx, po.ctx, threads, (dq_act_scheme)so.act, (dq_kv_type)so.kty, (dq_kv_type)so.vty, &e))) goto out_model;
     if (refpath) {
         if ((rc = dq_model_load(&rm, refpath, &e))) goto out_state;
@@ -921,6 +937,7 @@ static int cmd_bench(int argc, char **argv) {
             long v = strtol(p, &end, 10);
             if (end == p || v < 1 || v > 1024) return usage_error("bench", "invalid -t list '%s'", tlist);
             threads[nthr++] = (int)v;
+            warn_threads((int)v);
             p = *end == ',' ? end + 1 : end;
             if (*end && *end != ',') return usage_error("bench", "invalid -t list '%s'", tlist);
         }

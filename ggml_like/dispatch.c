@@ -148,6 +148,9 @@ void dq_cpu_describe(char *buf, size_t cap) {
     if (g.status != DQ_OK) OUT("chosen: none (%s)\n", g.msg);
     else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
              g.K->name);
+    int avail = dq_cpus_available();
+    OUT("threads: default -t %d (physical cores among the %d CPU%s this process may run on)\n", dq_physical_cores(), avail,
+        avail == 1 ? "" : "s");
 #undef OUT
 }
 

@@ -24,7 +24,11 @@ void dq_pool_run(dq_pool *pool, dq_task_fn fn, void *ctx);  // returns when ever
 // of it): a long wait for a slot then means a worker descheduled by another process, and the pool
 // runs the next such jobs on the caller alone for a while (see threadpool.c).
 void dq_pool_run_adaptive(dq_pool *pool, dq_task_fn fn, void *ctx);
-int dq_physical_cores(void);                                // default for -t
+// CPUs this process may run on: its affinity mask (taskset, cpusets), at most its cgroup's CPU
+// quota (cpu.max or v1's cfs quota, rounded up to whole CPUs); the online CPUs if neither is known.
+int dq_cpus_available(void);
+int dq_physical_cores(void);  // default for -t: physical cores among those CPUs
+int dq_cgroup_cpu_limit(const char *cpu_max);  // whole CPUs a cpu.max text allows, 0 = no limit
 // Dynamic split of one pool run's items 0..items-1: min(nth, DQ_CLAIM_REGIONS) contiguous
 // regions, one per slot (a slot's items are neighbours in memory: one weight stream, one head's
 // cache), claimed one item at a time; a slot done with its own region takes what is left of

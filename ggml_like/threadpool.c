@@ -9,6 +9,7 @@
 // (adaptive jobs of the kernel drivers only: generic tasks may be statically imbalanced), so
 // -t 2 with a busy neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
 // last slot) spins for a short bounded time, then sleeps on a condition variable.
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -299,18 +300,124 @@ void *dq_pool_act_scratch(dq_pool *p, size_t bytes) {
     return r;
 }
 
-// Physical cores: distinct (physical id, core id) pairs in /proc/cpuinfo, else online CPUs.
+// ---------------------------------------------------------------- how many threads
+// A cgroup's CPU limit from its cpu.max text ("QUOTA PERIOD" or "max PERIOD", in microseconds;
+// cgroup v1's cfs_quota_us and cfs_period_us joined the same way, -1 for no quota): whole CPUs,
+// rounded up, or 0 for no limit or text that is not a limit.
+int dq_cgroup_cpu_limit(const char *text) {
+    if (!text) return 0;
+    char *end;
+    errno = 0;
+    long long quota = strtoll(text, &end, 10);
+    if (end == text || errno || (*end != ' ' && *end != '\t')) return 0;  // "max", junk
+    const char *p = end;
+    long long period = strtoll(p, &end, 10);
+    if (end == p || errno || (*end && *end != '\n' && *end != ' ')) return 0;
+    if (quota <= 0 || period <= 0) return 0;
+    long long cpus = quota / period + (quota % period != 0);
+    return cpus > 1024 ? 1024 : (int)cpus;
+}
+
+static int read_text(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return 0;
+}
+
+// The tightest CPU limit of the cgroup directory dir and its ancestors up to root (the limit can
+// sit on any of them; in a container the mount's root is the container's own cgroup), 0 if none.
+// v1: the cfs files of the cpu controller; v2: cpu.max.
+static int cgroup_limit_up(char *dir, size_t root_len, int v1) {
+    int best = 0;
+    for (;;) {
+        char path[4352], text[128], period[64];
+        int lim = 0;
+        if (v1) {
+            snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
+            if (!read_text(path, text, 64)) {
+                snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
+                if (!read_text(path, period, sizeof period)) {
+                    text[strcspn(text, "\n")] = ' ';
+                    strncat(text, period, sizeof text - strlen(text) - 1);
+                    lim = dq_cgroup_cpu_limit(text);
+                }
+            }
+        } else {
+            snprintf(path, sizeof path, "%s/cpu.max", dir);
+            if (!read_text(path, text, sizeof text)) lim = dq_cgroup_cpu_limit(text);
+        }
+        if (lim && (!best || lim < best)) best = lim;
+        char *slash = strrchr(dir, '/');
+        if (!slash || (size_t)(slash - dir) < root_len) return best;
+        *slash = 0;
+    }
+}
+
+// This process's cgroup CPU limit (/proc/self/cgroup: v2's "0::PATH" under /sys/fs/cgroup, or
+// v1's cpu controller under /sys/fs/cgroup/cpu), 0 if none can be read.
+static int cgroup_cpu_limit(void) {
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f) return 0;
+    char line[4096];
+    int best = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || c2[1] != '/') continue;
+        *c2 = 0;
+        const char *ctrl = c1 + 1;
+        int v2 = !strcmp(line, "0") && !*ctrl, v1 = 0;
+        for (const char *t = ctrl; *t && !v2;) {  // "cpu" in a comma-separated controller list
+            size_t n = strcspn(t, ",");
+            if (n == 3 && !strncmp(t, "cpu", 3)) v1 = 1;
+            t += n + (t[n] == ',');
+        }
+        if (!v1 && !v2) continue;
+        const char *root = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/cpu";
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s%s", root, strcmp(c2 + 1, "/") ? c2 + 1 : "");
+        int lim = cgroup_limit_up(dir, strlen(root), v1);
+        if (lim && (!best || lim < best)) best = lim;
+    }
+    fclose(f);
+    return best;
+}
+
+static int affinity_cpus(cpu_set_t *set) {
+    CPU_ZERO(set);
+    if (sched_getaffinity(0, sizeof *set, set) != 0) return 0;
+    return CPU_COUNT(set);
+}
+
+int dq_cpus_available(void) {
+    cpu_set_t set;
+    long n = affinity_cpus(&set);
+    if (n < 1) n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    int lim = cgroup_cpu_limit();
+    return lim && lim < n ? lim : (int)n;
+}
+
+// Physical cores among the CPUs this process may use: distinct (physical id, core id) pairs of
+// the /proc/cpuinfo processors in its affinity mask, at most dq_cpus_available(); that, when
+// /proc/cpuinfo says nothing usable.
 int dq_physical_cores(void) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online < 1) online = 1;
+    int avail = dq_cpus_available();
+    cpu_set_t set;
+    int masked = affinity_cpus(&set) > 0;
     FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return (int)online;
+    if (!f) return avail;
     char line[256];
-    int phys = -1, ids[1024][2], nid = 0;
+    int proc = -1, phys = -1, ids[1024][2], nid = 0;
     while (fgets(line, sizeof line, f)) {
         int v;
-        if (sscanf(line, "physical id : %d", &v) == 1) phys = v;
+        if (sscanf(line, "processor : %d", &v) == 1) proc = v, phys = -1;
+        else if (sscanf(line, "physical id : %d", &v) == 1) phys = v;
         else if (sscanf(line, "core id : %d", &v) == 1) {
+            if (masked && (proc < 0 || proc >= CPU_SETSIZE || !CPU_ISSET(proc, &set))) continue;
             int seen = 0;
             for (int i = 0; i < nid; i++)
                 if (ids[i][0] == phys && ids[i][1] == v) seen = 1;
@@ -322,6 +429,6 @@ int dq_physical_cores(void) {
         }
     }
     fclose(f);
-    if (nid < 1 || nid > online) return (int)online;
+    if (nid < 1 || nid > avail) return avail;
     return nid;
 }

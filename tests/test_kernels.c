@@ -89,9 +89,6 @@ static void check_pool(void) {
         else KC_FAIL("pool_workers_block_signals", "%d worker threads seen, bad=%d", workers, bad);
     }
 #endif
-    int pc = dq_physical_cores();
-    if (pc >= 1 && pc <= sysconf(_SC_NPROCESSORS_ONLN)) printf("ok physical_cores (%d)\n", pc);
-    else KC_FAIL("physical_cores", "%d", pc);
 }
 
 // The pool's back-off policy, on made-up stall times (ms): isolated stalls (the VM's own kernel
@@ -126,6 +123,32 @@ static void check_backoff(void) {
         for (int i = 0; i < n && o < 200; i++) o += snprintf(buf + o, sizeof buf - (size_t)o, " %llu", (unsigned long long)(got[i] / ms));
         KC_FAIL("pool_backoff_policy", "got%s ms", buf);
     }
+}
+
+// A cgroup's cpu.max text (v1's quota and period joined the same way) as whole CPUs, rounded up;
+// 0 for no limit ("max", v1's -1) and for anything that is not two numbers.
+static void check_cgroup_limit(void) {
+    static const struct {
+        const char *text;
+        int cpus;
+    } cases[] = {{"max 100000\n", 0}, {"150000 100000\n", 2}, {"50000 100000", 1}, {"100000 100000\n", 1},
+                 {"200000 100000\n", 2}, {"200001 100000\n", 3}, {"-1 100000\n", 0}, {"0 100000", 0},
+                 {"100000 0", 0}, {"", 0}, {"abc", 0}, {"100000", 0}, {"1 1x", 0}, {"99999999999999999999 1", 0},
+                 {"5000000000 1000", 1024}};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = dq_cgroup_cpu_limit(cases[i].text);
+        if (got != cases[i].cpus) {
+            KC_FAIL("cgroup_cpu_limit", "'%s' -> %d, want %d", cases[i].text, got, cases[i].cpus);
+            ok = 0;
+        }
+    }
+    if (ok) printf("ok cgroup_cpu_limit\n");
+    // (tests/test_threads.sh checks both against an independent count)
+    int avail = dq_cpus_available(), cores = dq_physical_cores();
+    if (avail >= 1 && avail <= sysconf(_SC_NPROCESSORS_ONLN) && cores >= 1 && cores <= avail)
+        printf("ok physical_cores (%d of %d CPUs)\n", cores, avail);
+    else KC_FAIL("physical_cores", "%d physical cores of %d CPUs", cores, avail);
 }
 
 // ---------------------------------------------------------------- invariances
@@ -432,6 +455,7 @@ int main(int argc, char **argv) {
     else KC_FAIL("cpu_describe", "no chosen ISA in: %s", desc);
     check_pool();
     check_backoff();
+    check_cgroup_limit();
 #ifdef HW_F16
     check_f16_conversions();
 #endif
