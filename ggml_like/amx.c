@@ -150,34 +150,18 @@ static int64_t int8_peak_amx(int64_t iters, int32_t *sink) {
     return iters * 4 * 16 * 16 * 64 * 2;
 }
 
-static const dq_kernels amx_base = {
-    .isa = DQ_ISA_AMX,
-    .name = "gemm_u8s8_32x32__amx (m < 16: gemm_u8s8_6x64c4__avx512vnni), gemm_f32_4x4__avx512f",
-    .use_panels = 1,
-    .act_bias = 128,
-    .absmax = NULL,    // filled from the AVX-512 table
-    .quant = NULL,     // idem (same code format)
-    .gemm_q8 = gemm_q8_amx,
-    .gemm_f32 = NULL,  // idem
-    .int8_peak = int8_peak_amx,
-};
-
+// The AVX-512 table (its quantizer: the same code format; FP32 GEMM; vec_f32.h kernels) with the
+// tile GEMM.
 static dq_kernels amx_table;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_table_init(void) {
-    const dq_kernels *v = dq_kernels_avx512vnni();
-    amx_table = amx_base;
-    amx_table.quant = v->quant;
-    amx_table.absmax = v->absmax;
-    amx_table.gemm_f32 = v->gemm_f32;
-    amx_table.attn = v->attn;
-    amx_table.to_f16 = v->to_f16;
-    amx_table.to_f32 = v->to_f32;
-    amx_table.to_q8 = v->to_q8;
-    amx_table.q8_to_f32 = v->q8_to_f32;
-    amx_table.swiglu = v->swiglu;
-    amx_table.rmsnorm = v->rmsnorm;
-    amx_table.rope = v->rope;
+    amx_table = *dq_kernels_avx512vnni();
+    amx_table.isa = DQ_ISA_AMX;
+    amx_table.name = "gemm_u8s8_32x32__amx (m < 16: gemm_u8s8_6x64c4__avx512vnni), gemm_f32_4x4__avx512f";
+    amx_table.use_panels = 1;
+    amx_table.act_bias = 128;
+    amx_table.gemm_q8 = gemm_q8_amx;
+    amx_table.int8_peak = int8_peak_amx;
 }
 const dq_kernels *dq_kernels_amx(void) {
     pthread_once(&amx_once, amx_table_init);

@@ -6,6 +6,7 @@
 // avx512vnni.c; vpdpbusd does not saturate. FP32 uses avx2.c's kernel.
 // Built with -mavx2 -mfma -mavxvnni; the tests build it against SIMDe (which maps the VEX
 // instruction to its AVX512VL twin, same arithmetic).
+#include <pthread.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -155,28 +156,20 @@ static int64_t int8_peak_avxvnni(int64_t iters, int32_t *sink) {
     return iters * 12 * 32 * 2;
 }
 
-static dq_kernels vnni_table = {
-    .isa = DQ_ISA_AVX2,
-    .name = "gemm_u8s8_4x16c4__avxvnni, gemm_f32_4x3__avx2",
-    .use_panels = 1,
-    .act_bias = 128,
-    .absmax = NULL,  // avx2.c's, set below
-    .quant = vnni_quant,
-    .gemm_q8 = gemm_q8_avxvnni,
-    .gemm_f32 = NULL,  // avx2.c's, set below
-    .int8_peak = int8_peak_avxvnni,
-};
-
+// avx2.c's table (its FP32 GEMM, absmax and the vec_f32.h kernels) with this file's int8 path.
+static dq_kernels vnni_table;
+static pthread_once_t vnni_once = PTHREAD_ONCE_INIT;
+static void vnni_table_init(void) {
+    vnni_table = *dq_kernels_avx2();
+    vnni_table.isa = DQ_ISA_AVX2;
+    vnni_table.name = "gemm_u8s8_4x16c4__avxvnni, gemm_f32_4x3__avx2";
+    vnni_table.use_panels = 1;
+    vnni_table.act_bias = 128;
+    vnni_table.quant = vnni_quant;
+    vnni_table.gemm_q8 = gemm_q8_avxvnni;
+    vnni_table.int8_peak = int8_peak_avxvnni;
+}
 const dq_kernels *dq_kernels_avxvnni(void) {
-    vnni_table.gemm_f32 = dq_kernels_avx2()->gemm_f32;  // same values every call: no race in effect
-    vnni_table.absmax = dq_kernels_avx2()->absmax;
-    vnni_table.attn = dq_kernels_avx2()->attn;
-    vnni_table.to_f16 = dq_kernels_avx2()->to_f16;
-    vnni_table.to_f32 = dq_kernels_avx2()->to_f32;
-    vnni_table.to_q8 = dq_kernels_avx2()->to_q8;
-    vnni_table.q8_to_f32 = dq_kernels_avx2()->q8_to_f32;
-    vnni_table.swiglu = dq_kernels_avx2()->swiglu;
-    vnni_table.rmsnorm = dq_kernels_avx2()->rmsnorm;
-    vnni_table.rope = dq_kernels_avx2()->rope;
+    pthread_once(&vnni_once, vnni_table_init);
     return &vnni_table;
 }

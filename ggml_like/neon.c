@@ -309,9 +309,7 @@ static int64_t peak_neon(int64_t iters, int32_t *sink) {
 #define NEON_TABLE(gemm, peak, nm)                                                                  \
     {.isa = DQ_ISA_NEON, .name = nm, .use_panels = 1, .act_bias = 0, .absmax = absmax_neon, .quant = quant_neon, \
      .gemm_q8 = gemm,                                                                                  \
-     .gemm_f32 = gemm_f32_neon, .int8_peak = peak, .attn = attn_kv__vec, .to_f16 = to_f16__vec, .to_f32 = to_f32__vec, .to_q8 = to_q8__vec, .q8_to_f32 = q8_to_f32__vec, \
-     .swiglu = swiglu_f32__vec, \
-     .rmsnorm = rmsnorm_f32__vec, .rope = rope_f32__vec}
+     .gemm_f32 = gemm_f32_neon, .int8_peak = peak, DQ_VEC_F32_MEMBERS}
 static const dq_kernels tables[3] = {
     NEON_TABLE(gemm_q8_neon, peak_neon, "gemm_s8s8_1x16c4__neon, gemm_f32_4x4__neon"),
     NEON_TABLE(gemm_q8_neondot, peak_dot, "gemm_s8s8_4x16c4__neondot, gemm_f32_4x4__neon"),

@@ -119,13 +119,6 @@ static const dq_kernels table = {
     .gemm_q8 = gemm_q8_scalar,
     .gemm_f32 = gemm_f32_scalar,
     .int8_peak = int8_peak_scalar,
-    .attn = attn_kv__vec,
-    .to_f16 = to_f16__vec,
-    .to_f32 = to_f32__vec,
-    .to_q8 = to_q8__vec,
-    .q8_to_f32 = q8_to_f32__vec,
-    .swiglu = swiglu_f32__vec,
-    .rmsnorm = rmsnorm_f32__vec,
-    .rope = rope_f32__vec,
+    DQ_VEC_F32_MEMBERS,
 };
 const dq_kernels *dq_kernels_scalar(void) { return &table; }

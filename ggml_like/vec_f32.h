@@ -716,4 +716,10 @@ static float swiglu_f32__vec(float *h, const float *g, const float *u, size_t n)
     return v16_hmax(am);
 }
 
+// The members of a kernel table that come from this file: every ISA's table lists them with this
+// one macro, so a kernel added here is added to every table at once.
+#define DQ_VEC_F32_MEMBERS                                                                               \
+    .attn = attn_kv__vec, .to_f16 = to_f16__vec, .to_f32 = to_f32__vec, .to_q8 = to_q8__vec,              \
+    .q8_to_f32 = q8_to_f32__vec, .swiglu = swiglu_f32__vec, .rmsnorm = rmsnorm_f32__vec, .rope = rope_f32__vec
+
 #endif
