@@ -581,7 +581,7 @@ static void tok_range(const tok_task *a, int t0, int t1) {
             dq_rope_f32(s->q + (size_t)t * QD, H, hd, halves, cs, sn);
             dq_rope_f32(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, halves, cs, sn);
         }
-        const size_t vrow = dq_kv_row_bytes(s->vty, hd), krow = dq_kv_row_bytes(s->kty, hd);
+        const size_t vrow = dq_kv_row_bytes(s->vty, hd);
         for (uint32_t g = 0; g < c->n_kv_heads; g++) {
             // values: each head's rows in position order (the attention's value pass then reads
             // one contiguous stream; rows kv_dim apart fell into a quarter of the L1's sets and
@@ -602,8 +602,8 @@ static void tok_range(const tok_task *a, int t0, int t1) {
             if (s->kty == DQ_KV_Q8) {  // q8_0 keys: each row quantized straight into its block's lane
                 for (int t = t0; t < t1; t++) {
                     int p = a->pos + t;
-                    int8_t *blk = (int8_t *)kh + (size_t)(p / 16) * 16 * krow;
-                    dq_q8_row(blk + p % 16, 16, (float *)(blk + 16 * dq_q8_codes(hd)) + p % 16, 16, kt + (size_t)t * KD, hd);
+                    dq_q8_row((int8_t *)kh + dq_q8_key_code(p, hd), 16, (float *)(kh + dq_q8_key_scale(p, hd)), 16,
+                              kt + (size_t)t * KD, hd);
                 }
                 continue;
             }

@@ -165,6 +165,15 @@ static inline size_t dq_q8_blocks(int hd) { return ((size_t)hd + DQ_Q8_BLOCK - 1
 static inline size_t dq_kv_row_bytes(dq_kv_type t, int hd) {
     return t == DQ_KV_Q8 ? dq_q8_codes(hd) + 4 * dq_q8_blocks(hd) : (t == DQ_KV_F16 ? 2 : 4) * (size_t)hd;
 }
+// Byte offsets in a head's q8_0 key cache of key p's first code (its dimension d at + 16 d) and of
+// its first scale (run j of 32 dimensions at + 64 j): the one spelling of the layout above that
+// the cache's stores (model.c) and loads (vec_f32.h) share.
+static inline size_t dq_q8_key_code(int p, int hd) {
+    return (size_t)(p / 16) * 16 * dq_kv_row_bytes(DQ_KV_Q8, hd) + (size_t)(p % 16);
+}
+static inline size_t dq_q8_key_scale(int p, int hd) {
+    return (size_t)(p / 16) * 16 * dq_kv_row_bytes(DQ_KV_Q8, hd) + 16 * dq_q8_codes(hd) + 4 * (size_t)(p % 16);
+}
 // "f32" / "f16" / "q8_0" (llama.cpp's -ctk / -ctv names); -1 for anything else.
 int dq_kv_parse(const char *s);
 const char *dq_kv_name(dq_kv_type t);

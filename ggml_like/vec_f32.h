@@ -143,9 +143,9 @@ V16_INLINE dq_vnf vn_load_q8(const int8_t *c, dq_vnf s) {
 // Dimension d of the VN_LANES keys from lane l (a multiple of VN_LANES) of key block b (ops.h).
 V16_INLINE dq_vnf vn_load_key(const void *kt, const int T, int b, int d, int l, int hd) {
     if (T == DQ_KV_Q8) {
-        const int8_t *blk = (const int8_t *)kt + (size_t)b * 16 * dq_kv_row_bytes(DQ_KV_Q8, hd);
-        const float *sc = (const float *)(blk + 16 * dq_q8_codes(hd)) + (size_t)(d / DQ_Q8_BLOCK) * 16 + l;
-        return vn_load_q8(blk + (size_t)d * 16 + l, vn_load(sc));
+        const int8_t *k = (const int8_t *)kt;
+        const float *sc = (const float *)(k + dq_q8_key_scale(16 * b + l, hd)) + (size_t)(d / DQ_Q8_BLOCK) * 16;
+        return vn_load_q8(k + dq_q8_key_code(16 * b + l, hd) + (size_t)d * 16, vn_load(sc));
     }
     const size_t i = ((size_t)b * hd + d) * 16 + l;
     return T == DQ_KV_F16 ? vn_load_h((const uint16_t *)kt + i) : vn_load((const float *)kt + i);
