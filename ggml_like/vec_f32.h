@@ -111,8 +111,8 @@ V16_INLINE void vn_store_h(uint16_t *p, dq_vnf v) {
 #endif
 }
 V16_INLINE dq_vnf vn_set1(float a) {
-    dq_vnf v;
-    for (int i = 0; i < VN_LANES; i++) v[i] = a;
+    dq_vnf v = {a};  // every lane written below; the initializer keeps GCC's -O1 from warning
+    for (int i = 1; i < VN_LANES; i++) v[i] = a;
     return v;
 }
 // VN_LANES q8_0 codes at c widened to FP32 and multiplied by the scales s, lane by lane (each
