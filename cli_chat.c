@@ -23,6 +23,7 @@
 
 int cli_chat(int argc, char **argv);
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn_threads(const char *who, int t);  // main.c
 
 // ---------------------------------------------------------------- chat templates
 
@@ -673,10 +674,7 @@ int cli_chat(int argc, char **argv) {
     if (c.tpl->eot && c.eot_id < 0)
         note("warning: the tokenizer has no %s token; answers end at EOS or -n", c.tpl->eot);
     int batch = c.ctx < 256 ? c.ctx : 256;
-    int avail = dq_cpus_available();
-    if (threads > avail)  // as main.c's warn_threads
-        note("warning: -t %d exceeds the %d CPU%s this process may run on; expect it to be slower than -t %d", threads,
-             avail, avail == 1 ? "" : "s", avail);
+    if (threads) cli_warn_threads("dynq chat", threads);
     if ((rc = dq_state_alloc(&c.s, &c.m, c.ctx, batch, threads ? threads : dq_physical_cores(), (dq_act_scheme)act,
                              (dq_kv_type)kty, (dq_kv_type)vty, &e)))
         goto out_model;

@@ -184,17 +184,18 @@ static void warn_ctx_above_model(const dq_model *m, int ctx) {
 
 // More threads than CPUs only wait for each other (one stands idle whenever another holds a CPU
 // it needs): honoured, as llama.cpp does, with a warning. dq_physical_cores() never exceeds them.
-static void warn_threads(int t) {
+// who: the message's prefix (the program, or "dynq chat" for cli_chat.c, which calls this too).
+void cli_warn_threads(const char *who, int t) {
     int avail = dq_cpus_available();
     if (t > avail)
         fprintf(stderr, "%s: warning: -t %d exceeds the %d CPU%s this process may run on; expect it to be slower than -t %d\n",
-                g_prog, t, avail, avail == 1 ? "" : "s", avail);
+                who, t, avail, avail == 1 ? "" : "s", avail);
 }
 
 // -t, or the physical cores among the CPUs this process may use.
 static int session_threads(const session_opts *so) {
     if (!so->threads) return dq_physical_cores();
-    warn_threads(so->threads);
+    cli_warn_threads(g_prog, so->threads);
     return so->threads;
 }
 
@@ -937,7 +938,7 @@ static int cmd_bench(int argc, char **argv) {
             long v = strtol(p, &end, 10);
             if (end == p || v < 1 || v > 1024) return usage_error("bench", "invalid -t list '%s'", tlist);
             threads[nthr++] = (int)v;
-            warn_threads((int)v);
+            cli_warn_threads(g_prog, (int)v);
             p = *end == ',' ? end + 1 : end;
             if (*end && *end != ',') return usage_error("bench", "invalid -t list '%s'", tlist);
         }
