@@ -125,7 +125,7 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
 }
 
 // GEMV (one token), one panel: four 4-input groups (4 cache lines) per step, each into its own
-// accumulators, and the weights DQ_GEMV_PREFETCH bytes ahead prefetched (kernels.h).
+// accumulators, and the weights dq_gemv_prefetch_bytes ahead prefetched (kernels.h).
 static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
                        float sx, int32_t off) {
     const __m256i ones = _mm256_set1_epi16(1);

@@ -105,7 +105,7 @@ ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const 
 }
 
 // GEMV (one token): one panel at a time, so the whole matrix is read as one sequential stream
-// (measured faster here than interleaving two panel streams), prefetched DQ_GEMV_PREFETCH bytes
+// (measured faster here than interleaving two panel streams), prefetched dq_gemv_prefetch_bytes
 // ahead (kernels.h); 4 accumulators over consecutive 4-input groups hide vpdpbusd latency. kp is
 // a multiple of 64, so groups come in 16s.
 static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,

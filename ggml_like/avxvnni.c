@@ -88,7 +88,7 @@ VNNI_INLINE void vnni_ukernel(const int MR, float *y, int ldy, const int8_t *x, 
 
 // GEMV (one token), one panel: four consecutive 4-input groups per step into their own
 // accumulators, so the vpdpbusd latency chain (5 cycles) is not paid once per 64 weight bytes,
-// and the weights DQ_GEMV_PREFETCH bytes ahead prefetched (kernels.h). kp is a multiple of 64.
+// and the weights dq_gemv_prefetch_bytes ahead prefetched (kernels.h). kp is a multiple of 64.
 static void vnni_gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
                             float sx, int32_t off) {
     __m256i a[4][2];

@@ -103,15 +103,23 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 }
 
 // The GEMVs (decode: one token, every weight read once) read their panels as one sequential
-// stream and prefetch the 4 cache lines DQ_GEMV_PREFETCH bytes ahead of the 256 bytes each step
-// consumes. The hardware prefetcher alone left one core at 10-14 GB/s; 4 KiB ahead it read
-// 20-24 GB/s (Xeon model 207, stories110M decode, DYNQ_ISA=avx2 DYNQ_AVX2=plain: 95 -> ~200
-// tok/s). Past the end of a matrix the address is no pointer into it (so it is computed as an
-// integer) and the prefetch touches the next matrix or nothing: prefetches never fault.
-#define DQ_GEMV_PREFETCH 4096
+// stream and prefetch the 4 cache lines dq_gemv_prefetch_bytes ahead of the 256 bytes each step
+// consumes. The distance is the CPU's (set once by the dispatcher, dq_gemv_prefetch_for):
+// - Intel, 4 KiB: the hardware prefetcher alone left one core at 10-14 GB/s; 4 KiB ahead it read
+//   20-24 GB/s (Xeon model 207, stories110M decode, DYNQ_ISA=avx2 DYNQ_AVX2=plain: 95 -> ~200
+//   tok/s); 2 or 8 KiB read the same.
+// - AMD, 1 KiB: on a Zen 3 (EPYC, family 25 model 1), TinyLlama-shape decode (1.1 GB of int8
+//   weights), medians of alternating runs: 0.5 / 1 / 1.5 / 4 KiB gave 12.3 / 14.3 / 14.3 / 12.4
+//   tok/s at one thread and 21.7 / 24.3 / 22.9 / 20.3 at two; 1 against 4 KiB was faster in all
+//   eight pairs of an earlier set (15.2 / 23.7 against 12.8 / 19.7).
+// Past the end of a matrix the address is no pointer into it (so it is computed as an integer)
+// and the prefetch touches the next matrix or nothing: prefetches never fault.
+extern int dq_gemv_prefetch_bytes;
+int dq_gemv_prefetch_for(const char *vendor);  // the distance for a CPUID vendor string
 // lines: the cache lines a step consumes (4 in the GEMVs, 2 in the roofline's read loops).
 static inline void dq_gemv_prefetch(const void *w, int lines) {
-    for (int l = 0; l < lines; l++) __builtin_prefetch((const void *)((uintptr_t)w + DQ_GEMV_PREFETCH + 64 * l), 0, 3);
+    const uintptr_t ahead = (uintptr_t)w + (uintptr_t)dq_gemv_prefetch_bytes;
+    for (int l = 0; l < lines; l++) __builtin_prefetch((const void *)(ahead + 64 * (uintptr_t)l), 0, 3);
 }
 
 // Shared epilogue for one output: keep every ISA on this exact expression.

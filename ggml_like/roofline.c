@@ -11,7 +11,7 @@
 // Independent XOR chains over 16-byte vectors (SSE2 / NEON baseline through GCC vector
 // extensions), and on x86 with AVX2 over 32-byte ones: the loops are far faster than memory, so
 // memory is what gets measured. Each width runs plain (hardware prefetcher only) and with the
-// software prefetch the GEMVs use (dq_gemv_prefetch, DQ_GEMV_PREFETCH ahead); the best pass
+// software prefetch the GEMVs use (dq_gemv_prefetch, dq_gemv_prefetch_bytes ahead); the best pass
 // counts. Measured on the Xeon model 207, one core, 512 MiB: 12.7 GB/s plain 16-byte, 15.8 with
 // the prefetch, 16.5 with 32-byte loads and the prefetch; against the plain loop alone the
 // prefetching GEMVs showed "150 %" of the read bandwidth.
