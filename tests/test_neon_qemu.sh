@@ -21,7 +21,7 @@ sysroot=/usr/aarch64-linux-gnu
 build="${BUILD_ARM:-build-arm}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! make -s ARCH=aarch64 CC=aarch64-linux-gnu-gcc BUILD="$build" SAN= "$build/tests/test_kernels" "$build/dynq" >"$log" 2>&1; then
+if ! make -s -j"$(nproc)" ARCH=aarch64 CC=aarch64-linux-gnu-gcc BUILD="$build" SAN= "$build/tests/test_kernels" "$build/dynq" >"$log" 2>&1; then
     echo "FAIL neon_build: make ARCH=aarch64 failed:"
     tail -n 15 "$log" | sed 's/^/    /'
     exit 1
