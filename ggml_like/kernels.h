@@ -104,7 +104,7 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 
 // The GEMVs (decode: one token, every weight read once) read their panels as one sequential
 // stream and prefetch the 4 cache lines dq_gemv_prefetch_bytes ahead of the 256 bytes each step
-// consumes. The distance is the CPU's (set once by the dispatcher, dq_gemv_prefetch_for):
+// consumes. The distance is the CPU vendor's, set once by the dispatcher (dispatch.c):
 // - Intel, 4 KiB: the hardware prefetcher alone left one core at 10-14 GB/s; 4 KiB ahead it read
 //   20-24 GB/s (Xeon model 207, stories110M decode, DYNQ_ISA=avx2 DYNQ_AVX2=plain: 95 -> ~200
 //   tok/s); 2 or 8 KiB read the same.
@@ -115,7 +115,6 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // Past the end of a matrix the address is no pointer into it (so it is computed as an integer)
 // and the prefetch touches the next matrix or nothing: prefetches never fault.
 extern int dq_gemv_prefetch_bytes;
-int dq_gemv_prefetch_for(const char *vendor);  // the distance for a CPUID vendor string
 // lines: the cache lines a step consumes (4 in the GEMVs, 2 in the roofline's read loops).
 static inline void dq_gemv_prefetch(const void *w, int lines) {
     const uintptr_t ahead = (uintptr_t)w + (uintptr_t)dq_gemv_prefetch_bytes;

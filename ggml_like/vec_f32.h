@@ -129,16 +129,17 @@ VN_INLINE dq_vnf vn_set1(float a) {
 }
 // m ? a : b lane by lane (m from a comparison: all ones or all zeros).
 VN_INLINE dq_vnf vn_select(dq_vni m, dq_vnf a, dq_vnf b) { return (dq_vnf)((m & (dq_vni)a) | (~m & (dq_vni)b)); }
-// h where h > m, else m: the step of every running maximum here (a NaN h is never taken).
-VN_INLINE dq_vnf vn_max(dq_vnf m, dq_vnf h) { return vn_select(h > m, h, m); }
-VN_INLINE dq_v4f v4_max(dq_v4f m, dq_v4f h) {
-    const dq_v4i k = h > m;
-    return (dq_v4f)((k & (dq_v4i)h) | (~k & (dq_v4i)m));
-}
-VN_INLINE dq_v8f v8_max(dq_v8f m, dq_v8f h) {
-    const dq_v8i k = h > m;
-    return (dq_v8f)((k & (dq_v8i)h) | (~k & (dq_v8i)m));
-}
+// h where h > m, else m: the step of every running maximum here (a NaN h is never taken); for
+// the native vector and for the narrower steps of vn16_hmax's fold.
+#define VN_MAX_FN(name, F, I) \
+    VN_INLINE F name(F m, F h) { \
+        const I k = h > m;       \
+        return (F)((k & (I)h) | (~k & (I)m)); \
+    }
+VN_MAX_FN(vn_max, dq_vnf, dq_vni)
+VN_MAX_FN(v4_max, dq_v4f, dq_v4i)
+VN_MAX_FN(v8_max, dq_v8f, dq_v8i)
+#undef VN_MAX_FN
 // |v| (the sign bit cleared) folded into the running maximum a, lane by lane (NaNs ignored).
 VN_INLINE dq_vnf vn_absmax_acc(dq_vnf a, dq_vnf v) { return vn_max(a, (dq_vnf)((dq_vni)v & 0x7fffffff)); }
 // VN_LANES q8_0 codes at c widened to FP32 and multiplied by the scales s, lane by lane (each
@@ -635,7 +636,6 @@ static void to_f32__vec(float *dst, const uint16_t *src, size_t n) {
     for (; i + VN_LANES <= n; i += VN_LANES) vn_store(dst + i, vn_load_h(src + i));
     for (; i < n; i++) dst[i] = dq_f16_to_f32(src[i]);
 }
-
 
 #undef ATTN_MIX
 #undef ATTN_MQ
