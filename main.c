@@ -968,6 +968,24 @@ static int cmd_bench(int argc, char **argv) {
             st ^= st << 13, st ^= st >> 7, st ^= st << 17;
             toks[i] = (int32_t)(st % m.c.vocab);
         }
+        const dq_config *c = &m.c;
+        double layer_params = (double)c->n_layers * ((double)c->dim * c->n_heads * c->head_dim * 2 +
+                                                     (double)c->dim * c->n_kv_heads * c->head_dim * 2 +
+                                                     3.0 * c->dim * c->ffn_dim);
+        double cls_params = (double)c->vocab * c->dim;
+        double wbytes = (double)dq_model_weight_bytes(&m);
+        // --roofline: a read pass and an int8 peak pass after each repetition, each repetition's
+        // fractions from the pair (the host's speed drifts; two figures taken together drift alike)
+        dq_read_probe *probe = NULL;
+        int64_t peak_iters = 0;
+        double *pair = roofline ? malloc(sizeof(double) * 2 * (size_t)reps) : NULL;
+        if (roofline && (!pair || dq_read_probe_new(&probe, wbytes > (double)(64 << 20) ? (size_t)wbytes : (size_t)64 << 20))) {
+            free(toks), free(pp), free(tg), free(pair);
+            dq_state_free(&s), dq_model_free(&m);
+            DQ_ERR(&e, DQ_ENOMEM, "out of memory for the read-bandwidth buffer");
+            return fail(&e);
+        }
+        if (roofline) dq_roofline_int8_gops_passes(s.pool, NULL, &peak_iters, 0);  // finds the loop length
         // One warm-up round (page cache, the mapping's page tables, thread start-up), then the timed ones.
         for (int r = -1; r < reps && !rc; r++) {
             double t0 = dq_now();
@@ -975,18 +993,19 @@ static int cmd_bench(int argc, char **argv) {
             double t1 = dq_now();
             for (int i = 0; i < n_tg && !rc; i++) rc = dq_forward(&m, &s, &toks[n_pp + i], 1, n_pp + i, DQ_LOGITS_LAST, &e);
             double t2 = dq_now();
-            if (r >= 0) pp[r] = n_pp / (t1 - t0), tg[r] = n_tg / (t2 - t1);
+            if (r < 0) continue;
+            pp[r] = n_pp / (t1 - t0), tg[r] = n_tg / (t2 - t1);
+            if (roofline) {
+                pair[r] = wbytes * tg[r] / 1e9 / dq_read_probe_gbps(probe, s.pool, 1);
+                pair[reps + r] = 2.0 * (layer_params * pp[r] + cls_params * pp[r] / n_pp) / 1e9 /
+                                 dq_roofline_int8_gops_passes(s.pool, NULL, &peak_iters, 1);
+            }
         }
         if (!rc) {
-            const dq_config *c = &m.c;
-            double layer_params = (double)c->n_layers * ((double)c->dim * c->n_heads * c->head_dim * 2 +
-                                                         (double)c->dim * c->n_kv_heads * c->head_dim * 2 +
-                                                         3.0 * c->dim * c->ffn_dim);
-            double cls_params = (double)c->vocab * c->dim;
-            double wbytes = (double)dq_model_weight_bytes(&m);
             double pps = median(pp, reps), tgs = median(tg, reps);
             double pp_gops = 2.0 * (layer_params * n_pp + cls_params) * (pps / n_pp) / 1e9;
             double tg_gbps = wbytes * tgs / 1e9;
+            double tg_pair = roofline ? median(pair, reps) : 0, pp_pair = roofline ? median(pair + reps, reps) : 0;
             // what a generated token also reads: the key and value caches of every layer up to its
             // position (positions n_pp .. n_pp + n_tg - 1, so on average n_pp + (n_tg + 1) / 2)
             double kv_bytes = (double)(dq_kv_row_bytes(s.kty, (int)c->head_dim) + dq_kv_row_bytes(s.vty, (int)c->head_dim)) *
@@ -998,7 +1017,7 @@ static int cmd_bench(int argc, char **argv) {
                 // a buffer the size of the weights: on a CPU whose last-level cache holds part of them,
                 // decode reads that part from the cache too; and, for weights under 512 MiB, 512 MiB
                 // (memory alone, as far as the caches go)
-                read_gbps = dq_roofline_read_gbps(s.pool, wbytes > (double)(64 << 20) ? (size_t)wbytes : (size_t)64 << 20);
+                read_gbps = dq_read_probe_gbps(probe, s.pool, 3);
                 read_big_gbps = wbytes < (double)(512 << 20) ? dq_roofline_read_gbps(s.pool, 0) : read_gbps;
                 peak = dq_roofline_int8_gops(s.pool, &measured);
             }
@@ -1016,8 +1035,9 @@ static int cmd_bench(int argc, char **argv) {
                        dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge);
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
-                           "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f",
-                           read_gbps, read_big_gbps, peak, tg_gbps / read_gbps, pp_gops / peak);
+                           "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f, \"tg_bw_fraction_paired\": %.4f, "
+                           "\"pp_peak_fraction_paired\": %.4f",
+                           read_gbps, read_big_gbps, peak, tg_gbps / read_gbps, pp_gops / peak, tg_pair, pp_pair);
                 printf("}\n");
             } else {
                 char hbuf[32];
@@ -1030,13 +1050,15 @@ static int cmd_bench(int argc, char **argv) {
                        tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf);
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "
-                           "with the KV cache); int8 peak %.1f GOPS -> pp at %.0f %%\n",
+                           "with the KV cache); int8 peak %.1f GOPS -> pp at %.0f %%\n"
+                           "  paired (a read and a peak pass after each repetition, median of the ratios): tg at %.0f %%, pp at %.0f %%\n",
                            read_gbps, read_big_gbps, 100 * tg_gbps / read_gbps, 100 * tg_all_gbps / read_gbps, peak,
-                           100 * pp_gops / peak);
+                           100 * pp_gops / peak, 100 * tg_pair, 100 * pp_pair);
             }
             fflush(stdout);
         }
-        free(toks), free(pp), free(tg);
+        free(toks), free(pp), free(tg), free(pair);
+        dq_read_probe_free(probe);
         dq_state_free(&s);
         dq_model_free(&m);
         if (rc) return fail(&e);

@@ -2,6 +2,7 @@
 #include "roofline.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -65,31 +66,60 @@ static void bw_task(void *arg, int ith, int nth) {
     c->sink[ith & 63] = bw_loop16(b, e, c->variant & 1);
 }
 
-double dq_roofline_read_gbps(dq_pool *pool, size_t bytes) {
+struct dq_read_probe {
+    uint8_t *buf;
+    size_t bytes;
+};
+
+int dq_read_probe_new(dq_read_probe **out, size_t bytes) {
+    *out = NULL;
     if (!bytes) bytes = (size_t)512 << 20;
     bytes &= ~(size_t)4095;
-    // Anonymous mapping with huge pages requested: the best case for TLB behaviour (the model's
-    // weights are read from the mapped file in 4 KiB pages), so the fraction reached does not
-    // flatter; every page is written before timing.
-    uint8_t *buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return -1.0;
+    dq_read_probe *rp = calloc(1, sizeof *rp);
+    if (!rp) return DQ_ENOMEM;
+    // Anonymous mapping with huge pages requested: the best case for TLB behaviour, so the
+    // fraction reached does not flatter; every page is written before timing.
+    rp->buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (rp->buf == MAP_FAILED) {
+        free(rp);
+        return DQ_ENOMEM;
+    }
 #ifdef MADV_HUGEPAGE
-    madvise(buf, bytes, MADV_HUGEPAGE);
+    madvise(rp->buf, bytes, MADV_HUGEPAGE);
 #endif
-    for (size_t i = 0; i < bytes; i += 4096) buf[i] = (uint8_t)i;
-    bw_ctx c = {.buf = buf, .bytes = bytes};
+    for (size_t i = 0; i < bytes; i += 4096) rp->buf[i] = (uint8_t)(i >> 12);
+    rp->bytes = bytes;
+    *out = rp;
+    return 0;
+}
+
+double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
+    bw_ctx c = {.buf = rp->buf, .bytes = rp->bytes};
     double best = 0;
     // 32-byte loads only where the chosen kernels imply AVX2 (every x86 ISA but scalar)
     const int variants = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR ? 4 : 2;
-    for (int rep = 0; rep < 3 * variants; rep++) {
+    for (int rep = 0; rep < rounds * variants; rep++) {
         c.variant = rep % variants;
         double t0 = dq_now();
         dq_pool_run(pool, bw_task, &c);
         double dt = dq_now() - t0;
-        double gbps = (double)(bytes / (size_t)dq_pool_nthreads(pool) & ~(size_t)127) * dq_pool_nthreads(pool) / dt / 1e9;
+        double gbps = (double)(rp->bytes / (size_t)dq_pool_nthreads(pool) & ~(size_t)127) * dq_pool_nthreads(pool) / dt / 1e9;
         if (gbps > best) best = gbps;
     }
-    munmap(buf, bytes);
+    return best;
+}
+
+void dq_read_probe_free(dq_read_probe *rp) {
+    if (!rp) return;
+    munmap(rp->buf, rp->bytes);
+    free(rp);
+}
+
+double dq_roofline_read_gbps(dq_pool *pool, size_t bytes) {
+    dq_read_probe *rp;
+    if (dq_read_probe_new(&rp, bytes)) return -1.0;
+    double best = dq_read_probe_gbps(rp, pool, 3);
+    dq_read_probe_free(rp);
     return best;
 }
 
@@ -106,20 +136,20 @@ static void peak_task(void *arg, int ith, int nth) {
     atomic_fetch_add(&c->ops, c->K->int8_peak(c->iters, &c->sink[ith & 63]));
 }
 
-double dq_roofline_int8_gops(dq_pool *pool, dq_isa *isa) {
+double dq_roofline_int8_gops_passes(dq_pool *pool, dq_isa *isa, int64_t *iters, int passes) {
     const dq_kernels *K = dq_kernels_current();
     if (isa) *isa = K->isa;
-    peak_ctx c = {.K = K, .iters = 1000};
-    // Grow the loop until one run takes >= 50 ms, then keep the best of 5.
-    for (;;) {
+    peak_ctx c = {.K = K, .iters = *iters > 0 ? *iters : 1000};
+    // Grow the loop until one run takes >= 50 ms (first call), then keep the best of `passes`.
+    while (*iters <= 0) {
         double t0 = dq_now();
         atomic_store(&c.ops, 0);
         dq_pool_run(pool, peak_task, &c);
-        if (dq_now() - t0 >= 0.05 || c.iters > ((int64_t)1 << 40)) break;
-        c.iters *= 4;
+        if (dq_now() - t0 >= 0.05 || c.iters > ((int64_t)1 << 40)) *iters = c.iters;
+        else c.iters *= 4;
     }
     double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
+    for (int rep = 0; rep < passes; rep++) {
         atomic_store(&c.ops, 0);
         double t0 = dq_now();
         dq_pool_run(pool, peak_task, &c);
@@ -127,4 +157,9 @@ double dq_roofline_int8_gops(dq_pool *pool, dq_isa *isa) {
         if (g > best) best = g;
     }
     return best;
+}
+
+double dq_roofline_int8_gops(dq_pool *pool, dq_isa *isa) {
+    int64_t iters = 0;
+    return dq_roofline_int8_gops_passes(pool, isa, &iters, 5);
 }

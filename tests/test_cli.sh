@@ -232,10 +232,12 @@ if [ -x /usr/bin/python3 ]; then
     if "$DYNQ" bench -m "$T/s8.dynq" -p 8 -n 4 -t 1,2 -r 1 --roofline --json > "$T/rj" 2>/dev/null &&
         /usr/bin/python3 -c 'import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-need = ("pp_tok_s", "tg_tok_s", "tg_gbps", "tg_kv_gbps", "pp_gops", "read_gbps", "read_512mib_gbps", "int8_peak_gops", "tg_bw_fraction", "pp_peak_fraction")
+need = ("pp_tok_s", "tg_tok_s", "tg_gbps", "tg_kv_gbps", "pp_gops", "read_gbps", "read_512mib_gbps", "int8_peak_gops", "tg_bw_fraction", "pp_peak_fraction",
+        "tg_bw_fraction_paired", "pp_peak_fraction_paired")
 ok = [r["threads"] for r in rows] == [1, 2] and all(r[k] > 0 for r in rows for k in need)
 ok = ok and all(abs(r["tg_bw_fraction"] - r["tg_gbps"] / r["read_gbps"]) < 1e-3 for r in rows)
 ok = ok and all(r["tg_kv_gbps"] > r["tg_gbps"] for r in rows)
+ok = ok and all(r[k] < 10 for r in rows for k in ("tg_bw_fraction_paired", "pp_peak_fraction_paired"))
 ok = ok and all(0 <= r["pool_backoffs"] <= r["pool_stalls"] for r in rows) and rows[0]["pool_stalls"] == 0
 sys.exit(0 if ok else 1)' "$T/rj" 2>/dev/null
     then ok bench_roofline_json; else bad bench_roofline_json "$(head -c 400 "$T/rj")"; fi
