@@ -147,6 +147,32 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
+// GEMV over NP panels side by side: NP weight streams 16 kp bytes apart, one 4-input group of
+// each per step (the activations' broadcast shared), no software prefetch: the hardware
+// prefetchers follow the four streams (kernels.h: dq_gemv_streams).
+ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p,
+                               int row, int n, float sx, int32_t off) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a[4][2];
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; q++) a[q][0] = a[q][1] = _mm256_setzero_si256();
+    for (int s = 0; s < kp / 4; s++) {
+        const __m256i xb = _mm256_set1_epi32(load4(x + 4 * s));
+#pragma GCC unroll 4
+        for (int q = 0; q < NP; q++) {
+            const int8_t *w = wp + (size_t)q * 16 * kp + (size_t)s * 64;
+            __m256i w0 = _mm256_loadu_si256((const void *)w), w1 = _mm256_loadu_si256((const void *)(w + 32));
+            a[q][0] = dot4(a[q][0], _mm256_abs_epi8(w0), w0, xb, ones);
+            a[q][1] = dot4(a[q][1], _mm256_abs_epi8(w1), w1, xb, ones);
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; q++) {
+        store_rows(y, a[q][0], row + 16 * q, n, p, sx, off);
+        store_rows(y, a[q][1], row + 16 * q + 8, n, p, sx, off);
+    }
+}
+
 // Panels up to 128 KiB get their |w| precomputed, on the stack of the calling thread (the pool's
 // threads have glibc's default stack: RLIMIT_STACK, 8 MiB usually, 2 MiB when unlimited).
 #define ABS_MAX_KP 8192
@@ -160,7 +186,12 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        for (int i = i0; i < i1; i += 16)
+        int i = i0;
+        if (dq_gemv_streams == 4)
+            for (; i + 64 <= i1; i += 64)
+                gemv_panels(4, y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
+                            qa->scale[t0], qa->off[t0]);
+        for (; i < i1; i += 16)
             gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
                        qa->scale[t0], qa->off[t0]);
         return;

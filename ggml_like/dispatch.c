@@ -62,13 +62,17 @@ static struct {
 
 static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing in init_once
 
-// The GEMVs' software prefetch distance (kernels.h); 4 KiB until init_once has probed the CPU.
+// The GEMVs' software prefetch distance and the AVX2 GEMV's panel streams (kernels.h); Intel's
+// until init_once has probed the CPU.
 int dq_gemv_prefetch_bytes = 4096;
+int dq_gemv_streams = 1;
 static int gemv_prefetch_for(const char *vendor) { return strcmp(vendor, "AuthenticAMD") == 0 ? 1024 : 4096; }
+static int gemv_streams_for(const char *vendor) { return strcmp(vendor, "AuthenticAMD") == 0 ? 4 : 1; }
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);
     dq_gemv_prefetch_bytes = gemv_prefetch_for(g.cpu.vendor);
+    dq_gemv_streams = gemv_streams_for(g.cpu.vendor);
     if (dq_isa_supported(&g.cpu, DQ_ISA_AMX) && built_table(DQ_ISA_AMX)) g.cpu.amx_perm = dq_cpu_request_amx();
     const char *force = getenv("DYNQ_ISA");
     if (force && *force) {
@@ -153,7 +157,7 @@ void dq_cpu_describe(char *buf, size_t cap) {
     if (g.status != DQ_OK) OUT("chosen: none (%s)\n", g.msg);
     else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
              g.K->name);
-    OUT("gemv prefetch: %d bytes ahead\n", dq_gemv_prefetch_bytes);
+    OUT("gemv prefetch: %d bytes ahead; avx2 gemv panel streams: %d\n", dq_gemv_prefetch_bytes, dq_gemv_streams);
     int avail = dq_cpus_available();
     OUT("threads: default -t %d (physical cores among the %d CPU%s this process may run on)\n", dq_physical_cores(), avail,
         avail == 1 ? "" : "s");

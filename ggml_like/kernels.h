@@ -115,6 +115,15 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // Past the end of a matrix the address is no pointer into it (so it is computed as an integer)
 // and the prefetch touches the next matrix or nothing: prefetches never fault.
 extern int dq_gemv_prefetch_bytes;
+// How many panels the AVX2 GEMV reads side by side: 1 (Intel: the one stream above) or 4 (AMD:
+// four streams, 16 kp bytes apart, and no software prefetch), set by the dispatcher by vendor.
+// On the Zen 3, one thread: a throw-away microbenchmark over 256 MiB of k = 2048 panels read
+// 16-17 GB/s with one stream whatever the prefetch, 20-22 with four without it (18-21 with it);
+// TinyLlama-shape decode, alternating runs, medians: 13.8 -> 17.9 tok/s at one thread, 23.0 ->
+// 24.9 at two; stories110M shape 142 -> 144 and 222 -> 237 (its 12 KiB panels gain least).
+// Intel keeps one stream: the AVX-512 GEMV's two interleaved panel streams measured slower there
+// (avx512vnni.c); the four-stream form is untried on Intel.
+extern int dq_gemv_streams;
 // lines: the cache lines a step consumes (4 in the GEMVs, 2 in the roofline's read loops).
 static inline void dq_gemv_prefetch(const void *w, int lines) {
     const uintptr_t ahead = (uintptr_t)w + (uintptr_t)dq_gemv_prefetch_bytes;

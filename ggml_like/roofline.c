@@ -15,13 +15,16 @@
 // software prefetch the GEMVs use (dq_gemv_prefetch, dq_gemv_prefetch_bytes ahead); the best pass
 // counts. Measured on the Xeon model 207, one core, 512 MiB: 12.7 GB/s plain 16-byte, 15.8 with
 // the prefetch, 16.5 with 32-byte loads and the prefetch; against the plain loop alone the
-// prefetching GEMVs showed "150 %" of the read bandwidth.
+// prefetching GEMVs showed "150 %" of the read bandwidth. A third form reads four streams side by
+// side (each thread's share cut in quarters, hardware prefetcher only), as the AVX2 GEMV does on
+// AMD (kernels.h, dq_gemv_streams): on the Zen 3 one stream read 14-17 GB/s at one thread
+// whatever the prefetch, four streams 20-22.
 typedef long long v2i __attribute__((vector_size(16)));
 
 typedef struct bw_ctx {
     const uint8_t *buf;
     size_t bytes;
-    int variant;  // bit 0: software prefetch; bit 1: 32-byte loads
+    int variant;  // bit 0: software prefetch; bit 1: 32-byte loads; bit 2: four streams (no prefetch)
     v2i sink[64];
 } bw_ctx;
 
@@ -33,6 +36,21 @@ static v2i bw_loop16(const uint8_t *b, const uint8_t *e, int prefetch) {
         a0 ^= p[0], a1 ^= p[1], a2 ^= p[2], a3 ^= p[3];
         a4 ^= p[4], a5 ^= p[5], a6 ^= p[6], a7 ^= p[7];
     }
+    return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
+}
+
+// Four streams side by side, as the AVX2 GEMV reads four weight panels: the range in groups of
+// four BW_PANEL-byte blocks, each group walked as four streams, 64 bytes of each per step.
+#define BW_PANEL 16384
+static v2i bw_loop16x4(const uint8_t *b, const uint8_t *e) {
+    v2i a0 = {0, 0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (; b + 4 * BW_PANEL <= e; b += 4 * BW_PANEL)
+        for (size_t i = 0; i < BW_PANEL; i += 64) {
+            const v2i *p0 = (const v2i *)(b + i), *p1 = (const v2i *)(b + BW_PANEL + i);
+            const v2i *p2 = (const v2i *)(b + 2 * BW_PANEL + i), *p3 = (const v2i *)(b + 3 * BW_PANEL + i);
+            a0 ^= p0[0] ^ p0[1], a1 ^= p0[2] ^ p0[3], a2 ^= p1[0] ^ p1[1], a3 ^= p1[2] ^ p1[3];
+            a4 ^= p2[0] ^ p2[1], a5 ^= p2[2] ^ p2[3], a6 ^= p3[0] ^ p3[1], a7 ^= p3[2] ^ p3[3];
+        }
     return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
 }
 
@@ -49,17 +67,40 @@ __attribute__((target("avx2"))) static v2i bw_loop32(const uint8_t *b, const uin
     a0 ^= a1 ^ a2 ^ a3;
     return (v2i){a0[0] ^ a0[2], a0[1] ^ a0[3]};
 }
+__attribute__((target("avx2"))) static v2i bw_loop32x4(const uint8_t *b, const uint8_t *e) {
+    v4i a0 = {0}, a1 = a0, a2 = a0, a3 = a0;
+    for (; b + 4 * BW_PANEL <= e; b += 4 * BW_PANEL)
+        for (size_t i = 0; i < BW_PANEL; i += 64) {
+            const v4i *p0 = (const v4i *)(b + i), *p1 = (const v4i *)(b + BW_PANEL + i);
+            const v4i *p2 = (const v4i *)(b + 2 * BW_PANEL + i), *p3 = (const v4i *)(b + 3 * BW_PANEL + i);
+            a0 ^= p0[0] ^ p0[1], a1 ^= p1[0] ^ p1[1], a2 ^= p2[0] ^ p2[1], a3 ^= p3[0] ^ p3[1];
+        }
+    a0 ^= a1 ^ a2 ^ a3;
+    return (v2i){a0[0] ^ a0[2], a0[1] ^ a0[3]};
+}
 #else
 #define BW_WIDE 0
 #endif
 
+// Each thread's share: a multiple of 64 KiB (whole groups of four blocks).
+static size_t bw_share(size_t bytes, int nth) { return (bytes / (size_t)nth) & ~(size_t)(4 * BW_PANEL - 1); }
+
 static void bw_task(void *arg, int ith, int nth) {
     bw_ctx *c = arg;
-    size_t per = (c->bytes / (size_t)nth) & ~(size_t)127;
+    size_t per = bw_share(c->bytes, nth);
     const uint8_t *b = c->buf + per * (size_t)ith, *e = b + per;
 #if BW_WIDE
+    if (c->variant & 4) {
+        c->sink[ith & 63] = c->variant & 2 ? bw_loop32x4(b, e) : bw_loop16x4(b, e);
+        return;
+    }
     if (c->variant & 2) {
         c->sink[ith & 63] = bw_loop32(b, e, c->variant & 1);
+        return;
+    }
+#else
+    if (c->variant & 4) {
+        c->sink[ith & 63] = bw_loop16x4(b, e);
         return;
     }
 #endif
@@ -97,13 +138,16 @@ double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
     bw_ctx c = {.buf = rp->buf, .bytes = rp->bytes};
     double best = 0;
     // 32-byte loads only where the chosen kernels imply AVX2 (every x86 ISA but scalar)
-    const int variants = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR ? 4 : 2;
+    static const int narrow[] = {0, 1, 4}, wide[] = {0, 1, 2, 3, 4, 6};
+    const int use_wide = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR;
+    const int *vs = use_wide ? wide : narrow, variants = use_wide ? 6 : 3;
+    const int nth = dq_pool_nthreads(pool);
     for (int rep = 0; rep < rounds * variants; rep++) {
-        c.variant = rep % variants;
+        c.variant = vs[rep % variants];
         double t0 = dq_now();
         dq_pool_run(pool, bw_task, &c);
         double dt = dq_now() - t0;
-        double gbps = (double)(rp->bytes / (size_t)dq_pool_nthreads(pool) & ~(size_t)127) * dq_pool_nthreads(pool) / dt / 1e9;
+        double gbps = (double)bw_share(rp->bytes, nth) * nth / dt / 1e9;
         if (gbps > best) best = gbps;
     }
     return best;

@@ -231,6 +231,31 @@ static void kc_check_absmax(const dq_kernels *K, const char *label) {
     printf("ok %s (lengths 0..70, NaN, -0, -inf)\n", name);
 }
 
+// The GEMV (M = 1) reads one panel at a time or four side by side (dq_gemv_streams, set by CPU
+// vendor; AVX2): both, whatever this CPU's vendor, on shapes with several groups of four panels
+// and a ragged rest, symmetric and asymmetric activations.
+static void kc_check_gemv_streams(const dq_kernels *K, const char *label, dq_pool *pool) {
+    static const int shapes[][2] = {{64, 65}, {97, 768}, {300, 129}, {1000, 300}, {1024, 2048}};
+    const int nshapes = (int)(sizeof shapes / sizeof *shapes), saved = dq_gemv_streams;
+    char name[128], why[600];
+    int bad = 0;
+    for (int st = 1; st <= 4 && !bad; st += 3) {
+        dq_gemv_streams = st;
+        for (int i = 0; i < nshapes && !bad; i++) {
+            int n = shapes[i][0], k = shapes[i][1];
+            if (kc_one(K, pool, 1, n, k, i % 3, (i + 1) % 3, (dq_act_scheme)(i % 2), i % 4, why, sizeof why)) {
+                snprintf(name, sizeof name, "%s_gemv_streams", label);
+                KC_FAIL(name, "streams=%d n=%d k=%d: %s", st, n, k, why);
+                bad = 1;
+            }
+        }
+    }
+    dq_gemv_streams = saved;
+    if (!bad)
+        printf("ok %s_gemv_streams (M = 1, one and four panel streams, %d shapes each, bit-identical to scalar)\n", label,
+               nshapes);
+}
+
 // The sweep: M = 1..97 tokens, odd N, K not a multiple of 64, extremes, zero rows/scales.
 static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool, int quick) {
     static const int ms[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 97};
@@ -238,6 +263,7 @@ static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool
     static const int ks[] = {1, 3, 4, 63, 64, 65, 129, 200, 256, 300};
     char name[128], why[600];
     kc_check_absmax(K, label);
+    if (!quick) kc_check_gemv_streams(K, label, pool);
     for (int sch = 0; sch < 4; sch++) {
         int bad = 0, cases = 0;
         for (int a = 0; a < (int)(sizeof ms / sizeof *ms) && !bad; a++) {
