@@ -147,11 +147,11 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
-// GEMV over NP panels side by side: NP weight streams 16 kp bytes apart, one 4-input group of
-// each per step (the activations' broadcast shared), no software prefetch: the hardware
-// prefetchers follow the four streams (kernels.h: dq_gemv_streams).
-ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p,
-                               int row, int n, float sx, int32_t off) {
+// GEMV over NP panels side by side (those starting at rows[0..NP-1]): NP weight streams, one
+// 4-input group of each per step (the activations' broadcast shared), no software prefetch: the
+// hardware prefetchers follow the streams (kernels.h: dq_gemv_streams).
+ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, const int *rows, const dq_wpack *p,
+                               int n, float sx, int32_t off) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i a[4][2];
 #pragma GCC unroll 4
@@ -160,7 +160,7 @@ ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, 
         const __m256i xb = _mm256_set1_epi32(load4(x + 4 * s));
 #pragma GCC unroll 4
         for (int q = 0; q < NP; q++) {
-            const int8_t *w = wp + (size_t)q * 16 * kp + (size_t)s * 64;
+            const int8_t *w = p->panels + (size_t)rows[q] * kp + (size_t)s * 64;
             __m256i w0 = _mm256_loadu_si256((const void *)w), w1 = _mm256_loadu_si256((const void *)(w + 32));
             a[q][0] = dot4(a[q][0], _mm256_abs_epi8(w0), w0, xb, ones);
             a[q][1] = dot4(a[q][1], _mm256_abs_epi8(w1), w1, xb, ones);
@@ -168,8 +168,8 @@ ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, 
     }
 #pragma GCC unroll 4
     for (int q = 0; q < NP; q++) {
-        store_rows(y, a[q][0], row + 16 * q, n, p, sx, off);
-        store_rows(y, a[q][1], row + 16 * q + 8, n, p, sx, off);
+        store_rows(y, a[q][0], rows[q], n, p, sx, off);
+        store_rows(y, a[q][1], rows[q] + 8, n, p, sx, off);
     }
 }
 
@@ -187,10 +187,15 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
         int i = i0;
-        if (dq_gemv_streams == 4)
-            for (; i + 64 <= i1; i += 64)
-                gemv_panels(4, y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
-                            qa->scale[t0], qa->off[t0]);
+        if (dq_gemv_streams == 4) {  // the tile's whole panels in four runs, walked side by side (a
+                                     // stream of consecutive panels each: the longer, the faster)
+            const int run = (i1 - i0) / 64;
+            for (int j = 0; j < run; j++) {
+                const int rows[4] = {i0 + 16 * j, i0 + 16 * (j + run), i0 + 16 * (j + 2 * run), i0 + 16 * (j + 3 * run)};
+                gemv_panels(4, y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0], qa->off[t0]);
+            }
+            i = i0 + 64 * run;
+        }
         for (; i < i1; i += 16)
             gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
                        qa->scale[t0], qa->off[t0]);

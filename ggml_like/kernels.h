@@ -116,13 +116,16 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // and the prefetch touches the next matrix or nothing: prefetches never fault.
 extern int dq_gemv_prefetch_bytes;
 // How many panels the AVX2 GEMV reads side by side: 1 (Intel: the one stream above) or 4 (AMD:
-// four streams, 16 kp bytes apart, and no software prefetch), set by the dispatcher by vendor.
-// On the Zen 3, one thread: a throw-away microbenchmark over 256 MiB of k = 2048 panels read
-// 16-17 GB/s with one stream whatever the prefetch, 20-22 with four without it (18-21 with it);
-// TinyLlama-shape decode, alternating runs, medians: 13.8 -> 17.9 tok/s at one thread, 23.0 ->
-// 24.9 at two; stories110M shape 142 -> 144 and 222 -> 237 (its 12 KiB panels gain least).
-// Intel keeps one stream: the AVX-512 GEMV's two interleaved panel streams measured slower there
-// (avx512vnni.c); the four-stream form is untried on Intel.
+// a tile's panels cut in four runs of consecutive panels, walked together as four streams, no
+// software prefetch), set by the dispatcher by vendor. Zen 3, one thread: a throw-away
+// microbenchmark over 256 MiB of k = 2048 panels read 16-17 GB/s with one stream whatever the
+// prefetch, 20-22 with four (four neighbouring panels at a time, 18-21 with the prefetch);
+// decode, alternating runs of three builds (one stream / four neighbouring panels / four runs),
+// medians: TinyLlama shape 13.2 / 16.7 / 17.2 tok/s at one thread and 18.8 / 22.4 / 23.1 at two;
+// stories110M shape 133 / 135 / 144 at one thread (its 12 KiB panels made short streams when
+// four neighbours were read together; within a matrix, k = 768 read 15.6 GB/s that way, k = 2048
+// 18.2), 192-194 for all three at two threads. Intel keeps one stream: the AVX-512 GEMV's two
+// interleaved panel streams measured slower there (avx512vnni.c); four are untried on Intel.
 extern int dq_gemv_streams;
 // lines: the cache lines a step consumes (4 in the GEMVs, 2 in the roofline's read loops).
 static inline void dq_gemv_prefetch(const void *w, int lines) {
