@@ -16,9 +16,9 @@
 // counts. Measured on the Xeon model 207, one core, 512 MiB: 12.7 GB/s plain 16-byte, 15.8 with
 // the prefetch, 16.5 with 32-byte loads and the prefetch; against the plain loop alone the
 // prefetching GEMVs showed "150 %" of the read bandwidth. A third form reads four streams side by
-// side (each thread's share cut in quarters, hardware prefetcher only), as the AVX2 GEMV does on
-// AMD (kernels.h, dq_gemv_streams): on the Zen 3 one stream read 14-17 GB/s at one thread
-// whatever the prefetch, four streams 20-22.
+// side (hardware prefetcher only), as the AVX2 GEMV does on AMD (kernels.h, dq_gemv_streams): on
+// the Zen 3, one thread, a weights-sized buffer (105 MiB), the one-stream loops read 14-19 GB/s,
+// four streams 20-22 (18-19 against 14-18 over 512 MiB).
 typedef long long v2i __attribute__((vector_size(16)));
 
 typedef struct bw_ctx {
