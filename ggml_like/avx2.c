@@ -147,19 +147,19 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
-// GEMV over NP panels side by side (those starting at rows[0..NP-1]): NP weight streams, one
+// GEMV over four panels side by side (those starting at rows[0..3]): four weight streams, one
 // 4-input group of each per step (the activations' broadcast shared), no software prefetch: the
 // hardware prefetchers follow the streams (kernels.h: dq_gemv_streams).
-ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, const int *rows, const dq_wpack *p,
-                               int n, float sx, int32_t off) {
+ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, const int rows[4], const dq_wpack *p, int n, float sx,
+                               int32_t off) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i a[4][2];
 #pragma GCC unroll 4
-    for (int q = 0; q < NP; q++) a[q][0] = a[q][1] = _mm256_setzero_si256();
+    for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = _mm256_setzero_si256();
     for (int s = 0; s < kp / 4; s++) {
         const __m256i xb = _mm256_set1_epi32(load4(x + 4 * s));
 #pragma GCC unroll 4
-        for (int q = 0; q < NP; q++) {
+        for (int q = 0; q < 4; q++) {
             const int8_t *w = p->panels + (size_t)rows[q] * kp + (size_t)s * 64;
             __m256i w0 = _mm256_loadu_si256((const void *)w), w1 = _mm256_loadu_si256((const void *)(w + 32));
             a[q][0] = dot4(a[q][0], _mm256_abs_epi8(w0), w0, xb, ones);
@@ -167,7 +167,7 @@ ALWAYS_INLINE void gemv_panels(const int NP, float *y, const int8_t *x, int kp, 
         }
     }
 #pragma GCC unroll 4
-    for (int q = 0; q < NP; q++) {
+    for (int q = 0; q < 4; q++) {
         store_rows(y, a[q][0], rows[q], n, p, sx, off);
         store_rows(y, a[q][1], rows[q] + 8, n, p, sx, off);
     }
@@ -192,7 +192,7 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
             const int run = (i1 - i0) / 64;
             for (int j = 0; j < run; j++) {
                 const int rows[4] = {i0 + 16 * j, i0 + 16 * (j + run), i0 + 16 * (j + 2 * run), i0 + 16 * (j + 3 * run)};
-                gemv_panels(4, y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0], qa->off[t0]);
+                gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0], qa->off[t0]);
             }
             i = i0 + 64 * run;
         }

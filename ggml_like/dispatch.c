@@ -66,13 +66,12 @@ static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing
 // until init_once has probed the CPU.
 int dq_gemv_prefetch_bytes = 4096;
 int dq_gemv_streams = 1;
-static int gemv_prefetch_for(const char *vendor) { return strcmp(vendor, "AuthenticAMD") == 0 ? 1024 : 4096; }
-static int gemv_streams_for(const char *vendor) { return strcmp(vendor, "AuthenticAMD") == 0 ? 4 : 1; }
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);
-    dq_gemv_prefetch_bytes = gemv_prefetch_for(g.cpu.vendor);
-    dq_gemv_streams = gemv_streams_for(g.cpu.vendor);
+    const int amd = strcmp(g.cpu.vendor, "AuthenticAMD") == 0;
+    dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
+    dq_gemv_streams = amd ? 4 : 1;
     if (dq_isa_supported(&g.cpu, DQ_ISA_AMX) && built_table(DQ_ISA_AMX)) g.cpu.amx_perm = dq_cpu_request_amx();
     const char *force = getenv("DYNQ_ISA");
     if (force && *force) {

@@ -89,22 +89,14 @@ static void bw_task(void *arg, int ith, int nth) {
     bw_ctx *c = arg;
     size_t per = bw_share(c->bytes, nth);
     const uint8_t *b = c->buf + per * (size_t)ith, *e = b + per;
+    const int four = c->variant & 4, pf = c->variant & 1;
 #if BW_WIDE
-    if (c->variant & 4) {
-        c->sink[ith & 63] = c->variant & 2 ? bw_loop32x4(b, e) : bw_loop16x4(b, e);
-        return;
-    }
     if (c->variant & 2) {
-        c->sink[ith & 63] = bw_loop32(b, e, c->variant & 1);
-        return;
-    }
-#else
-    if (c->variant & 4) {
-        c->sink[ith & 63] = bw_loop16x4(b, e);
+        c->sink[ith & 63] = four ? bw_loop32x4(b, e) : bw_loop32(b, e, pf);
         return;
     }
 #endif
-    c->sink[ith & 63] = bw_loop16(b, e, c->variant & 1);
+    c->sink[ith & 63] = four ? bw_loop16x4(b, e) : bw_loop16(b, e, pf);
 }
 
 struct dq_read_probe {
