@@ -147,9 +147,9 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
-// GEMV over four panels side by side (those starting at rows[0..3]): four weight streams, one
-// 4-input group of each per step (the activations' broadcast shared), no software prefetch: the
-// hardware prefetchers follow the streams (kernels.h: dq_gemv_streams).
+// GEMV over four panels side by side (those starting at rows[0..3], kernels.h: dq_gemv_runs):
+// four weight streams, one 4-input group of each per step (the activations' broadcast shared), no
+// software prefetch: the hardware prefetchers follow the streams (kernels.h: dq_gemv_streams).
 ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, const int rows[4], const dq_wpack *p, int n, float sx,
                                int32_t off) {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -187,11 +187,11 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
         int i = i0;
-        if (dq_gemv_streams == 4) {  // the tile's whole panels in four runs, walked side by side (a
-                                     // stream of consecutive panels each: the longer, the faster)
-            const int run = (i1 - i0) / 64;
+        if (dq_gemv_streams == 4) {  // the tile's whole panels in four runs, walked side by side
+            const int run = dq_gemv_runs(i0, i1);
             for (int j = 0; j < run; j++) {
-                const int rows[4] = {i0 + 16 * j, i0 + 16 * (j + run), i0 + 16 * (j + 2 * run), i0 + 16 * (j + 3 * run)};
+                int rows[4];
+                dq_gemv_run_rows(i0, run, j, rows);
                 gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0], qa->off[t0]);
             }
             i = i0 + 64 * run;

@@ -104,10 +104,19 @@ ALWAYS_INLINE void ukernel(const int MR, const int NP, float *y, int ldy, const 
     }
 }
 
+// The dequantizing epilogue of one panel's 16 rows (masked to n).
+ALWAYS_INLINE void store_panel(float *y, __m512i acc, int row, int n, const dq_wpack *p, float sx, int32_t off) {
+    __mmask16 mk = n - row >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - row)) - 1);
+    __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(128 + off), _mm512_loadu_si512((const void *)(p->rowsum + row)));
+    __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr));
+    __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(p->scale + row));
+    _mm512_mask_storeu_ps(y + row, mk, _mm512_mul_ps(f, sc));
+}
+
 // GEMV (one token): one panel at a time, so the whole matrix is read as one sequential stream
-// (measured faster here than interleaving two panel streams), prefetched dq_gemv_prefetch_bytes
-// ahead (kernels.h); 4 accumulators over consecutive 4-input groups hide vpdpbusd latency. kp is
-// a multiple of 64, so groups come in 16s.
+// (measured faster on Intel than interleaving two panel streams), prefetched
+// dq_gemv_prefetch_bytes ahead (kernels.h); 4 accumulators over consecutive 4-input groups hide
+// vpdpbusd latency. kp is a multiple of 64, so groups come in 16s.
 static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
                        float sx, int32_t off) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
@@ -119,12 +128,25 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
         a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));
         a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(load4(x + j + 12)), _mm512_loadu_si512((const void *)(w + 192)));
     }
-    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
-    __mmask16 mk = n - row >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - row)) - 1);
-    __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(128 + off), _mm512_loadu_si512((const void *)(p->rowsum + row)));
-    __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr));
-    __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(p->scale + row));
-    _mm512_mask_storeu_ps(y + row, mk, _mm512_mul_ps(f, sc));
+    store_panel(y, _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)), row, n, p, sx, off);
+}
+
+// GEMV over four panels side by side (rows[0..3], kernels.h: dq_gemv_runs): four weight
+// streams, one 4-input group of each per step (the broadcast shared), no software prefetch.
+ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, const int rows[4], const dq_wpack *p, int n, float sx,
+                               int32_t off) {
+    __m512i a[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) a[q] = _mm512_setzero_si512();
+    for (int s = 0; s < kp / 4; s++) {
+        const __m512i xb = _mm512_set1_epi32(load4(x + 4 * s));
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            a[q] = _mm512_dpbusd_epi32(a[q], xb,
+                                       _mm512_loadu_si512((const void *)(p->panels + (size_t)rows[q] * kp + (size_t)s * 64)));
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) store_panel(y, a[q], rows[q], n, p, sx, off);
 }
 
 #define UK(MR, NP) ukernel(MR, NP, yt, ldy, xt, kp, wp, p, i, n, qa->scale + t, qa->off + t, pf, npf_b)
@@ -135,7 +157,17 @@ static void gemm_q8_avx512vnni(float *y, int ldy, const dq_qact *qa, int t0, int
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        for (int i = i0; i < i1; i += 16)
+        int i = i0;
+        if (dq_gemv_streams == 4) {
+            const int run = dq_gemv_runs(i0, i1);
+            for (int j = 0; j < run; j++) {
+                int rows[4];
+                dq_gemv_run_rows(i0, run, j, rows);
+                gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0], qa->off[t0]);
+            }
+            i = i0 + 64 * run;
+        }
+        for (; i < i1; i += 16)
             gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
                        qa->scale[t0], qa->off[t0]);
         return;

@@ -108,13 +108,47 @@ static void vnni_gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp,
                    row + 8 * h, n, p, sx, off);
 }
 
+// GEMV over four panels side by side (rows[0..3], kernels.h: dq_gemv_runs): four weight
+// streams, one 4-input group of each per step (the broadcast shared), no software prefetch.
+VNNI_INLINE void vnni_gemv_panels4(float *y, const int8_t *x, int kp, const int rows[4], const dq_wpack *p, int n,
+                                   float sx, int32_t off) {
+    __m256i a[4][2];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = _mm256_setzero_si256();
+    for (int s = 0; s < kp / 4; s++) {
+        const __m256i xb = _mm256_set1_epi32(vnni_load4(x + 4 * s));
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const int8_t *w = p->panels + (size_t)rows[q] * kp + (size_t)s * 64;
+            a[q][0] = VNNI_DPBUSD(a[q][0], xb, _mm256_loadu_si256((const void *)w));
+            a[q][1] = VNNI_DPBUSD(a[q][1], xb, _mm256_loadu_si256((const void *)(w + 32)));
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        vnni_store(y, a[q][0], rows[q], n, p, sx, off);
+        vnni_store(y, a[q][1], rows[q] + 8, n, p, sx, off);
+    }
+}
+
 static void gemm_q8_avxvnni(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0,
                             int i1) {
     const dq_wpack *p = w->packed;
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        for (int i = i0; i < i1; i += 16)
+        int i = i0;
+        if (dq_gemv_streams == 4) {
+            const int run = dq_gemv_runs(i0, i1);
+            for (int j = 0; j < run; j++) {
+                int rows[4];
+                dq_gemv_run_rows(i0, run, j, rows);
+                vnni_gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0],
+                                  qa->off[t0]);
+            }
+            i = i0 + 64 * run;
+        }
+        for (; i < i1; i += 16)
             vnni_gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
                             qa->scale[t0], qa->off[t0]);
         return;

@@ -62,7 +62,7 @@ static struct {
 
 static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing in init_once
 
-// The GEMVs' software prefetch distance and the AVX2 GEMV's panel streams (kernels.h); Intel's
+// The GEMVs' software prefetch distance and panel streams (kernels.h); Intel's
 // until init_once has probed the CPU.
 int dq_gemv_prefetch_bytes = 4096;
 int dq_gemv_streams = 1;
@@ -72,6 +72,15 @@ static void init_once(void) {
     const int amd = strcmp(g.cpu.vendor, "AuthenticAMD") == 0;
     dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
     dq_gemv_streams = amd ? 4 : 1;
+    const char *streams = getenv("DYNQ_GEMV_STREAMS");
+    if (streams && *streams) {
+        if (strcmp(streams, "1") != 0 && strcmp(streams, "4") != 0) {
+            g.status = DQ_EUSAGE;
+            snprintf(g.msg, sizeof g.msg, "DYNQ_GEMV_STREAMS=%s: use 1 or 4", streams);
+            return;
+        }
+        dq_gemv_streams = streams[0] - '0';
+    }
     if (dq_isa_supported(&g.cpu, DQ_ISA_AMX) && built_table(DQ_ISA_AMX)) g.cpu.amx_perm = dq_cpu_request_amx();
     const char *force = getenv("DYNQ_ISA");
     if (force && *force) {
@@ -156,7 +165,9 @@ void dq_cpu_describe(char *buf, size_t cap) {
     if (g.status != DQ_OK) OUT("chosen: none (%s)\n", g.msg);
     else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
              g.K->name);
-    OUT("gemv prefetch: %d bytes ahead; avx2 gemv panel streams: %d\n", dq_gemv_prefetch_bytes, dq_gemv_streams);
+    const char *streams = getenv("DYNQ_GEMV_STREAMS");
+    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s\n", dq_gemv_prefetch_bytes, dq_gemv_streams,
+        streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "");
     int avail = dq_cpus_available();
     OUT("threads: default -t %d (physical cores among the %d CPU%s this process may run on)\n", dq_physical_cores(), avail,
         avail == 1 ? "" : "s");

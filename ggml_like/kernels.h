@@ -115,9 +115,12 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // Past the end of a matrix the address is no pointer into it (so it is computed as an integer)
 // and the prefetch touches the next matrix or nothing: prefetches never fault.
 extern int dq_gemv_prefetch_bytes;
-// How many panels the AVX2 GEMV reads side by side: 1 (Intel: the one stream above) or 4 (AMD:
-// a tile's panels cut in four runs of consecutive panels, walked together as four streams, no
-// software prefetch), set by the dispatcher by vendor. Zen 3, one thread: a throw-away
+// How many panels the x86 GEMVs (AVX2, AVX-VNNI, AVX-512 VNNI) read side by side: 1 (Intel: the
+// one stream above) or 4 (AMD: a tile's panels cut in four runs of consecutive panels, walked
+// together as four streams, no software prefetch), set by the dispatcher by vendor;
+// DYNQ_GEMV_STREAMS=1|4 overrides it (benchmarks). Measured only with the AVX2 GEMV on a Zen 3
+// (below); Zen 4/5 run the AVX-512 one, where a bare GEMV reading four rows per step had reached
+// the full read bandwidth (issue #6) and the one-stream GEMV about two thirds of it. Zen 3, one thread: a throw-away
 // microbenchmark over 256 MiB of k = 2048 panels read 16-17 GB/s with one stream whatever the
 // prefetch, 20-22 with four (four neighbouring panels at a time, 18-21 with the prefetch);
 // decode, alternating runs of three builds (one stream / four neighbouring panels / four runs),
@@ -127,6 +130,13 @@ extern int dq_gemv_prefetch_bytes;
 // 18.2), 192-194 for all three at two threads. Intel keeps one stream: the AVX-512 GEMV's two
 // interleaved panel streams measured slower there (avx512vnni.c); four are untried on Intel.
 extern int dq_gemv_streams;
+// The four runs of a GEMV tile's rows [i0, i1) (i0 a multiple of 16): run = (i1 - i0) / 64 panels
+// each, run j reading panels j, j + run, j + 2 run, j + 3 run (rows[] their first rows); the
+// panels past 4 * run (a tile under 64 rows, a ragged end) are read one at a time.
+static inline int dq_gemv_runs(int i0, int i1) { return (i1 - i0) / 64; }
+static inline void dq_gemv_run_rows(int i0, int run, int j, int rows[4]) {
+    for (int q = 0; q < 4; q++) rows[q] = i0 + 16 * (j + q * run);
+}
 // lines: the cache lines a step consumes (4 in the GEMVs, 2 in the roofline's read loops).
 static inline void dq_gemv_prefetch(const void *w, int lines) {
     const uintptr_t ahead = (uintptr_t)w + (uintptr_t)dq_gemv_prefetch_bytes;

@@ -134,6 +134,15 @@ for isa in scalar avx2 avx512vnni amx neon; do
     fi
 done
 expect_status isa_unknown 1 env DYNQ_ISA=sse9 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+# The GEMVs' panel streams (DYNQ_GEMV_STREAMS, benchmarks): the same tokens either way, and
+# info --cpu says which was asked for; anything but 1 or 4 is a usage error.
+for st in 1 4; do
+    DYNQ_GEMV_STREAMS=$st "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 --temp 0 --quiet > "$T/isa" 2>/dev/null
+    cmp -s "$T/ref" "$T/isa" && ok "gemv_streams_same_tokens_$st" || bad "gemv_streams_same_tokens_$st" "$(head -c 200 "$T/isa")"
+    DYNQ_GEMV_STREAMS=$st "$DYNQ" info --cpu 2>&1 | grep -q "panel streams: $st (DYNQ_GEMV_STREAMS)" \
+        && ok "gemv_streams_info_$st" || bad "gemv_streams_info_$st" "$(DYNQ_GEMV_STREAMS=$st "$DYNQ" info --cpu 2>&1 | grep streams)"
+done
+expect_status gemv_streams_bad 1 env DYNQ_GEMV_STREAMS=2 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
 # FP16 and q8_0 KV caches (-ctk / -ctv, llama.cpp's flags): a whole generation gives the same
 # tokens on every ISA and thread count; a batched prefill gives the logits of one token at a time,
 # bit for bit (prefill widens the cache to FP32, decode reads it as stored: the same values);

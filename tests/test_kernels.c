@@ -11,6 +11,7 @@
 #include "kernels_check.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <cpuid.h>
 #endif
 
 // ---------------------------------------------------------------- thread pool
@@ -375,7 +376,11 @@ static void check_quant_rows(dq_pool *pool) {
 #define HW_F16 __attribute__((target("f16c")))
 HW_F16 static uint16_t hw_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 HW_F16 static float hw_from_f16(uint16_t h) { return _cvtsh_ss(h); }
-static int hw_f16(void) { return __builtin_cpu_supports("f16c"); }
+// CPUID leaf 1 ECX: F16C (29), AVX (28), OSXSAVE (27) (clang 14's __builtin_cpu_supports has no "f16c")
+static int hw_f16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 7) == 7;
+}
 #elif defined(__aarch64__)
 #define HW_F16
 static uint16_t hw_to_f16(float f) {
