@@ -559,7 +559,7 @@ void dq_matmul_q8_multi_with(const dq_kernels *K, dq_pool *pool, int count, floa
             DQ_ASSERT(p->isa == K->isa && qa->bias == K->act_bias);  // packed/quantized for another ISA
         c.y[j] = ys[j], c.w[j] = ws[j], n[j] = ws[j]->n;
     }
-    plan(&c, qa->m, count, n, dq_pool_nthreads(pool));
+    plan(&c, qa->m, count, n, dq_pool_nthreads_now(pool));
     if (c.first[count] > 1) dq_pool_run_adaptive(pool, q8_task, &c);
     else q8_task(&c, 0, 1);
 }
@@ -596,7 +596,7 @@ void dq_matmul_f32_with(const dq_kernels *K, dq_pool *pool, float *y, const floa
                         int k) {
     DQ_ASSERT(m >= 1 && n >= 1 && k >= 1);
     mmctx c = {.K = K, .x = x, .wf = w, .k = k, .y = {y}};
-    plan(&c, m, 1, &n, dq_pool_nthreads(pool));
+    plan(&c, m, 1, &n, dq_pool_nthreads_now(pool));
     if (c.first[1] > 1) dq_pool_run_adaptive(pool, f32_task, &c);
     else f32_task(&c, 0, 1);
 }

@@ -19,6 +19,12 @@ typedef void (*dq_task_fn)(void *ctx, int ith, int nth);
 int dq_pool_create(dq_pool **pool, int n_threads, dq_err *e);  // n_threads >= 1
 void dq_pool_free(dq_pool *pool);
 int dq_pool_nthreads(const dq_pool *pool);
+// The threads the next adaptive job will run on: 1 while the pool has fallen back to running
+// jobs in the caller alone (busy CPUs, see threadpool.c), else dq_pool_nthreads. The kernel
+// drivers size their tiles with it.
+int dq_pool_nthreads_now(dq_pool *pool);
+// Tests: the next adaptive jobs for ns nanoseconds in the caller alone, as after recurring stalls.
+void dq_pool_fall_back(dq_pool *pool, uint64_t ns);
 void dq_pool_run(dq_pool *pool, dq_task_fn fn, void *ctx);  // returns when every worker is done
 // dq_pool_run for tasks whose slots claim small pieces of work dynamically (any slot may do all
 // of it): a long wait for a slot then means a worker descheduled by another process, and the pool

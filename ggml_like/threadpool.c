@@ -6,8 +6,9 @@
 // neighbour on these 2-vCPU VMs), the caller runs that worker's slot itself instead of waiting
 // for it to wake up. A worker descheduled while it holds work cannot be overtaken that way; the
 // caller notices the stall and, when stalls recur, runs the next matmul jobs alone for a while
-// (adaptive jobs of the kernel drivers only: generic tasks may be statically imbalanced), so
-// -t 2 with a busy neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
+// (adaptive jobs of the kernel drivers only: generic tasks may be statically imbalanced), and
+// goes back to the workers only once the system has a free CPU for each, so -t 2 with a busy
+// neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
 // last slot) spins for a short bounded time, then sleeps on a condition variable.
 #include <errno.h>
 #include <pthread.h>
@@ -54,6 +55,7 @@ struct dq_pool {
     worker *workers;          // nth - 1 of them
     // Caller-only state (degrading under CPU contention, see dq_pool_run).
     uint64_t serial_until;  // degraded until this time
+    int ncpu;               // online CPUs, 0: no probe of /proc/loadavg (see dq_pool_create)
     dq_backoff bo;
     long stalls, backoffs;
     void *scratch, *act_scratch;
@@ -119,6 +121,10 @@ int dq_pool_create(dq_pool **out, int n_threads, dq_err *e) {
     dq_pool *p = dq_alloc(sizeof *p);
     if (!p) return DQ_ERR(e, DQ_ENOMEM, "thread pool: out of memory");
     p->nth = n_threads;
+    // The back-off's probe counts running threads system-wide: it says something about this
+    // process's CPUs only when it may run on all of them (no affinity mask, no cgroup quota).
+    long onln = sysconf(_SC_NPROCESSORS_ONLN);
+    p->ncpu = n_threads > 1 && onln > 0 && onln < 1 << 20 && dq_cpus_available() == onln ? (int)onln : 0;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->finished, NULL);
@@ -197,18 +203,55 @@ uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t) {
     return b->serial_ns;
 }
 
+// Whether the system's other running threads leave fewer than nth of its ncpu CPUs free:
+// /proc/loadavg's fourth field is "running/total" scheduling entities, counted at the read,
+// system-wide (so ncpu is the online CPU count, not this process's share), the reader included.
+// Read only at the end of a back-off (~8 us). 0 when unreadable: retry as without it.
+#define PROBE_NS 20000000  // 20 ms: the next look while the CPUs stay taken
+int dq_loadavg_cpus_taken(const char *text, int nth, int ncpu) {
+    const char *f = text;
+    for (int i = 0; i < 3 && f; i++) {
+        f = strchr(f, ' ');
+        if (f) f++;
+    }
+    char *end;
+    long running = f ? strtol(f, &end, 10) : 0;
+    if (!f || end == f || *end != '/' || running < 1) return 0;
+    return running - 1 + nth > ncpu;
+}
+static int read_text(const char *path, char *buf, size_t cap);
+static int cpus_taken(int nth, int ncpu) {
+    char buf[128];
+    return read_text("/proc/loadavg", buf, sizeof buf) == 0 && dq_loadavg_cpus_taken(buf, nth, ncpu);
+}
+
+// Whether the next adaptive job runs in the caller alone (a back-off, see pool_run). At the end
+// of a back-off, the workers are retried only if the system has a CPU for each of them: while
+// other threads keep the CPUs busy, a retry just meets the next stall.
+static int alone(dq_pool *p) {
+    if (!p->serial_until) return 0;
+    uint64_t t = now_ns();
+    if (t >= p->serial_until && p->ncpu > 0 && cpus_taken(p->nth, p->ncpu)) p->serial_until = t + PROBE_NS;
+    if (t < p->serial_until) return 1;
+    p->serial_until = 0;
+    p->bo.retried_at = t;
+    return 0;
+}
+
+void dq_pool_fall_back(dq_pool *p, uint64_t ns) {
+    if (p && p->nth > 1) p->serial_until = now_ns() + ns;
+}
+
+int dq_pool_nthreads_now(dq_pool *p) { return !p ? 1 : p->nth > 1 && alone(p) ? 1 : p->nth; }
+
 static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || p->nth == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    if (adaptive && p->serial_until) {  // degraded: every slot in the caller, workers stay asleep
-        if (now_ns() < p->serial_until) {
-            for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
-            return;
-        }
-        p->serial_until = 0;
-        p->bo.retried_at = now_ns();
+    if (adaptive && alone(p)) {  // degraded: every slot in the caller, workers stay asleep
+        for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
+        return;
     }
     uint64_t start = now_ns();
     p->fn = fn;

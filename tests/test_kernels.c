@@ -152,6 +152,59 @@ static void check_cgroup_limit(void) {
     else KC_FAIL("physical_cores", "%d physical cores of %d CPUs", cores, avail);
 }
 
+// The end of a back-off: /proc/loadavg's running count (the reader included) against nth threads
+// and ncpu CPUs; 0 for text that is not loadavg's. The real file parses (it counts its reader, so
+// at least one thread runs: every CPU "taken" when there are none).
+static void check_loadavg(void) {
+    static const struct {
+        const char *text;
+        int nth, ncpu, taken;
+    } cases[] = {{"0.90 1.10 1.55 1/78 12345\n", 2, 2, 0}, {"0.90 1.10 1.55 2/78 12345\n", 2, 2, 1},
+                 {"0.90 1.10 1.55 2/78 12345\n", 2, 4, 0}, {"3.00 2.00 1.00 5/300 99\n", 4, 8, 0},
+                 {"3.00 2.00 1.00 6/300 99\n", 4, 8, 1},  {"0.00 0.00 0.00 1/5 1", 3, 2, 1},
+                 {"", 2, 2, 0},  {"abc", 2, 2, 0}, {"0.1 0.2 0.3", 2, 1, 0}, {"0.1 0.2 0.3 x/5 1", 2, 1, 0},
+                 {"0.1 0.2 0.3 0/5 1", 2, 1, 0}, {"0.1 0.2 0.3 7 1", 2, 1, 0}};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = dq_loadavg_cpus_taken(cases[i].text, cases[i].nth, cases[i].ncpu);
+        if (got != cases[i].taken) {
+            KC_FAIL("loadavg_cpus_taken", "'%s' nth %d ncpu %d -> %d, want %d", cases[i].text, cases[i].nth,
+                    cases[i].ncpu, got, cases[i].taken);
+            ok = 0;
+        }
+    }
+    char buf[256] = "";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        if (!dq_loadavg_cpus_taken(buf, 1, 0)) {
+            KC_FAIL("loadavg_cpus_taken", "the real /proc/loadavg did not parse: '%s'", buf);
+            ok = 0;
+        }
+    }
+    if (ok) printf("ok loadavg_cpus_taken (%zu texts%s)\n", sizeof cases / sizeof cases[0], f ? " and /proc/loadavg" : "");
+}
+
+// A pool that has fallen back to its caller (recurring stalls) says it runs one thread and plans
+// its tiles for one; the results stay bit-identical to scalar, GEMV and GEMM, and afterwards it
+// runs its threads again (where the CPUs are free: the probe may keep it alone on a busy host).
+static void check_fall_back(const dq_kernels *K, dq_pool *pool) {
+    char why[600];
+    int ok = dq_pool_nthreads_now(pool) == dq_pool_nthreads(pool);
+    dq_pool_fall_back(pool, 60000000000ull);
+    ok &= dq_pool_nthreads_now(pool) == 1;
+    for (int m = 1; m <= 33 && ok; m += 32)
+        if (kc_one(K, pool, m, 1000, 300, 0, 1, DQ_ACT_ASYM, 1, why, sizeof why)) {
+            KC_FAIL("pool_fall_back", "m=%d: %s", m, why);
+            return;
+        }
+    dq_pool_fall_back(pool, 0);
+    if (ok) printf("ok pool_fall_back (one thread while fallen back, results bit-identical to scalar)\n");
+    else KC_FAIL("pool_fall_back", "dq_pool_nthreads_now: %d of %d", dq_pool_nthreads_now(pool), dq_pool_nthreads(pool));
+}
+
 // ---------------------------------------------------------------- invariances
 // The same token gives the same output row in a batch of 1 and of 97, for 1, 2 and 3 threads.
 static void check_invariance(const dq_kernels *K, const char *label) {
@@ -466,6 +519,7 @@ int main(int argc, char **argv) {
         check_pool();
         check_backoff();
         check_cgroup_limit();
+        check_loadavg();
 #ifdef HW_F16
         check_f16_conversions();
 #endif
@@ -493,6 +547,7 @@ int main(int argc, char **argv) {
     }
 #endif
     if (!only) check_quant_rows(pool);
+    if (!only) check_fall_back(dq_kernels_current(), pool);
     dq_pool_free(pool);
     if (!only) check_prepare_many();
     check_forcing();
