@@ -120,9 +120,10 @@ extern int dq_gemv_prefetch_bytes;
 // together as four streams, no software prefetch), set by the dispatcher by vendor;
 // DYNQ_GEMV_STREAMS=1|4 overrides it (benchmarks). Measured only with the AVX2 GEMV on a Zen 3
 // (below); Zen 4/5 run the AVX-512 one, where a bare GEMV reading four rows per step had reached
-// the full read bandwidth (issue #6) and the one-stream GEMV about two thirds of it. Zen 3, one thread: a throw-away
-// microbenchmark over 256 MiB of k = 2048 panels read 16-17 GB/s with one stream whatever the
-// prefetch, 20-22 with four (four neighbouring panels at a time, 18-21 with the prefetch);
+// the full read bandwidth (issue #6) and the one-stream GEMV about two thirds of it.
+// Zen 3, one thread: a throw-away microbenchmark over 256 MiB of k = 2048 panels read 16-17 GB/s
+// with one stream whatever the prefetch, 20-22 with four (four neighbouring panels at a time,
+// 18-21 with the prefetch);
 // decode, alternating runs of three builds (one stream / four neighbouring panels / four runs),
 // medians: TinyLlama shape 13.2 / 16.7 / 17.2 tok/s at one thread and 18.8 / 22.4 / 23.1 at two;
 // stories110M shape 133 / 135 / 144 at one thread (its 12 KiB panels made short streams when
