@@ -147,11 +147,13 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
                    row + 8 * h, n, p, sx, off);
 }
 
-// GEMV over four panels side by side (those starting at rows[0..3], kernels.h: dq_gemv_runs):
+// GEMV over four panels side by side (run j of the tile at i0, kernels.h: dq_gemv_runs):
 // four weight streams, one 4-input group of each per step (the activations' broadcast shared), no
 // software prefetch: the hardware prefetchers follow the streams (kernels.h: dq_gemv_streams).
-ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, const int rows[4], const dq_wpack *p, int n, float sx,
-                               int32_t off) {
+ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p,
+                                int n, float sx, int32_t off) {
+    int rows[4];
+    dq_gemv_run_rows(i0, run, j, rows);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i a[4][2];
 #pragma GCC unroll 4
@@ -189,11 +191,9 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
         int i = i0;
         if (dq_gemv_streams == 4) {  // the tile's whole panels in four runs, walked side by side
             const int run = dq_gemv_runs(i0, i1);
-            for (int j = 0; j < run; j++) {
-                int rows[4];
-                dq_gemv_run_rows(i0, run, j, rows);
-                gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, rows, p, n, qa->scale[t0], qa->off[t0]);
-            }
+            for (int j = 0; j < run; j++)
+                gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, n, qa->scale[t0],
+                             qa->off[t0]);
             i = i0 + 64 * run;
         }
         for (; i < i1; i += 16)
