@@ -188,13 +188,13 @@ static void check_loadavg(void) {
 }
 
 // A pool that has fallen back to its caller (recurring stalls) says it runs one thread and plans
-// its tiles for one; the results stay bit-identical to scalar, GEMV and GEMM, and afterwards it
-// runs its threads again (where the CPUs are free: the probe may keep it alone on a busy host).
+// its tiles for one; the results stay bit-identical to scalar, GEMV and GEMM. (Whether it runs
+// its threads again afterwards depends on the CPUs being free: with the other tests running
+// beside this one the pool may have fallen back already, and may stay so.)
 static void check_fall_back(const dq_kernels *K, dq_pool *pool) {
     char why[600];
-    int ok = dq_pool_nthreads_now(pool) == dq_pool_nthreads(pool);
     dq_pool_fall_back(pool, 60000000000ull);
-    ok &= dq_pool_nthreads_now(pool) == 1;
+    int ok = dq_pool_nthreads_now(pool) == 1;
     for (int m = 1; m <= 33 && ok; m += 32)
         if (kc_one(K, pool, m, 1000, 300, 0, 1, DQ_ACT_ASYM, 1, why, sizeof why)) {
             KC_FAIL("pool_fall_back", "m=%d: %s", m, why);
