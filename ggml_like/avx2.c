@@ -124,6 +124,84 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     }
 }
 
+#if !defined(DQ_SIMDE_HEADER) && defined(__x86_64__)
+// The 3-token step of ukernel with |w| precomputed (the GEMM's hot loop in prefill), written out
+// in assembly: the same instructions and arithmetic, so the same int32 sums bit for bit (the
+// kernel tests compare it with scalar; the SIMDe build runs the C ukernel). Registers: ymm0 the
+// int16 ones, ymm1-6 the accumulators (token r, rows 0-7 / 8-15 in ymm(1+2r), ymm(2+2r)), ymm7-8 w,
+// ymm9-10 |w|, ymm11-13 the tokens' broadcast codes, ymm14-15 the products. Four steps per loop
+// iteration, the L2 prefetch of dq_prefetch_step once per iteration (npf lines from pf).
+// Why: gcc compiled the C loop with a register copy per accumulator and a stack spill or two in
+// every step (51 instructions for 24 vector operations), and the variants of the C that removed
+// them were slower still. This loop, alternating with the C one in one binary on the Zen 3
+// (family 25 model 1), `dynq bench -p 128 -n 1`, one thread: stories110M shape 679-684 -> 770-780
+// tok/s (4 rounds), TinyLlama shape 62.3-63.0 -> 71.4-72.7 at one thread, 123.6-124.1 ->
+// 142.5-143.7 at two (2 rounds): +14-16 %.
+#define UK3_STEP(R0, R1, XR)                                                                        \
+    "vpsignb %%ymm7, %%ymm" #XR ", %%ymm14\n\t"                                                     \
+    "vpmaddubsw %%ymm14, %%ymm9, %%ymm14\n\t"                                                       \
+    "vpmaddwd %%ymm0, %%ymm14, %%ymm14\n\t"                                                         \
+    "vpaddd %%ymm14, %%ymm" #R0 ", %%ymm" #R0 "\n\t"                                               \
+    "vpsignb %%ymm8, %%ymm" #XR ", %%ymm15\n\t"                                                     \
+    "vpmaddubsw %%ymm15, %%ymm10, %%ymm15\n\t"                                                      \
+    "vpmaddwd %%ymm0, %%ymm15, %%ymm15\n\t"                                                         \
+    "vpaddd %%ymm15, %%ymm" #R1 ", %%ymm" #R1 "\n\t"
+#define UK3_GROUP(O, OX)                                                                            \
+    "vmovdqu " #O "(%[wp]), %%ymm7\n\t"                                                             \
+    "vmovdqu " #O "+32(%[wp]), %%ymm8\n\t"                                                          \
+    "vmovdqa " #O "(%[ap]), %%ymm9\n\t"                                                             \
+    "vmovdqa " #O "+32(%[ap]), %%ymm10\n\t"                                                         \
+    "vpbroadcastd " #OX "(%[x0]), %%ymm11\n\t"                                                      \
+    "vpbroadcastd " #OX "(%[x1]), %%ymm12\n\t"                                                      \
+    "vpbroadcastd " #OX "(%[x2]), %%ymm13\n\t"                                                      \
+    UK3_STEP(1, 2, 11) UK3_STEP(3, 4, 12) UK3_STEP(5, 6, 13)
+// wp: the panel (kp / 4 steps of 64 bytes); ap: its |w|, 32-byte aligned; x0-x2: the three tokens'
+// codes; acc: the six accumulators out.
+static void ukernel3_pre_asm(const int8_t *wp, const int8_t *ap, const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                             int kp, const int8_t *pf, int npf, __m256i acc[6]) {
+    long g = 0;
+    const long ng4 = kp / 16, npfl = npf;  // kp is a multiple of 64: whole groups of four steps
+    __asm__ volatile(
+        "vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
+        "vpsrlw $15, %%ymm0, %%ymm0\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+        ".p2align 5\n"
+        "1:\n\t"
+        "cmp %[npf], %[g]\n\t"
+        "jge 2f\n\t"
+        "prefetcht1 (%[pf])\n\t"
+        "add $64, %[pf]\n"
+        "2:\n\t"
+        UK3_GROUP(0, 0) UK3_GROUP(64, 4) UK3_GROUP(128, 8) UK3_GROUP(192, 12)
+        "add $256, %[wp]\n\t"
+        "add $256, %[ap]\n\t"
+        "add $16, %[x0]\n\t"
+        "add $16, %[x1]\n\t"
+        "add $16, %[x2]\n\t"
+        "inc %[g]\n\t"
+        "cmp %[ng4], %[g]\n\t"
+        "jl 1b\n\t"
+        "vmovdqu %%ymm1, 0(%[acc])\n\t"
+        "vmovdqu %%ymm2, 32(%[acc])\n\t"
+        "vmovdqu %%ymm3, 64(%[acc])\n\t"
+        "vmovdqu %%ymm4, 96(%[acc])\n\t"
+        "vmovdqu %%ymm5, 128(%[acc])\n\t"
+        "vmovdqu %%ymm6, 160(%[acc])\n\t"
+        : [wp] "+r"(wp), [ap] "+r"(ap), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [g] "+r"(g), [pf] "+r"(pf)
+        : [ng4] "r"(ng4), [npf] "r"(npfl), [acc] "r"(acc)
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+          "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+}
+#undef UK3_GROUP
+#undef UK3_STEP
+#define DQ_UK3_ASM 1
+#endif
+
 // GEMV (one token), one panel: four 4-input groups (4 cache lines) per step, each into its own
 // accumulators, and the weights dq_gemv_prefetch_bytes ahead prefetched (kernels.h).
 static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
@@ -220,7 +298,20 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
             switch (t1 - t < 3 ? t1 - t : 3) {
             case 1: ukernel(1, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
             case 2: ukernel(2, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
-            default: ukernel(3, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
+            default:
+#ifdef DQ_UK3_ASM
+                if (pre) {
+                    __m256i acc[6];
+                    ukernel3_pre_asm(wp, absw, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, acc);
+                    for (int r = 0; r < 3; r++) {
+                        store_rows(yt + (size_t)r * ldy, acc[2 * r], i, n, p, sx[r], off[r]);
+                        store_rows(yt + (size_t)r * ldy, acc[2 * r + 1], i + 8, n, p, sx[r], off[r]);
+                    }
+                    break;
+                }
+#endif
+                ukernel(3, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b);
+                break;
             }
         }
     }
