@@ -256,6 +256,21 @@ static void kc_check_gemv_streams(const dq_kernels *K, const char *label, dq_poo
                nshapes);
 }
 
+// Long rows: K past the AVX2 GEMM's precomputed-|w| limit (8192; Llama-2-7B's FFN is 11008), for
+// blocks of three tokens and fewer, symmetric and asymmetric.
+static void kc_check_long_k(const dq_kernels *K, const char *label, dq_pool *pool) {
+    static const int shapes[][3] = {{3, 40, 8193}, {7, 33, 8257}, {5, 17, 11008}};
+    char name[128], why[600];
+    for (int i = 0; i < 3; i++)
+        if (kc_one(K, pool, shapes[i][0], shapes[i][1], shapes[i][2], i % 3, (i + 1) % 3, (dq_act_scheme)(i % 2), i % 2,
+                   why, sizeof why)) {
+            snprintf(name, sizeof name, "%s_long_k", label);
+            KC_FAIL(name, "m=%d n=%d k=%d: %s", shapes[i][0], shapes[i][1], shapes[i][2], why);
+            return;
+        }
+    printf("ok %s_long_k (K 8193-11008, M 3-7, bit-identical to scalar)\n", label);
+}
+
 // The sweep: M = 1..97 tokens, odd N, K not a multiple of 64, extremes, zero rows/scales.
 static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool, int quick) {
     static const int ms[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 97};
@@ -264,6 +279,7 @@ static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool
     char name[128], why[600];
     kc_check_absmax(K, label);
     if (!quick) kc_check_gemv_streams(K, label, pool);
+    if (!quick) kc_check_long_k(K, label, pool);
     for (int sch = 0; sch < 4; sch++) {
         int bad = 0, cases = 0;
         for (int a = 0; a < (int)(sizeof ms / sizeof *ms) && !bad; a++) {
