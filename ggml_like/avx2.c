@@ -266,15 +266,11 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        int i = i0;
-        if (dq_gemv_streams == 4) {  // the tile's whole panels in four runs, walked side by side
-            const int run = dq_gemv_runs(i0, i1);
-            for (int j = 0; j < run; j++)
-                gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, n, qa->scale[t0],
-                             qa->off[t0]);
-            i = i0 + 64 * run;
-        }
-        for (; i < i1; i += 16)
+        const int run = dq_gemv_runs(i0, i1);  // four streams: the tile's panels in four runs
+        for (int j = 0; j < run; j++)
+            gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, n, qa->scale[t0],
+                         qa->off[t0]);
+        for (int i = i0 + 64 * run; i < i1; i += 16)
             gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
                        qa->scale[t0], qa->off[t0]);
         return;

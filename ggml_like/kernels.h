@@ -133,8 +133,9 @@ extern int dq_gemv_prefetch_bytes;
 extern int dq_gemv_streams;
 // The four runs of a GEMV tile's rows [i0, i1) (i0 a multiple of 16): run = (i1 - i0) / 64 panels
 // each, run j reading panels j, j + run, j + 2 run, j + 3 run (rows[] their first rows); the
-// panels past 4 * run (a tile under 64 rows, a ragged end) are read one at a time.
-static inline int dq_gemv_runs(int i0, int i1) { return (i1 - i0) / 64; }
+// panels from i0 + 64 run on (all of them with one stream, else a tile under 64 rows or a ragged
+// end) are read one at a time.
+static inline int dq_gemv_runs(int i0, int i1) { return dq_gemv_streams == 4 ? (i1 - i0) / 64 : 0; }
 static inline void dq_gemv_run_rows(int i0, int run, int j, int rows[4]) {
     for (int q = 0; q < 4; q++) rows[q] = i0 + 16 * (j + q * run);
 }

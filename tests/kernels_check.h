@@ -232,7 +232,7 @@ static void kc_check_absmax(const dq_kernels *K, const char *label) {
 }
 
 // The GEMV (M = 1) reads one panel at a time or four side by side (dq_gemv_streams, set by CPU
-// vendor; AVX2): both, whatever this CPU's vendor, on shapes with several groups of four panels
+// vendor; the x86 GEMVs): both, whatever this CPU's vendor, on shapes with several groups of four panels
 // and a ragged rest, symmetric and asymmetric activations.
 static void kc_check_gemv_streams(const dq_kernels *K, const char *label, dq_pool *pool) {
     static const int shapes[][2] = {{64, 65}, {97, 768}, {300, 129}, {1000, 300}, {1024, 2048}};
