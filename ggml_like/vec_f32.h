@@ -52,6 +52,14 @@
 #ifndef DQ_EXP_ILP
 #define DQ_EXP_ILP 1
 #endif
+// x, kept in a register from here on: gcc otherwise folds a load that several FMAs share into each
+// of them (one load per use), and the attention's value pass then ran out of load ports first.
+#if defined(__x86_64__) && !defined(DQ_SIMDE_HEADER) && \
+    (DQ_VEC_BYTES == 16 || (DQ_VEC_BYTES == 32 && defined(__AVX__)) || (DQ_VEC_BYTES == 64 && defined(__AVX512F__)))
+#define VN_IN_REG(x) __asm__("" : "+v"(x))
+#else
+#define VN_IN_REG(x) (void)(x)
+#endif
 #define VN_LANES (DQ_VEC_BYTES / 4)
 #define VN_PER16 (16 / VN_LANES)  // native vectors per 16 floats
 typedef float dq_vnf __attribute__((vector_size(DQ_VEC_BYTES)));
@@ -465,7 +473,13 @@ VN_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, con
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++)
+        {
             a[c] = vn_load_val(v, VT, p, ldv, d0 + c * VN_LANES, hd), b[c] = vn_load_val(v, VT, p + 1, ldv, d0 + c * VN_LANES, hd);
+            if (NQ > 1) {
+                VN_IN_REG(a[c]);
+                VN_IN_REG(b[c]);
+            }
+        }
 #pragma GCC unroll 4
         for (int i = 0; i < NQ; i++) {
             const dq_vnf we = vn_set1(att[(size_t)i * lda + p]), wo = vn_set1(att[(size_t)i * lda + p + 1]);
