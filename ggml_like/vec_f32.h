@@ -372,9 +372,11 @@ VN_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, c
 // cache is read once per token, from memory), each pass also prefetches the next piece of the npf
 // bytes of value rows at pf, one line in KB per step, the hardware prefetcher filling in between:
 // the values then stream from memory alongside the keys and the mix pass finds them in L2.
-// Measured on a Zen 3, one thread (a throw-away microbenchmark: 144 heads, 960 positions, FP32,
-// pairs alternated): KV read 11.1 -> 12.8 GB/s for one query, 5.2 -> 5.9 for 8 sharing a KV head
-// (with the 128-byte value pieces of ATTN_DW_1); the prefetch costs ~9 % where the cache is in L2.
+// Measured on a Zen 3, one thread (a throw-away microbenchmark of this file built with the
+// Makefile's flags; 144 heads x 960 positions of FP32 cache, old and new alternated): one query
+// 15.1 -> 17.3 GB/s, 8 queries sharing a KV head 7.1 -> 8.5 (with ATTN_DW_1); where one head's
+// cache sits in L2 the prefetch costs ~11 % (~14 % together), a case decode does not meet on a
+// model worth timing (the weights stream through the caches between a head's two uses).
 #if DQ_ATTN_WIDE
 #define ATTN_KB(nq) ((nq) <= 2 ? 8 : 4)
 #else
@@ -472,10 +474,9 @@ VN_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, con
     for (; p + 2 <= npm; p += 2) {
         dq_vnf a[2 * NV], b[2 * NV];
 #pragma GCC unroll 8
-        for (int c = 0; c < DW * NV; c++)
-        {
+        for (int c = 0; c < DW * NV; c++) {
             a[c] = vn_load_val(v, VT, p, ldv, d0 + c * VN_LANES, hd), b[c] = vn_load_val(v, VT, p + 1, ldv, d0 + c * VN_LANES, hd);
-            if (NQ > 1) {
+            if (NQ > 1) {  // shared by NQ queries' FMAs: one load each
                 VN_IN_REG(a[c]);
                 VN_IN_REG(b[c]);
             }
