@@ -437,7 +437,7 @@ static void quant_task(void *arg, int ith, int nth) {
             quant_token(c->K, c->qa, c->x + (size_t)t * c->qa->k, t, c->amax ? c->amax + t : NULL, c->tensor_amax);
 }
 
-// qa's buffers and fields for m tokens of k inputs (codes of the pad tokens zeroed).
+// qa's buffers and fields for m tokens of k inputs (codes of the pad tokens zeroed when m >= 16).
 static void quant_setup(const dq_kernels *K, dq_pool *pool, dq_qact *qa, int m, int k, dq_act_scheme scheme) {
     DQ_ASSERT(m >= 1 && k >= 1 && k <= DQ_MAX_K);
     int mp = dq_round_up(m, 16), kp = dq_round_up(k, DQ_KALIGN);
@@ -453,7 +453,9 @@ static void quant_setup(const dq_kernels *K, dq_pool *pool, dq_qact *qa, int m, 
     qa->scale = (float *)(mem + qb);
     qa->off = (int32_t *)(mem + qb + sb);
     qa->bias = K->act_bias;
-    if (mp > m) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
+    // Only the AMX kernel reads past the last token, and only in batches of 16 or more (its tiles
+    // take 16 tokens; smaller batches go to the VNNI kernel): decode skips zeroing 15 rows.
+    if (mp > m && m >= 16) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
 }
 
 void dq_quantize_act_with(const dq_kernels *K, dq_pool *pool, dq_qact *qa, const float *x, int m, int k,

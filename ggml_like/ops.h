@@ -125,7 +125,7 @@ typedef struct dq_qact {
     int m, k, kp;          // tokens, inputs, row stride of q (k rounded up to 64)
     dq_act_scheme scheme;
     int ngroup;            // scales per token: k/64 rounded up for DQ_ACT_GROUP, else 1
-    int8_t *q;             // (m rounded up to 16, kp) codes, zero padded
+    int8_t *q;             // (m rounded up to 16, kp) codes, zero padded when m >= 16 (AMX tiles)
     float *scale;          // (m, ngroup)
     int32_t *off;          // (m) zero offset (DQ_ACT_ASYM), else 0
     uint8_t bias;          // 0, or 128 if codes are stored as c + 128 (u8)
