@@ -21,7 +21,8 @@ void dq_pool_free(dq_pool *pool);
 int dq_pool_nthreads(const dq_pool *pool);
 // The threads the next adaptive job will run on: 1 while the pool has fallen back to running
 // jobs in the caller alone (busy CPUs, see threadpool.c), else dq_pool_nthreads. The kernel
-// drivers size their tiles with it.
+// drivers size their tiles with it. Like the job itself, it ends a back-off whose time is up (a
+// /proc/loadavg probe at most), so the job that follows runs on the threads it was planned for.
 int dq_pool_nthreads_now(dq_pool *pool);
 // Tests: the next adaptive jobs for ns nanoseconds in the caller alone, as after recurring stalls.
 void dq_pool_fall_back(dq_pool *pool, uint64_t ns);

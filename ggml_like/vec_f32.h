@@ -366,7 +366,7 @@ VN_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, c
 }
 
 // Scores of nq queries against nblk key blocks: as many key blocks per pass as the chains allow,
-// ng = nblk / KB passes, pass b taking blocks b, b + ng, ..., b + (KB - 1) ng (then the leftover
+// ng = nblk / KB passes, pass g taking blocks g, g + ng, ..., g + (KB - 1) ng (then the leftover
 // blocks): KB streams through the head's keys rather than one, which reads an uncached cache
 // faster (each score is independent: the order changes no bit). With pf (decode, where each head's
 // cache is read once per token, from memory), each pass also prefetches the next piece of the npf
@@ -386,17 +386,16 @@ VN_INLINE void attn_score_blk(const int NQ, const int KB, float *att, int lda, c
     do {                                                                                                   \
         const int ng = nblk / ATTN_KB(NQ);                                                                 \
         const size_t pfb = (size_t)ATTN_KB(NQ) * hd * 64;                                                  \
-        for (; b < ng; b++)                                                                                \
-            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, KT, b, ng, hd, scale,                    \
-                           pf && (b + 1) * pfb <= npf ? pf + b * pfb : NULL);                              \
-        b = ng * ATTN_KB(NQ);                                                                              \
+        for (int g = 0; g < ng; g++)                                                                       \
+            attn_score_blk(NQ, ATTN_KB(NQ), att, lda, q, ldq, kt, KT, g, ng, hd, scale,                    \
+                           pf && (g + 1) * pfb <= npf ? pf + g * pfb : NULL);                              \
+        int b = ng * ATTN_KB(NQ); /* the blocks left over, one or two passes more */                     \
         if (ATTN_KB(NQ) >= 4 && b + ATTN_KB(NQ) / 2 <= nblk)                                               \
             attn_score_blk(NQ, ATTN_KB(NQ) / 2, att, lda, q, ldq, kt, KT, b, 1, hd, scale, NULL), b += ATTN_KB(NQ) / 2; \
         for (; b < nblk; b++) attn_score_blk(NQ, 1, att, lda, q, ldq, kt, KT, b, 1, hd, scale, NULL);          \
     } while (0)
 VN_INLINE void attn_scores(float *att, int lda, const float *q, int ldq, int nq, int nblk, const void *kt,
                             const int KT, int hd, float scale, const char *pf, size_t npf) {
-    int b = 0;
     switch (nq) {
     case 1: ATTN_SCORES(1); break;
     case 2: ATTN_SCORES(2); break;
