@@ -165,7 +165,7 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
     // 2 MiB-aligned, with MADV_HUGEPAGE: where the kernel caches the file in 2 MiB folios (Linux
     // 6.x reads them in for such a mapping, ext4 among others), each maps with one TLB entry
     // instead of 512; decode streams every weight, and its TLB misses in 4 KiB pages cost it 4-7 %
-    // here (README "Huge pages"). Elsewhere the mapping is the plain one.
+    // here (docs/PERFORMANCE.md, "Huge pages"). Elsewhere the mapping is the plain one.
     const size_t len = (size_t)st.st_size, huge = (size_t)2 << 20;
     void *p = MAP_FAILED;
     if (len >= huge && len <= SIZE_MAX - huge) {

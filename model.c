@@ -995,7 +995,8 @@ int dq_model_write(const dq_source *src, const char *tmp_path, const char *out_p
     // Drop the written pages from the page cache (they are clean after the fsync): the first load
     // then reads the file back through its 2 MiB-aligned MADV_HUGEPAGE mapping (dq_map_file), and
     // a kernel that caches files in large folios keeps it in 2 MiB pages; pages cached by writing
-    // are 4 KiB ones, which cost decode several percent in TLB misses (README "Huge pages").
+    // are 4 KiB ones, which cost decode several percent in TLB misses (docs/PERFORMANCE.md,
+    // "Huge pages").
     (void)posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
     if (fclose(f) != 0) {
         f = NULL;

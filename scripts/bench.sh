@@ -47,7 +47,7 @@ print("(tg GB/s: weight bytes per second; +KV: with the FP32 key/value cache eac
 print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s (a buffer the weights' size; {q[-1]['read_512mib_gbps']:.1f} over 512 MiB), int8 peak {q[-1]['int8_peak_gops']:.0f} GOPS "
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
 pages = lambda r: "unknown" if r.get("file_2m_fraction", -1) < 0 else f"{100 * r['file_2m_fraction']:.0f} %"
-print(f"model files in 2 MiB pages (README \"Huge pages\"): INT8 {pages(q[0])}, FP32 {pages(f[0])}")
+print(f"model files in 2 MiB pages (docs/PERFORMANCE.md, \"Huge pages\"): INT8 {pages(q[0])}, FP32 {pages(f[0])}")
 PY
 if [ "$neighbour" = 1 ]; then
     # -t 1 and -t 2 in alternating processes, round by round (the host drifts between phases of
