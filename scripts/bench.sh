@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # scripts/bench.sh: FP32 and INT8 of the same model side by side in one run, with ratios,
 # and the thread pool under a CPU-burning neighbour.
-#   scripts/bench.sh [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--no-neighbour]
+#   scripts/bench.sh [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0]
+#                    [--no-neighbour]
+# --kv: the key/value cache type of every run (dynq's default f32; f16 is llama.cpp's default).
 # Models are random-weight llama2.c checkpoints of the shape (scripts/random_model.py), cached
 # in $BENCH_DIR (default /tmp/dynq-bench). Speed figures are medians of --reps repetitions.
 set -eu
 cd "$(dirname "$0")/.."
-shape=stories110M reps=5 threads=1,2 neighbour=1
+shape=stories110M reps=5 threads=1,2 neighbour=1 kv=f32
 while [ $# -gt 0 ]; do
     case "$1" in
         --shape) shape=$2; shift ;;
         --reps) reps=$2; shift ;;
         --threads) threads=$2; shift ;;
+        --kv) kv=$2; shift ;;
         --no-neighbour) neighbour=0 ;;
-        *) echo "usage: $0 [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--no-neighbour]" >&2; exit 1 ;;
+        *) echo "usage: $0 [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0] [--no-neighbour]" >&2; exit 1 ;;
     esac
     shift
 done
+case "$kv" in f32|f16|q8_0) ;; *) echo "$0: --kv must be f32, f16 or q8_0, not '$kv'" >&2; exit 1 ;; esac
 DYNQ="${DYNQ:-./dynq}"
 SH="${DYNQ_SHARED:-../shared}"
 B="${BENCH_DIR:-/tmp/dynq-bench}"
@@ -27,10 +31,10 @@ tok="$SH/models/llama2-tokenizer/tokenizer.bin"
 # (re)convert when missing or not readable by this dynq (e.g. an older format version)
 "$DYNQ" info "$B/$shape-int8.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" -o "$B/$shape-int8.dynq"
 "$DYNQ" info "$B/$shape-f32.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" --type f32 -o "$B/$shape-f32.dynq"
-echo "== $shape on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%F)"
+echo "== $shape, KV cache $kv, on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%F)"
 "$DYNQ" info --cpu | sed 's/^/   /'
-"$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" --roofline --json > "$B/int8.json"
-"$DYNQ" bench -m "$B/$shape-f32.dynq" -t "$threads" -r "$reps" --json > "$B/f32.json"
+"$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" -ctk "$kv" -ctv "$kv" --roofline --json > "$B/int8.json"
+"$DYNQ" bench -m "$B/$shape-f32.dynq" -t "$threads" -r "$reps" -ctk "$kv" -ctv "$kv" --json > "$B/f32.json"
 /usr/bin/python3 - "$B/int8.json" "$B/f32.json" <<'PY'
 import json, sys
 q = [json.loads(l) for l in open(sys.argv[1])]
@@ -42,7 +46,7 @@ for a, b in zip(q, f):
           f" {a['tg_tok_s']:>11.1f} {b['tg_tok_s']:>11.1f} {a['tg_tok_s']/b['tg_tok_s']:>6.2f} |"
           f" {a['tg_gbps']:>7.2f} {100*a['tg_gbps']/a['read_gbps']:>6.0f}% {100*a['tg_kv_gbps']/a['read_gbps']:>4.0f}% {100*a['tg_bw_fraction_paired']:>5.0f}% |"
           f" {a['pp_gops']:>7.1f} {100*a['pp_gops']/a['int8_peak_gops']:>6.0f}% {100*a['pp_peak_fraction_paired']:>5.0f}% | {a['isa']}")
-print("(tg GB/s: weight bytes per second; +KV: with the FP32 key/value cache each generated token also reads;"
+print(f"(tg GB/s: weight bytes per second; +KV: with the {q[0]['cache_type_k']} key/value cache each generated token also reads;"
       " paired: each repetition against a read or peak pass taken right after it, median of those ratios)")
 print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s (a buffer the weights' size; {q[-1]['read_512mib_gbps']:.1f} over 512 MiB), int8 peak {q[-1]['int8_peak_gops']:.0f} GOPS "
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
@@ -59,7 +63,7 @@ if [ "$neighbour" = 1 ]; then
     : > "$B/busy.json"
     for r in $(seq 1 "$reps"); do
         order="1 2"; [ $((r % 2)) = 0 ] && order="2 1"
-        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 --json >> "$B/busy.json"; done
+        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 -ctk "$kv" -ctv "$kv" --json >> "$B/busy.json"; done
     done
     kill $burner; wait $burner 2>/dev/null || true
     trap - EXIT
