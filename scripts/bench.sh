@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 case "$kv" in f32|f16|q8_0) ;; *) echo "$0: --kv must be f32, f16 or q8_0, not '$kv'" >&2; exit 1 ;; esac
+kvf=(-ctk "$kv" -ctv "$kv")  # every dynq bench run below
 DYNQ="${DYNQ:-./dynq}"
 SH="${DYNQ_SHARED:-../shared}"
 B="${BENCH_DIR:-/tmp/dynq-bench}"
@@ -33,8 +34,8 @@ tok="$SH/models/llama2-tokenizer/tokenizer.bin"
 "$DYNQ" info "$B/$shape-f32.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" --type f32 -o "$B/$shape-f32.dynq"
 echo "== $shape, KV cache $kv, on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%F)"
 "$DYNQ" info --cpu | sed 's/^/   /'
-"$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" -ctk "$kv" -ctv "$kv" --roofline --json > "$B/int8.json"
-"$DYNQ" bench -m "$B/$shape-f32.dynq" -t "$threads" -r "$reps" -ctk "$kv" -ctv "$kv" --json > "$B/f32.json"
+"$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" "${kvf[@]}" --roofline --json > "$B/int8.json"
+"$DYNQ" bench -m "$B/$shape-f32.dynq" -t "$threads" -r "$reps" "${kvf[@]}" --json > "$B/f32.json"
 /usr/bin/python3 - "$B/int8.json" "$B/f32.json" <<'PY'
 import json, sys
 q = [json.loads(l) for l in open(sys.argv[1])]
@@ -63,7 +64,7 @@ if [ "$neighbour" = 1 ]; then
     : > "$B/busy.json"
     for r in $(seq 1 "$reps"); do
         order="1 2"; [ $((r % 2)) = 0 ] && order="2 1"
-        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 -ctk "$kv" -ctv "$kv" --json >> "$B/busy.json"; done
+        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 "${kvf[@]}" --json >> "$B/busy.json"; done
     done
     kill $burner; wait $burner 2>/dev/null || true
     trap - EXIT
