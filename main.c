@@ -906,7 +906,7 @@ static int cmd_bench(int argc, char **argv) {
     args a = {argc, 1, argv, "bench", 0};
     session_opts so;
     session_defaults(&so);
-    int n_pp = 128, n_tg = 64, reps = 5, json = 0, roofline = 0;
+    int n_pp = 128, n_tg = 64, depth = 0, reps = 5, json = 0, roofline = 0;
     const char *tlist = NULL;
     for (; a.i < argc && !a.bad; a.i++) {
         if (is_flag(&a, "-t", "--threads")) {
@@ -915,9 +915,11 @@ static int cmd_bench(int argc, char **argv) {
         }
         if (session_flag(&a, &so)) continue;
         if (is_flag(&a, "-h", "--help")) {
-            printf("usage: %s bench -m MODEL [-p 128] [-n 64] [-t 1,2] [-r REPS] [--json] [--roofline] [--act S]\n"
+            printf("usage: %s bench -m MODEL [-p 128] [-n 64] [-d 0] [-t 1,2] [-r REPS] [--json] [--roofline] [--act S]\n"
                    "  prompt processing (one batched prefill of -p tokens) and generation (-n tokens one at a\n"
-                   "  time) in tokens/s, median of -r repetitions; tg GB/s = weight bytes streamed per second,\n"
+                   "  time) in tokens/s, median of -r repetitions. As in llama-bench, both start from a cache\n"
+                   "  holding -d tokens (default 0: generation from an empty cache, not after the prompt),\n"
+                   "  filled untimed before each repetition. tg GB/s = weight bytes streamed per second,\n"
                    "  pp GOPS = 2 x multiply-adds per second. --roofline also measures this machine's read\n"
                    "  bandwidth and int8 dot-product peak and prints the fraction reached.\n"
                    "  -ctk, -ctv f32|f16|q8_0 key / value cache type (default f32; f16 halves the cache's memory and reads, q8_0 quarters them)\n"
@@ -925,6 +927,7 @@ static int cmd_bench(int argc, char **argv) {
             return 0;
         } else if (is_flag(&a, "-p", "--n-prompt")) parse_int(&a, "-p", 1, 1 << 16, &n_pp);
         else if (is_flag(&a, "-n", "--n-gen")) parse_int(&a, "-n", 1, 1 << 16, &n_tg);
+        else if (is_flag(&a, "-d", "--n-depth")) parse_int(&a, "-d", 0, 1 << 16, &depth);
         else if (is_flag(&a, "-r", "--repetitions")) parse_int(&a, "-r", 1, 1000, &reps);
         else if (is_flag(&a, "--json", NULL)) json = 1;
         else if (is_flag(&a, "--roofline", NULL)) roofline = 1;
@@ -947,15 +950,18 @@ static int cmd_bench(int argc, char **argv) {
     }
     dq_err e = {0};
     if (!so.model) return usage_error("bench", "%s", "no model given (-m FILE or DYNQ_MODEL)");
-    so.ctx = n_pp + n_tg;
+    // prompt at positions depth .. depth + n_pp - 1, generation at depth .. depth + n_tg - 1
+    const int span = depth + (n_pp > n_tg ? n_pp : n_tg);
+    so.ctx = span;
     int rc = 0;
     for (int ti = 0; ti < nthr; ti++) {
         dq_model m;
         dq_state s;
         so.threads = threads[ti];
         if ((rc = open_session(&so, "bench", &m, &s, n_pp, &e))) return fail(&e);
-        if (n_pp + n_tg > (int)m.c.ctx_len) note("%s: note: -p + -n exceeds the model's trained context; timing only\n", g_prog);
-        int32_t *toks = malloc(sizeof *toks * (size_t)(n_pp + n_tg));
+        if (span > (int)m.c.ctx_len) note("%s: note: -d + -p or -d + -n exceeds the model's trained context; timing only\n", g_prog);
+        const int n_toks = depth + n_pp + n_tg;
+        int32_t *toks = malloc(sizeof *toks * (size_t)n_toks);
         double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
         if (!toks || !pp || !tg) {
             free(toks), free(pp), free(tg);
@@ -964,7 +970,7 @@ static int cmd_bench(int argc, char **argv) {
             return fail(&e);
         }
         uint64_t st = 88172645463325252ULL;
-        for (int i = 0; i < n_pp + n_tg; i++) {
+        for (int i = 0; i < n_toks; i++) {
             st ^= st << 13, st ^= st >> 7, st ^= st << 17;
             toks[i] = (int32_t)(st % m.c.vocab);
         }
@@ -987,11 +993,19 @@ static int cmd_bench(int argc, char **argv) {
         }
         if (roofline) dq_roofline_int8_gops_passes(s.pool, NULL, &peak_iters, 0);  // finds the loop length
         // One warm-up round (page cache, the mapping's page tables, thread start-up), then the timed ones.
+        // The depth tokens fill positions 0 .. depth - 1, untimed; the prompt and then the generated
+        // tokens each start at position depth (a position's keys and values are rewritten when it is
+        // run again, and attention at position p reads positions 0 .. p only), so generation runs
+        // over a cache of depth tokens, as llama-bench's tg does, not over depth + the prompt.
+        const int32_t *pp_toks = toks + depth, *tg_toks = toks + depth + n_pp;
         for (int r = -1; r < reps && !rc; r++) {
+            for (int p0 = 0; p0 < depth && !rc; p0 += n_pp)  // in batches of the prompt's size
+                rc = dq_forward(&m, &s, toks + p0, depth - p0 < n_pp ? depth - p0 : n_pp, p0, DQ_LOGITS_NONE, &e);
+            if (rc) break;
             double t0 = dq_now();
-            rc = dq_forward(&m, &s, toks, n_pp, 0, DQ_LOGITS_LAST, &e);
+            rc = dq_forward(&m, &s, pp_toks, n_pp, depth, DQ_LOGITS_LAST, &e);
             double t1 = dq_now();
-            for (int i = 0; i < n_tg && !rc; i++) rc = dq_forward(&m, &s, &toks[n_pp + i], 1, n_pp + i, DQ_LOGITS_LAST, &e);
+            for (int i = 0; i < n_tg && !rc; i++) rc = dq_forward(&m, &s, &tg_toks[i], 1, depth + i, DQ_LOGITS_LAST, &e);
             double t2 = dq_now();
             if (r < 0) continue;
             pp[r] = n_pp / (t1 - t0), tg[r] = n_tg / (t2 - t1);
@@ -1007,9 +1021,9 @@ static int cmd_bench(int argc, char **argv) {
             double tg_gbps = wbytes * tgs / 1e9;
             double tg_pair = roofline ? median(pair, reps) : 0, pp_pair = roofline ? median(pair + reps, reps) : 0;
             // what a generated token also reads: the key and value caches of every layer up to its
-            // position (positions n_pp .. n_pp + n_tg - 1, so on average n_pp + (n_tg + 1) / 2)
+            // position (positions depth .. depth + n_tg - 1, so on average depth + (n_tg + 1) / 2)
             double kv_bytes = (double)(dq_kv_row_bytes(s.kty, (int)c->head_dim) + dq_kv_row_bytes(s.vty, (int)c->head_dim)) *
-                              c->n_layers * c->n_kv_heads * (n_pp + (n_tg + 1) / 2.0);
+                              c->n_layers * c->n_kv_heads * (depth + (n_tg + 1) / 2.0);
             double tg_all_gbps = (wbytes + kv_bytes) * tgs / 1e9;
             double read_gbps = 0, read_big_gbps = 0, peak = 0;
             if (roofline) {
@@ -1026,11 +1040,11 @@ static int cmd_bench(int argc, char **argv) {
             if (json) {
                 printf("{\"model\": ");
                 json_string(so.model, strlen(so.model));
-                printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
+                printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
                        "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"tg_kv_gbps\": %.3f, "
                        "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld, "
                        "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"file_2m_fraction\": %.3f",
-                       c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, reps, pps, tgs,
+                       c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, depth, reps, pps, tgs,
                        tg_gbps, tg_all_gbps, pp_gops, wbytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
                        dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge);
                 if (roofline)
@@ -1043,10 +1057,12 @@ static int cmd_bench(int argc, char **argv) {
                 char hbuf[32];
                 if (huge < 0) snprintf(hbuf, sizeof hbuf, "unknown");
                 else snprintf(hbuf, sizeof hbuf, "%.0f %%", 100 * huge);
-                printf("%s (%s, %s, %d threads, KV %s/%s): pp%d %.1f tok/s (%.1f GOPS) | tg%d %.1f tok/s (%.2f GB/s weights, "
+                char dbuf[24] = "";
+                if (depth) snprintf(dbuf, sizeof dbuf, " @ d%d", depth);
+                printf("%s (%s, %s, %d threads, KV %s/%s): pp%d%s %.1f tok/s (%.1f GOPS) | tg%d%s %.1f tok/s (%.2f GB/s weights, "
                        "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off) | file in 2 MiB pages: %s\n",
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),
-                       dq_kv_name(s.vty), n_pp, pps, pp_gops, n_tg, tgs,
+                       dq_kv_name(s.vty), n_pp, dbuf, pps, pp_gops, n_tg, dbuf, tgs,
                        tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf);
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "

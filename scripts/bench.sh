@@ -2,26 +2,30 @@
 # scripts/bench.sh: FP32 and INT8 of the same model side by side in one run, with ratios,
 # and the thread pool under a CPU-burning neighbour.
 #   scripts/bench.sh [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0]
-#                    [--no-neighbour]
+#                    [--depth D] [--no-neighbour]
 # --kv: the key/value cache type of every run (dynq's default f32; f16 is llama.cpp's default).
+# --depth: prompt and generation start from a cache of D tokens (dynq bench -d, llama-bench -d;
+# default 0: generation from an empty cache, as llama-bench's tg64).
 # Models are random-weight llama2.c checkpoints of the shape (scripts/random_model.py), cached
 # in $BENCH_DIR (default /tmp/dynq-bench). Speed figures are medians of --reps repetitions.
 set -eu
 cd "$(dirname "$0")/.."
-shape=stories110M reps=5 threads=1,2 neighbour=1 kv=f32
+shape=stories110M reps=5 threads=1,2 neighbour=1 kv=f32 depth=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --shape) shape=$2; shift ;;
         --reps) reps=$2; shift ;;
         --threads) threads=$2; shift ;;
         --kv) kv=$2; shift ;;
+        --depth) depth=$2; shift ;;
         --no-neighbour) neighbour=0 ;;
-        *) echo "usage: $0 [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0] [--no-neighbour]" >&2; exit 1 ;;
+        *) echo "usage: $0 [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0] [--depth D] [--no-neighbour]" >&2; exit 1 ;;
     esac
     shift
 done
 case "$kv" in f32|f16|q8_0) ;; *) echo "$0: --kv must be f32, f16 or q8_0, not '$kv'" >&2; exit 1 ;; esac
-kvf=(-ctk "$kv" -ctv "$kv")  # every dynq bench run below
+case "$depth" in ''|*[!0-9]*) echo "$0: --depth must be a number of tokens, not '$depth'" >&2; exit 1 ;; esac
+runf=(-ctk "$kv" -ctv "$kv" -d "$depth")  # the cache of every dynq bench run below
 DYNQ="${DYNQ:-./dynq}"
 SH="${DYNQ_SHARED:-../shared}"
 B="${BENCH_DIR:-/tmp/dynq-bench}"
@@ -32,10 +36,10 @@ tok="$SH/models/llama2-tokenizer/tokenizer.bin"
 # (re)convert when missing or not readable by this dynq (e.g. an older format version)
 "$DYNQ" info "$B/$shape-int8.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" -o "$B/$shape-int8.dynq"
 "$DYNQ" info "$B/$shape-f32.dynq" > /dev/null 2>&1 || "$DYNQ" convert "$B/$shape.bin" --tokenizer "$tok" --type f32 -o "$B/$shape-f32.dynq"
-echo "== $shape, KV cache $kv, on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%F)"
+echo "== $shape, KV cache $kv, depth $depth, on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(date -u +%F)"
 "$DYNQ" info --cpu | sed 's/^/   /'
-"$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" "${kvf[@]}" --roofline --json > "$B/int8.json"
-"$DYNQ" bench -m "$B/$shape-f32.dynq" -t "$threads" -r "$reps" "${kvf[@]}" --json > "$B/f32.json"
+"$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$threads" -r "$reps" "${runf[@]}" --roofline --json > "$B/int8.json"
+"$DYNQ" bench -m "$B/$shape-f32.dynq" -t "$threads" -r "$reps" "${runf[@]}" --json > "$B/f32.json"
 /usr/bin/python3 - "$B/int8.json" "$B/f32.json" <<'PY'
 import json, sys
 q = [json.loads(l) for l in open(sys.argv[1])]
@@ -64,7 +68,7 @@ if [ "$neighbour" = 1 ]; then
     : > "$B/busy.json"
     for r in $(seq 1 "$reps"); do
         order="1 2"; [ $((r % 2)) = 0 ] && order="2 1"
-        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 "${kvf[@]}" --json >> "$B/busy.json"; done
+        for t in $order; do "$DYNQ" bench -m "$B/$shape-int8.dynq" -t "$t" -r 3 "${runf[@]}" --json >> "$B/busy.json"; done
     done
     kill $burner; wait $burner 2>/dev/null || true
     trap - EXIT

@@ -252,6 +252,22 @@ sys.exit(0 if ok else 1)' "$T/rj" 2>/dev/null
     then ok bench_roofline_json; else bad bench_roofline_json "$(head -c 400 "$T/rj")"; fi
 fi
 
+# bench -d: as llama-bench, prompt and generation start from a cache of -d tokens; the key/value
+# bytes a generated token reads grow with it (positions d .. d + n - 1: on average d + (n + 1) / 2),
+# so with -n 4 the share of KV bytes over weight bytes at -d 40 is (40 + 2.5) / 2.5 times -d 0's.
+expect_status bench_depth_negative 1 "$DYNQ" bench -m "$T/s8.dynq" -p 4 -n 4 -d -1 -r 1 -t 1
+if [ -x /usr/bin/python3 ]; then
+    if "$DYNQ" bench -m "$T/s8.dynq" -p 8 -n 4 -t 1 -r 1 --json > "$T/d0" 2>/dev/null &&
+        "$DYNQ" bench -m "$T/s8.dynq" -p 8 -n 4 -d 40 -t 1 -r 1 --json > "$T/d40" 2>/dev/null &&
+        /usr/bin/python3 -c 'import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+kv = lambda r: r["tg_kv_gbps"] / r["tg_gbps"] - 1
+ok = a["n_depth"] == 0 and b["n_depth"] == 40 and b["n_prompt"] == 8 and b["n_gen"] == 4
+ok = ok and abs(kv(b) / kv(a) - 42.5 / 2.5) < 0.02 * 42.5 / 2.5
+sys.exit(0 if ok else 1)' "$T/d0" "$T/d40" 2>/dev/null
+    then ok bench_depth; else bad bench_depth "$(head -c 300 "$T/d0") / $(head -c 300 "$T/d40")"; fi
+fi
+
 # Conversion is atomic: a failing conversion leaves neither the target nor a temporary file.
 head -c 100000 models/stories260K.bin > "$T/trunc.bin"
 expect_status convert_truncated 2 "$DYNQ" convert "$T/trunc.bin" --tokenizer models/tok512.bin -o "$T/x.dynq"
