@@ -513,7 +513,13 @@ typedef struct mmctx {
 // through the whole matrix instead of restarting them every 128-512 rows, and each restart costs
 // the hardware prefetchers a few misses: on the Zen 3, one thread, the stories110M shape's decode
 // matmuls (throw-away harness through dq_matmul_q8_multi, weights in 2 MiB pages, against a
-// four-stream read of the same bytes) 0.90-0.91 -> 0.94-0.95 of the read.
+// four-stream read of the same bytes) 0.90-0.91 -> 0.94-0.95 of the read. Several threads and one
+// token (decode): ~2 blocks per thread rather than ~8, for the same reason: at two threads a
+// 768-row matrix was cut into 64-row tiles, four one-panel streams each. Zen 3, two threads,
+// stories110M shape: that harness 42.3 -> 44.7 and 33.0 -> 35.2 GB/s (two phases of the host),
+// `dynq bench -p 128 -n 64 -t 2 -r 3` tg64 median 393 -> 415 tok/s (six alternating rounds, all
+// faster; one block per thread measured the same as two); beside a CPU-burning neighbour, five
+// rounds, `-t 2` / `-t 1` generation 1.01x (0.95-1.13) against 1.03x (0.90-1.05) with ~8.
 static void plan(mmctx *c, int m, int nparts, const int *n, int nth) {
     c->m = m;
     c->tb = m <= 128 ? m : 128;
@@ -521,7 +527,8 @@ static void plan(mmctx *c, int m, int nparts, const int *n, int nth) {
     c->nparts = nparts;
     c->first[0] = 0;
     for (int j = 0; j < nparts; j++) {
-        int rb = dq_round_up((n[j] + 8 * nth - 1) / (8 * nth), 64);
+        const int blocks = m == 1 ? 2 * nth : 8 * nth;
+        int rb = dq_round_up((n[j] + blocks - 1) / blocks, 64);
         c->n[j] = n[j];
         c->rb[j] = nth == 1 ? dq_round_up(n[j], 64) : rb > 512 ? 512 : rb;
         c->first[j + 1] = c->first[j] + (n[j] + c->rb[j] - 1) / c->rb[j] * c->ntb;
