@@ -249,7 +249,7 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
 // are done: reading the rows' sums and scales panel by panel beside the weights (eight more small
 // streams, a line each per panel) slowed the weight streams. Zen 3 (family 25 model 1), one
 // thread, a harness alternating both forms per repetition, each against a four-stream read of the
-// same panels right after it: 32000 x 768 matrices 0.85-0.87 -> 0.90-0.93 of the read, 2048 x 768
+// same panels right after it: 32000 x 768 matrices 0.84-0.87 -> 0.90-0.91 of the read, 2048 x 768
 // 0.85-0.88 -> 0.88-0.93; prefetching those lines two or four panels ahead did not help.
 ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p) {
     int rows[4];
