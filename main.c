@@ -1042,10 +1042,10 @@ static int cmd_bench(int argc, char **argv) {
                 json_string(so.model, strlen(so.model));
                 printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
                        "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"tg_kv_gbps\": %.3f, "
-                       "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld, "
+                       "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"tg_kv_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld, "
                        "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"file_2m_fraction\": %.3f",
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, depth, reps, pps, tgs,
-                       tg_gbps, tg_all_gbps, pp_gops, wbytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
+                       tg_gbps, tg_all_gbps, pp_gops, wbytes, kv_bytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
                        dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge);
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
