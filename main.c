@@ -999,9 +999,7 @@ static int cmd_bench(int argc, char **argv) {
         // over a cache of depth tokens, as llama-bench's tg does, not over depth + the prompt.
         const int32_t *pp_toks = toks + depth, *tg_toks = toks + depth + n_pp;
         for (int r = -1; r < reps && !rc; r++) {
-            for (int p0 = 0; p0 < depth && !rc; p0 += n_pp)  // in batches of the prompt's size
-                rc = dq_forward(&m, &s, toks + p0, depth - p0 < n_pp ? depth - p0 : n_pp, p0, DQ_LOGITS_NONE, &e);
-            if (rc) break;
+            if ((rc = dq_forward(&m, &s, toks, depth, 0, DQ_LOGITS_NONE, &e))) break;  // in batches of -p
             double t0 = dq_now();
             rc = dq_forward(&m, &s, pp_toks, n_pp, depth, DQ_LOGITS_LAST, &e);
             double t1 = dq_now();
