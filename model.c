@@ -568,71 +568,79 @@ static void transpose4(float *dst, size_t ldd, const float *src, size_t lds) {
     memcpy(dst, &c0, 16), memcpy(dst + ldd, &c1, 16), memcpy(dst + 2 * ldd, &c2, 16), memcpy(dst + 3 * ldd, &c3, 16);
 }
 
+// Tokens [t0, t1) of a batch at positions pos..: RoPE on the query heads of KV heads [g0, g1) and
+// on those KV heads' keys, then their keys and values into the caches. Each head's arithmetic is
+// its own, so splitting the heads (the decode attention does, attn_item) changes no result.
+static void rope_cache(const dq_config *c, dq_state *s, int layer, int pos, int t0, int t1, uint32_t g0, uint32_t g1) {
+    int H = (int)c->n_heads, hd = (int)c->head_dim, grp = (int)(c->n_heads / c->n_kv_heads);
+    int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
+    const int halves = c->rope_style == DQ_ROPE_HALF;
+    for (int t = t0; t < t1; t++) {
+        const float *cs = s->rope_cos + (size_t)(pos + t) * hd, *sn = s->rope_sin + (size_t)(pos + t) * hd;
+        dq_rope_f32(s->q + (size_t)t * QD + (size_t)g0 * grp * hd, (int)(g1 - g0) * grp, hd, halves, cs, sn);
+        dq_rope_f32(s->k + (size_t)t * KD + (size_t)g0 * hd, (int)(g1 - g0), hd, halves, cs, sn);
+    }
+    const size_t vrow = dq_kv_row_bytes(s->vty, hd);
+    for (uint32_t g = g0; g < g1; g++) {
+        // values: each head's rows in position order (the attention's value pass then reads
+        // one contiguous stream; rows kv_dim apart fell into a quarter of the L1's sets and
+        // defeated the hardware prefetchers)
+        char *vh = (char *)s->value_cache + kv_head(s, c, layer, g, s->vty);
+        for (int t = t0; t < t1; t++) {
+            const float *src = s->v + (size_t)t * KD + (size_t)g * hd;
+            char *row = vh + (size_t)(pos + t) * vrow;
+            if (s->vty == DQ_KV_Q8)
+                dq_q8_row((int8_t *)row, 1, (float *)(row + dq_q8_codes(hd)), 1, src, hd);
+            else if (s->vty == DQ_KV_F16)
+                dq_f32_to_f16_row((uint16_t *)row, src, (size_t)hd);
+            else
+                memcpy(row, src, (size_t)hd * sizeof(float));
+        }
+        const float *kt = s->k + (size_t)g * hd;
+        char *kh = (char *)s->key_cache + kv_head(s, c, layer, g, s->kty);
+        if (s->kty == DQ_KV_Q8) {  // q8_0 keys: each row quantized straight into its block's lane
+            for (int t = t0; t < t1; t++) {
+                int p = pos + t;
+                dq_q8_row((int8_t *)kh + dq_q8_key_code(p, hd), 16, (float *)(kh + dq_q8_key_scale(p, hd)), 16,
+                          kt + (size_t)t * KD, hd);
+            }
+            continue;
+        }
+        if (s->kty == DQ_KV_F16) {  // FP16 keys: each row converted, then spread over its block
+            for (int t = t0; t < t1; t++) {
+                uint16_t *kb = (uint16_t *)kh + dq_kt_index(pos + t, 0, hd);
+                uint16_t h[256];
+                for (int d0 = 0; d0 < hd; d0 += 256) {
+                    int nd = hd - d0 < 256 ? hd - d0 : 256;
+                    dq_f32_to_f16_row(h, kt + (size_t)t * KD + d0, (size_t)nd);
+                    for (int d = 0; d < nd; d++) kb[(size_t)(d0 + d) * 16] = h[d];
+                }
+            }
+            continue;
+        }
+        // block by block (dq_kt_index): 4 positions x 4 dimensions at a time, transposed in
+        // registers, where the block allows; the rest one value at a time
+        for (int t = t0; t < t1;) {
+            int p = pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t, j = 0;
+            float *kb = (float *)kh + dq_kt_index(p, 0, hd);
+            const float *src = kt + (size_t)t * KD;
+            if (hd % 4 == 0 && lane % 4 == 0)
+                for (; j + 4 <= n; j += 4)
+                    for (int d = 0; d < hd; d += 4) transpose4(kb + (size_t)d * 16 + j, 16, src + (size_t)j * KD + d, KD);
+            for (; j < n; j++)
+                for (int d = 0; d < hd; d++) kb[d * 16 + j] = src[(size_t)j * KD + d];
+            t += n;
+        }
+    }
+}
+
 // Tokens [t0, t1) of a per-token step.
 static void tok_range(const tok_task *a, int t0, int t1) {
     const dq_config *c = a->c;
     dq_state *s = a->s;
-    int C = (int)c->dim, H = (int)c->n_heads, hd = (int)c->head_dim, F = (int)c->ffn_dim;
-    int KD = (int)(c->n_kv_heads * c->head_dim), QD = H * hd;
-    if (a->kind == TT_ROPE_CACHE) {  // rope, then this range's keys and values into the caches
-        const int halves = c->rope_style == DQ_ROPE_HALF;
-        for (int t = t0; t < t1; t++) {
-            const float *cs = s->rope_cos + (size_t)(a->pos + t) * hd, *sn = s->rope_sin + (size_t)(a->pos + t) * hd;
-            dq_rope_f32(s->q + (size_t)t * QD, H, hd, halves, cs, sn);
-            dq_rope_f32(s->k + (size_t)t * KD, (int)c->n_kv_heads, hd, halves, cs, sn);
-        }
-        const size_t vrow = dq_kv_row_bytes(s->vty, hd);
-        for (uint32_t g = 0; g < c->n_kv_heads; g++) {
-            // values: each head's rows in position order (the attention's value pass then reads
-            // one contiguous stream; rows kv_dim apart fell into a quarter of the L1's sets and
-            // defeated the hardware prefetchers)
-            char *vh = (char *)s->value_cache + kv_head(s, c, a->layer, g, s->vty);
-            for (int t = t0; t < t1; t++) {
-                const float *src = s->v + (size_t)t * KD + (size_t)g * hd;
-                char *row = vh + (size_t)(a->pos + t) * vrow;
-                if (s->vty == DQ_KV_Q8)
-                    dq_q8_row((int8_t *)row, 1, (float *)(row + dq_q8_codes(hd)), 1, src, hd);
-                else if (s->vty == DQ_KV_F16)
-                    dq_f32_to_f16_row((uint16_t *)row, src, (size_t)hd);
-                else
-                    memcpy(row, src, (size_t)hd * sizeof(float));
-            }
-            const float *kt = s->k + (size_t)g * hd;
-            char *kh = (char *)s->key_cache + kv_head(s, c, a->layer, g, s->kty);
-            if (s->kty == DQ_KV_Q8) {  // q8_0 keys: each row quantized straight into its block's lane
-                for (int t = t0; t < t1; t++) {
-                    int p = a->pos + t;
-                    dq_q8_row((int8_t *)kh + dq_q8_key_code(p, hd), 16, (float *)(kh + dq_q8_key_scale(p, hd)), 16,
-                              kt + (size_t)t * KD, hd);
-                }
-                continue;
-            }
-            if (s->kty == DQ_KV_F16) {  // FP16 keys: each row converted, then spread over its block
-                for (int t = t0; t < t1; t++) {
-                    uint16_t *kb = (uint16_t *)kh + dq_kt_index(a->pos + t, 0, hd);
-                    uint16_t h[256];
-                    for (int d0 = 0; d0 < hd; d0 += 256) {
-                        int nd = hd - d0 < 256 ? hd - d0 : 256;
-                        dq_f32_to_f16_row(h, kt + (size_t)t * KD + d0, (size_t)nd);
-                        for (int d = 0; d < nd; d++) kb[(size_t)(d0 + d) * 16] = h[d];
-                    }
-                }
-                continue;
-            }
-            // block by block (dq_kt_index): 4 positions x 4 dimensions at a time, transposed in
-            // registers, where the block allows; the rest one value at a time
-            for (int t = t0; t < t1;) {
-                int p = a->pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t, j = 0;
-                float *kb = (float *)kh + dq_kt_index(p, 0, hd);
-                const float *src = kt + (size_t)t * KD;
-                if (hd % 4 == 0 && lane % 4 == 0)
-                    for (; j + 4 <= n; j += 4)
-                        for (int d = 0; d < hd; d += 4) transpose4(kb + (size_t)d * 16 + j, 16, src + (size_t)j * KD + d, KD);
-                for (; j < n; j++)
-                    for (int d = 0; d < hd; d++) kb[d * 16 + j] = src[(size_t)j * KD + d];
-                t += n;
-            }
-        }
+    int C = (int)c->dim, F = (int)c->ffn_dim;
+    if (a->kind == TT_ROPE_CACHE) {
+        rope_cache(c, s, a->layer, a->pos, t0, t1, 0, c->n_kv_heads);
         return;
     }
     for (int t = t0; t < t1; t++) {  // each also keeps its output's max |.| for the quantizer
@@ -679,6 +687,7 @@ typedef struct attn_task {
     const dq_config *c;
     dq_state *s;
     int layer, B, pos;
+    int rope;    // each item first does the RoPE and cache write of its KV head (rope_cache)
     float *out;  // (B, H*hd)
     dq_claim reg[DQ_CLAIM_REGIONS];
 } attn_task;
@@ -734,6 +743,7 @@ static void attn_item(const attn_task *a, int it, int per_head, float *att, int 
         widen_head(s, ith, a->layer, h / grp, a->pos + t + nq, hd, &kt, &v);
         kty = vty = DQ_KV_F32, ldv = hd;
     }
+    if (a->rope) rope_cache(c, s, a->layer, a->pos, 0, 1, (uint32_t)(h / grp), (uint32_t)(h / grp) + 1);
     dq_attn(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, kt, kty, v, vty, ldv, hd, scale, att);
 }
 
@@ -778,8 +788,11 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
         matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
-        per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
-        attn_task at = {c, s, (int)l, B, pos, s->xb, {{0}}};
+        // One token whose KV heads are one item each: the items do the RoPE and cache write
+        // themselves, in parallel, rather than the caller before them while the workers wait.
+        const int fused = B == 1 && c->n_heads / c->n_kv_heads <= DQ_ATTN_NQ;
+        if (!fused) per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
+        attn_task at = {c, s, (int)l, B, pos, fused, s->xb, {{0}}};
         dq_pool_run_adaptive(s->pool, attn_worker, &at);
         matmul_shared(s, s->xb, NULL, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
         qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1);
