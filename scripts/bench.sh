@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/bench.sh: FP32 and INT8 of the same model side by side in one run, with ratios,
-# and the thread pool under a CPU-burning neighbour.
+# scripts/bench.sh: FP32 and INT8 of the same model side by side in one run, with ratios (also
+# as alternating INT8 / FP32 processes, the generation ratio taken round by round), and the
+# thread pool under a CPU-burning neighbour.
 #   scripts/bench.sh [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0]
 #                    [--depth D] [--no-neighbour]
 # --kv: the key/value cache type of every run (dynq's default f32; f16 is llama.cpp's default).
@@ -57,6 +58,27 @@ print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s (a buffer the weight
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
 pages = lambda r: "unknown" if r.get("file_2m_fraction", -1) < 0 else f"{100 * r['file_2m_fraction']:.0f} %"
 print(f"model files in 2 MiB pages (docs/PERFORMANCE.md, \"Huge pages\"): INT8 {pages(q[0])}, FP32 {pages(f[0])}")
+PY
+# INT8 / FP32 generation again, as alternating processes round by round (-r 1 each, a short
+# prompt: only tg is compared), the ratio taken within each round: the runs above are minutes
+# apart for the large shape, and the host drifts between them (docs/PERFORMANCE.md).
+echo "== INT8 / FP32 generation, alternating processes, $reps rounds per thread count"
+: > "$B/pair.json"
+for t in ${threads//,/ }; do
+    for r in $(seq 1 "$reps"); do
+        for ty in int8 f32; do "$DYNQ" bench -m "$B/$shape-$ty.dynq" -p 8 -n 64 -t "$t" -r 1 "${runf[@]}" --json >> "$B/pair.json"; done
+    done
+done
+/usr/bin/python3 - "$B/pair.json" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {}
+for a, b in zip(rows[0::2], rows[1::2]):
+    by.setdefault(a["threads"], []).append((a["tg_tok_s"], b["tg_tok_s"]))
+for t, pairs in by.items():
+    ratio = sorted(a / b for a, b in pairs)
+    print(f"  -t {t}: INT8 tg median {statistics.median(a for a, b in pairs):.1f} tok/s, FP32 {statistics.median(b for a, b in pairs):.1f};"
+          f" INT8 / FP32 per round: median {statistics.median(ratio):.2f}x (range {ratio[0]:.2f}-{ratio[-1]:.2f})")
 PY
 if [ "$neighbour" = 1 ]; then
     # -t 1 and -t 2 in alternating processes, round by round (the host drifts between phases of
