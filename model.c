@@ -788,9 +788,11 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
         matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
-        // One token whose KV heads are one item each: the items do the RoPE and cache write
-        // themselves, in parallel, rather than the caller before them while the workers wait.
-        const int fused = B == 1 && c->n_heads / c->n_kv_heads <= DQ_ATTN_NQ;
+        // One token whose KV heads are one item each, on several threads: the items do the RoPE
+        // and cache write themselves, in parallel, rather than the caller before them while the
+        // workers wait. (One thread keeps the separate step: its cache writes, all heads' at once,
+        // overlap one another's misses better; paired per-token A/B, docs/PERFORMANCE.md.)
+        const int fused = B == 1 && c->n_heads / c->n_kv_heads <= DQ_ATTN_NQ && dq_pool_nthreads_now(s->pool) > 1;
         if (!fused) per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, fused, s->xb, {{0}}};
         dq_pool_run_adaptive(s->pool, attn_worker, &at);
