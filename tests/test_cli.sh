@@ -269,6 +269,24 @@ sys.exit(0 if ok else 1)' "$T/d0" "$T/d40" 2>/dev/null
     then ok bench_depth; else bad bench_depth "$(head -c 300 "$T/d0") / $(head -c 300 "$T/d40")"; fi
 fi
 
+# scripts/ab_decode.c, the developers' paired A/B harness (not built by the Makefile), still
+# builds against the library and runs: an A/A comparison (a stub stands for the library's switch)
+# on the shipped model. Its ratio is printed, not checked: speed lives in benchmarks.
+if [ -n "${DYNQ_SANITIZED:-}" ]; then
+    echo "skip ab_decode: the sanitizer run's library needs the sanitizer's flags (runs in make test)"
+elif echo 'int dq_ab_mode;' > "$T/ab_stub.c" &&
+    ${CC:-cc} -std=c11 -O1 -Wall -Wextra -Werror -I. -o "$T/ab_decode" scripts/ab_decode.c "$T/ab_stub.c" \
+        "${BUILD:-build}/libdynq.a" -lm -pthread 2> "$T/ab.err"; then
+    ok ab_decode_builds
+    expect_status ab_decode_usage 2 "$T/ab_decode" "$T/s8.dynq"
+    expect_status ab_decode_no_model 1 "$T/ab_decode" "$T/none.dynq" 1
+    "$T/ab_decode" "$T/s8.dynq" 2 8 3 > "$T/ab.out" 2>&1 &&
+        grep -qE '^2 threads, 3 sequences of 8 tokens: time A / time B median [0-9.]+ \(quartiles [0-9.]+-[0-9.]+\)' "$T/ab.out" \
+        && ok ab_decode_runs || bad ab_decode_runs "$(head -c 300 "$T/ab.out")"
+else
+    bad ab_decode_builds "$(head -c 300 "$T/ab.err")"
+fi
+
 # Conversion is atomic: a failing conversion leaves neither the target nor a temporary file.
 head -c 100000 models/stories260K.bin > "$T/trunc.bin"
 expect_status convert_truncated 2 "$DYNQ" convert "$T/trunc.bin" --tokenizer models/tok512.bin -o "$T/x.dynq"

@@ -1,0 +1,77 @@
+// scripts/ab_decode.c: a paired A/B of two variants of the decode path, within one process.
+//
+// These shared VMs move by 10-20 % from one run to the next, so alternating `dynq bench` runs
+// cannot see a 1-2 % change. This decodes one token at a time through dq_forward and flips a
+// global, dq_ab_mode (0 or 1), at every token; each of R sequences of L tokens gives the ratio of
+// the two variants' summed times, and the median and quartiles over the sequences are printed.
+// Quartiles within about 1 % of the median on the Zen 3 (docs/PERFORMANCE.md, seventh session).
+//
+// Use: add to the library, where the two variants differ,
+//     int dq_ab_mode;            // 0: variant A, 1: variant B (throw-away, do not commit)
+//     ... if (dq_ab_mode) { B } else { A } ...
+// (both variants must leave the state a later token needs as the other would), then
+//     make build/libdynq.a
+//     cc -O2 -I. scripts/ab_decode.c build/libdynq.a -lm -pthread -o /tmp/ab_decode
+//     /tmp/ab_decode MODEL.dynq THREADS [L=64] [R=25]
+// and take the switch out again. Nothing here is built by the Makefile.
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "model.h"
+
+extern int dq_ab_mode;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODEL.dynq THREADS [L=64] [R=25]\n", argv[0]);
+        return 2;
+    }
+    const int nth = atoi(argv[2]), L = argc > 3 ? atoi(argv[3]) : 64, R = argc > 4 ? atoi(argv[4]) : 25;
+    if (nth < 1 || L < 2 || R < 3 || R > 1000) {
+        fprintf(stderr, "%s: THREADS >= 1, L >= 2, 3 <= R <= 1000\n", argv[0]);
+        return 2;
+    }
+    dq_model m;
+    dq_state s;
+    dq_err e;
+    if (dq_model_load(&m, argv[1], &e) || dq_state_alloc(&s, &m, L, 1, nth, DQ_ACT_SYM, DQ_KV_F32, DQ_KV_F32, &e)) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        return 1;
+    }
+    double ratio[1000], total[2] = {0, 0};
+    for (int r = 0; r < R; r++) {
+        double t[2] = {0, 0};
+        for (int p = 0; p < L; p++) {
+            int tok = (int)((p * 7919u + (unsigned)r) % m.c.vocab);
+            dq_ab_mode = (p + r) & 1;  // each position gets A in half the sequences, B in the other
+            double t0 = now();
+            if (dq_forward(&m, &s, &tok, 1, p, DQ_LOGITS_LAST, &e)) {
+                fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+                return 1;
+            }
+            t[dq_ab_mode] += now() - t0;
+        }
+        ratio[r] = t[0] / t[1];
+        total[0] += t[0], total[1] += t[1];
+    }
+    qsort(ratio, (size_t)R, sizeof ratio[0], cmp);
+    printf("%d threads, %d sequences of %d tokens: time A / time B median %.3f (quartiles %.3f-%.3f); "
+           "A %.1f tok/s, B %.1f tok/s\n",
+           nth, R, L, ratio[R / 2], ratio[R / 4], ratio[3 * R / 4], R * L / 2 / total[0], R * L / 2 / total[1]);
+    dq_state_free(&s);
+    dq_model_free(&m);
+    return 0;
+}
