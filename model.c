@@ -735,15 +735,16 @@ static void attn_item(const attn_task *a, int it, int per_head, float *att, int 
         h = it / per_head * grp + j, t = 0, nq = grp - j < DQ_ATTN_NQ ? grp - j : DQ_ATTN_NQ, dnp = 0, ldq = hd;
     }
     size_t at = (size_t)t * QD + (size_t)h * hd;
-    const void *kt = (const char *)s->key_cache + kv_head(s, c, a->layer, (uint32_t)(h / grp), s->kty);
-    const void *v = (const char *)s->value_cache + kv_head(s, c, a->layer, (uint32_t)(h / grp), s->vty);
+    const uint32_t g = (uint32_t)(h / grp);  // the KV head
+    const void *kt = (const char *)s->key_cache + kv_head(s, c, a->layer, g, s->kty);
+    const void *v = (const char *)s->value_cache + kv_head(s, c, a->layer, g, s->vty);
     dq_kv_type kty = s->kty, vty = s->vty;
     int ldv = vty == DQ_KV_Q8 ? (int)dq_kv_row_bytes(DQ_KV_Q8, hd) : hd;  // in elements: bytes for q8_0
     if (s->widen && a->B > 1) {  // prefill over an FP16 or q8_0 cache: the same results (its attention is FP32 over the widened values)
-        widen_head(s, ith, a->layer, h / grp, a->pos + t + nq, hd, &kt, &v);
+        widen_head(s, ith, a->layer, (int)g, a->pos + t + nq, hd, &kt, &v);
         kty = vty = DQ_KV_F32, ldv = hd;
     }
-    if (a->rope) rope_cache(c, s, a->layer, a->pos, 0, 1, (uint32_t)(h / grp), (uint32_t)(h / grp) + 1);
+    if (a->rope) rope_cache(c, s, a->layer, a->pos, 0, 1, g, g + 1);
     dq_attn(a->out + at, ldq, s->q + at, ldq, nq, a->pos + t + 1, dnp, kt, kty, v, vty, ldv, hd, scale, att);
 }
 
@@ -757,6 +758,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
     // items: (head, block of 8 tokens), head-major, or in decode (KV head, block of 8 of its heads)
     int per_head = ((a->B > 1 ? a->B : grp) + DQ_ATTN_NQ - 1) / DQ_ATTN_NQ, outer = a->B > 1 ? H : (int)c->n_kv_heads;
     int items = outer * per_head;
+    // rope: each KV head's RoPE and cache write done by its item, so there must be exactly one
+    DQ_ASSERT(!a->rope || (a->B == 1 && per_head == 1));
     // claimed dynamically (dq_claim_next): a thread's own region is contiguous, and neighbouring
     // items share K/V rows in cache
     int k = 0, it;
