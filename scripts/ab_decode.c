@@ -17,17 +17,11 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "common.h"
 #include "model.h"
 
 extern int dq_ab_mode;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -57,12 +51,12 @@ int main(int argc, char **argv) {
         for (int p = 0; p < L; p++) {
             int tok = (int)((p * 7919u + (unsigned)r) % m.c.vocab);
             dq_ab_mode = (p + r) & 1;  // each position gets A in half the sequences, B in the other
-            double t0 = now();
+            double t0 = dq_now();
             if (dq_forward(&m, &s, &tok, 1, p, DQ_LOGITS_LAST, &e)) {
                 fprintf(stderr, "%s: %s\n", argv[0], e.msg);
                 return 1;
             }
-            t[dq_ab_mode] += now() - t0;
+            t[dq_ab_mode] += dq_now() - t0;
         }
         ratio[r] = t[0] / t[1];
         total[0] += t[0], total[1] += t[1];
