@@ -9,6 +9,14 @@
 // [-127, 127] by construction (kernels.h), so sign(c, w) never negates -128, and one pair is at
 // most 2 * 128 * 127 = 32512 < 32767: no saturation, the int16 sums are exact. vpmaddwd with 1s
 // then widens each row's 4 products to int32 (exact) before vpaddd accumulates.
+//
+// Prefill (a panel's |w| precomputed, below) moves the sign differently, because vpsignb runs only
+// on the two pipes that also multiply on Zen 3 (2 per cycle; with vpmaddwd, 1.06 pairs per cycle):
+// the signed operand is c ^ m, m = 0xff where w < 0 (a mask precomputed with |w|), which vpxor
+// makes on any of the four pipes. For w < 0, c ^ 0xff = -c - 1, so |w| * (c ^ m) = w * c + w: the
+// sum over k is the exact dot product plus the row's sum of min(w, 0), precomputed per panel and
+// subtracted from the int32 sum. Bounds: c ^ m is in [-128, 127] and |w| <= 128, so a pair is in
+// [-32768, 32512]: no saturation either.
 // Built with -mavx2 -mfma (ggml_like.mk); the tests also build it against SIMDe.
 #include <math.h>
 #include <string.h>
@@ -76,6 +84,12 @@ ALWAYS_INLINE __m256i dot4(__m256i acc, __m256i absw, __m256i w, __m256i xb, __m
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
 }
 
+// The same sum plus the rows' sums of min(w, 0), from |w| and w's sign mask m (see the top).
+ALWAYS_INLINE __m256i dot4_xor(__m256i acc, __m256i absw, __m256i m, __m256i xb, __m256i ones) {
+    __m256i p16 = _mm256_maddubs_epi16(absw, _mm256_xor_si256(xb, m));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
+}
+
 ALWAYS_INLINE void store_rows(float *y, __m256i acc, int row, int n, const dq_wpack *p, float sx, int32_t off) {
     __m256i corr = _mm256_mullo_epi32(_mm256_set1_epi32(off), _mm256_loadu_si256((const void *)(p->rowsum + row)));
     __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr));
@@ -107,32 +121,72 @@ static void epilogue_rows(float *y, int r0, int r1, const dq_wpack *p, float sx,
     }
 }
 
+// A panel prepared once for all its token blocks in prefill, on the stack of the calling thread
+// for panels up to 128 KiB (the pool's threads have glibc's default stack: RLIMIT_STACK, 8 MiB
+// usually, 2 MiB when unlimited).
+#define PRE_MAX_KP 8192
+struct pre_panel {
+    _Alignas(32) int8_t abs[16 * PRE_MAX_KP];  // |w|
+    _Alignas(32) int8_t neg[16 * PRE_MAX_KP];  // w's sign mask: 0xff where w < 0, else 0
+    _Alignas(32) int32_t negsum[16];           // each row's sum of min(w, 0)
+};
+
+// The panel at w (kp / 4 steps of 16 rows x 4 bytes) into pre.
+static void prepare_panel(struct pre_panel *pre, const int8_t *w, int kp) {
+    const __m256i z = _mm256_setzero_si256(), one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    __m256i c[2] = {z, z};
+    for (int j = 0; j < 16 * kp; j += 64)
+        for (int h = 0; h < 2; h++) {  // rows 0-7, 8-15
+            const __m256i v = _mm256_loadu_si256((const void *)(w + j + 32 * h));
+            _mm256_store_si256((void *)(pre->abs + j + 32 * h), _mm256_abs_epi8(v));
+            _mm256_store_si256((void *)(pre->neg + j + 32 * h), _mm256_cmpgt_epi8(z, v));
+            // each row's 4 bytes of min(w, 0) summed into its int32 lane (pairs >= -256: exact)
+            c[h] = _mm256_add_epi32(c[h], _mm256_madd_epi16(_mm256_maddubs_epi16(one8, _mm256_min_epi8(v, z)), one16));
+        }
+    _mm256_store_si256((void *)pre->negsum, c[0]);
+    _mm256_store_si256((void *)(pre->negsum + 8), c[1]);
+}
+
 // MR <= 3 tokens x one panel (16 rows = 2 ymm), whole k (MR = 4 spills: 16 ymm registers).
-// ap: the panel's |w| (abs_panel), or NULL: computed here, once per token block.
-ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp, const int8_t *ap,
-                           const dq_wpack *p, int i, int n, const float *sx, const int32_t *off, const int8_t *pf, int npf) {
+// pre: the panel's |w|, sign masks and rows' sums of min(w, 0) (pre_panel), or NULL: |w| and the
+// sign computed here from the panel wp, once per token block.
+ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
+                           const struct pre_panel *pre, const dq_wpack *p, int i, int n, const float *sx,
+                           const int32_t *off, const int8_t *pf, int npf) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[3][2];
 #pragma GCC unroll 4
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     const int ng = kp / 4;
     for (int s = 0; s < ng; s++) {
-        __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
-        __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
         dq_prefetch_step(pf, npf, s);
-        __m256i a0, a1;
-        if (ap) {
-            a0 = _mm256_loadu_si256((const void *)(ap + (size_t)s * 64));
-            a1 = _mm256_loadu_si256((const void *)(ap + (size_t)s * 64 + 32));
-        } else {
-            a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+        if (pre) {
+            const __m256i a0 = _mm256_load_si256((const void *)(pre->abs + (size_t)s * 64));
+            const __m256i a1 = _mm256_load_si256((const void *)(pre->abs + (size_t)s * 64 + 32));
+            const __m256i m0 = _mm256_load_si256((const void *)(pre->neg + (size_t)s * 64));
+            const __m256i m1 = _mm256_load_si256((const void *)(pre->neg + (size_t)s * 64 + 32));
+#pragma GCC unroll 4
+            for (int r = 0; r < MR; r++) {
+                __m256i xb = _mm256_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
+                acc[r][0] = dot4_xor(acc[r][0], a0, m0, xb, ones);
+                acc[r][1] = dot4_xor(acc[r][1], a1, m1, xb, ones);
+            }
+            continue;
         }
+        const __m256i w0 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64));
+        const __m256i w1 = _mm256_loadu_si256((const void *)(wp + (size_t)s * 64 + 32));
+        const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
 #pragma GCC unroll 4
         for (int r = 0; r < MR; r++) {
             __m256i xb = _mm256_set1_epi32(load4(x + (size_t)r * kp + 4 * s));
             acc[r][0] = dot4(acc[r][0], a0, w0, xb, ones);
             acc[r][1] = dot4(acc[r][1], a1, w1, xb, ones);
         }
+    }
+    if (pre) {
+        const __m256i c0 = _mm256_load_si256((const void *)pre->negsum), c1 = _mm256_load_si256((const void *)(pre->negsum + 8));
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) acc[r][0] = _mm256_sub_epi32(acc[r][0], c0), acc[r][1] = _mm256_sub_epi32(acc[r][1], c1);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < MR; r++) {
@@ -142,39 +196,41 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
 }
 
 #if !defined(DQ_SIMDE_HEADER) && defined(__x86_64__)
-// The 3-token step of ukernel with |w| precomputed (the GEMM's hot loop in prefill), written out
-// in assembly: the same instructions and arithmetic, so the same int32 sums bit for bit (the
+// The 3-token step of ukernel with the panel precomputed (the GEMM's hot loop in prefill), written
+// out in assembly: the same instructions and arithmetic, so the same int32 sums bit for bit (the
 // kernel tests compare it with scalar; the SIMDe build runs the C ukernel). Registers: ymm0 the
-// int16 ones, ymm1-6 the accumulators (token r, rows 0-7 / 8-15 in ymm(1+2r), ymm(2+2r)), ymm7-8 w,
-// ymm9-10 |w|, ymm11-13 the tokens' broadcast codes, ymm14-15 the products. Four steps per loop
-// iteration, the L2 prefetch of dq_prefetch_step once per iteration (npf lines from pf).
+// int16 ones, ymm1-6 the accumulators (token r, rows 0-7 / 8-15 in ymm(1+2r), ymm(2+2r)), ymm9-10
+// |w|, ymm11-13 the tokens' broadcast codes, ymm14-15 the products; w's sign masks are vpxor's
+// memory operand (a separate load into a register was 7 % slower: 2.50 against 2.69 G steps/s in
+// a harness, Zen 3). Four steps per loop iteration, the L2 prefetch of dq_prefetch_step once per
+// iteration (npf lines from pf). The sums out still hold the rows' sums of min(w, 0) (dot4_xor).
 // Why: gcc compiled the C loop with a register copy per accumulator and a stack spill or two in
 // every step (51 instructions for 24 vector operations), and the variants of the C that removed
 // them were slower still. This loop, alternating with the C one in one binary on the Zen 3
 // (family 25 model 1), `dynq bench -p 128 -n 1`, one thread: stories110M shape 679-684 -> 770-780
 // tok/s (4 rounds), TinyLlama shape 62.3-63.0 -> 71.4-72.7 at one thread, 123.6-124.1 ->
 // 142.5-143.7 at two (2 rounds): +14-16 %.
-#define UK3_STEP(R0, R1, XR)                                                                        \
-    "vpsignb %%ymm7, %%ymm" #XR ", %%ymm14\n\t"                                                     \
+#define UK3_STEP(O, R0, R1, XR)                                                                     \
+    "vpxor " #O "(%[mp]), %%ymm" #XR ", %%ymm14\n\t"                                                \
     "vpmaddubsw %%ymm14, %%ymm9, %%ymm14\n\t"                                                       \
     "vpmaddwd %%ymm0, %%ymm14, %%ymm14\n\t"                                                         \
     "vpaddd %%ymm14, %%ymm" #R0 ", %%ymm" #R0 "\n\t"                                               \
-    "vpsignb %%ymm8, %%ymm" #XR ", %%ymm15\n\t"                                                     \
+    "vpxor " #O "+32(%[mp]), %%ymm" #XR ", %%ymm15\n\t"                                             \
     "vpmaddubsw %%ymm15, %%ymm10, %%ymm15\n\t"                                                      \
     "vpmaddwd %%ymm0, %%ymm15, %%ymm15\n\t"                                                         \
     "vpaddd %%ymm15, %%ymm" #R1 ", %%ymm" #R1 "\n\t"
 #define UK3_GROUP(O, OX)                                                                            \
-    "vmovdqu " #O "(%[wp]), %%ymm7\n\t"                                                             \
-    "vmovdqu " #O "+32(%[wp]), %%ymm8\n\t"                                                          \
     "vmovdqa " #O "(%[ap]), %%ymm9\n\t"                                                             \
     "vmovdqa " #O "+32(%[ap]), %%ymm10\n\t"                                                         \
     "vpbroadcastd " #OX "(%[x0]), %%ymm11\n\t"                                                      \
+    UK3_STEP(O, 1, 2, 11)                                                                           \
     "vpbroadcastd " #OX "(%[x1]), %%ymm12\n\t"                                                      \
+    UK3_STEP(O, 3, 4, 12)                                                                           \
     "vpbroadcastd " #OX "(%[x2]), %%ymm13\n\t"                                                      \
-    UK3_STEP(1, 2, 11) UK3_STEP(3, 4, 12) UK3_STEP(5, 6, 13)
-// wp: the panel (kp / 4 steps of 64 bytes); ap: its |w|, 32-byte aligned; x0-x2: the three tokens'
-// codes; acc: the six accumulators out.
-static void ukernel3_pre_asm(const int8_t *wp, const int8_t *ap, const int8_t *x0, const int8_t *x1, const int8_t *x2,
+    UK3_STEP(O, 5, 6, 13)
+// mp, ap: the panel's sign masks and |w| (kp / 4 steps of 64 bytes each, 32-byte aligned); x0-x2:
+// the three tokens' codes; acc: the six accumulators out.
+static void ukernel3_pre_asm(const int8_t *mp, const int8_t *ap, const int8_t *x0, const int8_t *x1, const int8_t *x2,
                              int kp, const int8_t *pf, int npf, __m256i acc[6]) {
     long g = 0;
     const long ng4 = kp / 16, npfl = npf;  // kp is a multiple of 64: whole groups of four steps
@@ -195,7 +251,7 @@ static void ukernel3_pre_asm(const int8_t *wp, const int8_t *ap, const int8_t *x
         "add $64, %[pf]\n"
         "2:\n\t"
         UK3_GROUP(0, 0) UK3_GROUP(64, 4) UK3_GROUP(128, 8) UK3_GROUP(192, 12)
-        "add $256, %[wp]\n\t"
+        "add $256, %[mp]\n\t"
         "add $256, %[ap]\n\t"
         "add $16, %[x0]\n\t"
         "add $16, %[x1]\n\t"
@@ -209,10 +265,10 @@ static void ukernel3_pre_asm(const int8_t *wp, const int8_t *ap, const int8_t *x
         "vmovdqu %%ymm4, 96(%[acc])\n\t"
         "vmovdqu %%ymm5, 128(%[acc])\n\t"
         "vmovdqu %%ymm6, 160(%[acc])\n\t"
-        : [wp] "+r"(wp), [ap] "+r"(ap), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [g] "+r"(g), [pf] "+r"(pf)
+        : [mp] "+r"(mp), [ap] "+r"(ap), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [g] "+r"(g), [pf] "+r"(pf)
         : [ng4] "r"(ng4), [npf] "r"(npfl), [acc] "r"(acc)
-        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
-          "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm9", "xmm10", "xmm11", "xmm12",
+          "xmm13", "xmm14", "xmm15");
 }
 #undef UK3_GROUP
 #undef UK3_STEP
@@ -275,14 +331,6 @@ ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int r
     }
 }
 
-// Panels up to 128 KiB get their |w| precomputed, on the stack of the calling thread (the pool's
-// threads have glibc's default stack: RLIMIT_STACK, 8 MiB usually, 2 MiB when unlimited).
-#define ABS_MAX_KP 8192
-static void abs_panel(int8_t *a, const int8_t *w, int bytes) {
-    for (int j = 0; j < bytes; j += 32)
-        _mm256_storeu_si256((void *)(a + j), _mm256_abs_epi8(_mm256_loadu_si256((const void *)(w + j))));
-}
-
 static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
     const dq_wpack *p = w->packed;
     const int kp = p->kp, n = i1;
@@ -296,13 +344,13 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
                        qa->scale[t0], qa->off[t0]);
         return;
     }
-    // |w| of the current panel, computed once for all token blocks (vpabsb shares ports 0 and 1
-    // with vpsignb and both multiplies on Intel cores: 2 of the 20 such uops of a 3-token step)
-    _Alignas(32) int8_t absw[16 * ABS_MAX_KP];
-    const int pre = t1 - t0 > 3 && kp <= ABS_MAX_KP;
+    // The current panel's |w| and sign masks, made once for all token blocks: vpabsb and vpsignb
+    // share the multiplies' pipes (two on Zen 3, ports 0 and 1 on Intel cores), vpxor does not.
+    struct pre_panel pp;
+    const struct pre_panel *pre = t1 - t0 > 3 && kp <= PRE_MAX_KP ? &pp : NULL;
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
-        if (pre) abs_panel(absw, wp, 16 * kp);
+        if (pre) prepare_panel(&pp, wp, kp);
         // the next panel (16 kp contiguous bytes) into L2, a slice per token block (kernels.h)
         const int nblk = (t1 - t0 + 2) / 3, lines = i + 32 <= p->np ? kp / 4 : 0;
         for (int t = t0; t < t1; t += 3) {
@@ -313,21 +361,23 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
             const float *sx = qa->scale + t;
             const int32_t *off = qa->off + t;
             switch (t1 - t < 3 ? t1 - t : 3) {
-            case 1: ukernel(1, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
-            case 2: ukernel(2, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b); break;
+            case 1: ukernel(1, yt, ldy, xt, kp, wp, pre, p, i, n, sx, off, pf, npf_b); break;
+            case 2: ukernel(2, yt, ldy, xt, kp, wp, pre, p, i, n, sx, off, pf, npf_b); break;
             default:
 #ifdef DQ_UK3_ASM
                 if (pre) {
                     __m256i acc[6];
-                    ukernel3_pre_asm(wp, absw, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, acc);
+                    ukernel3_pre_asm(pp.neg, pp.abs, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, acc);
+                    const __m256i c0 = _mm256_load_si256((const void *)pp.negsum);
+                    const __m256i c1 = _mm256_load_si256((const void *)(pp.negsum + 8));
                     for (int r = 0; r < 3; r++) {
-                        store_rows(yt + (size_t)r * ldy, acc[2 * r], i, n, p, sx[r], off[r]);
-                        store_rows(yt + (size_t)r * ldy, acc[2 * r + 1], i + 8, n, p, sx[r], off[r]);
+                        store_rows(yt + (size_t)r * ldy, _mm256_sub_epi32(acc[2 * r], c0), i, n, p, sx[r], off[r]);
+                        store_rows(yt + (size_t)r * ldy, _mm256_sub_epi32(acc[2 * r + 1], c1), i + 8, n, p, sx[r], off[r]);
                     }
                     break;
                 }
 #endif
-                ukernel(3, yt, ldy, xt, kp, wp, pre ? absw : NULL, p, i, n, sx, off, pf, npf_b);
+                ukernel(3, yt, ldy, xt, kp, wp, pre, p, i, n, sx, off, pf, npf_b);
                 break;
             }
         }
