@@ -19,6 +19,7 @@
 // [-32768, 32512]: no saturation either.
 // Built with -mavx2 -mfma (ggml_like.mk); the tests also build it against SIMDe.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -121,15 +122,24 @@ static void epilogue_rows(float *y, int r0, int r1, const dq_wpack *p, float sx,
     }
 }
 
-// A panel prepared once for all its token blocks in prefill, on the stack of the calling thread
-// for panels up to 128 KiB (the pool's threads have glibc's default stack: RLIMIT_STACK, 8 MiB
-// usually, 2 MiB when unlimited).
-#define PRE_MAX_KP 8192
+// A panel prepared once for all its token blocks in prefill: 32 kp + 64 bytes from the heap, one
+// allocation per call (on the stack, 256 KiB for K = 8192 overflowed a 200 KiB `ulimit -s`).
 struct pre_panel {
-    _Alignas(32) int8_t abs[16 * PRE_MAX_KP];  // |w|
-    _Alignas(32) int8_t neg[16 * PRE_MAX_KP];  // w's sign mask: 0xff where w < 0, else 0
-    _Alignas(32) int32_t negsum[16];           // each row's sum of min(w, 0)
+    int8_t *abs;      // |w|, 64-byte aligned
+    int8_t *neg;      // w's sign mask: 0xff where w < 0, else 0
+    int32_t *negsum;  // each row's sum of min(w, 0)
 };
+
+// 0, or -1 with nothing allocated (the caller then takes the path that needs no preparation).
+static int pre_alloc(struct pre_panel *pre, int kp) {
+    const size_t b = (size_t)32 * kp;  // a multiple of 64: kp is a multiple of 4
+    int8_t *m = aligned_alloc(64, b + 64);
+    if (!m) return -1;
+    pre->abs = m;
+    pre->neg = m + b / 2;
+    pre->negsum = (int32_t *)(void *)(m + b);
+    return 0;
+}
 
 // The panel at w (kp / 4 steps of 16 rows x 4 bytes) into pre.
 static void prepare_panel(struct pre_panel *pre, const int8_t *w, int kp) {
@@ -347,7 +357,7 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     // The current panel's |w| and sign masks, made once for all token blocks: vpabsb and vpsignb
     // share the multiplies' pipes (two on Zen 3, ports 0 and 1 on Intel cores), vpxor does not.
     struct pre_panel pp;
-    const struct pre_panel *pre = t1 - t0 > 3 && kp <= PRE_MAX_KP ? &pp : NULL;
+    const struct pre_panel *pre = t1 - t0 > 3 && pre_alloc(&pp, kp) == 0 ? &pp : NULL;
     for (int i = i0; i < i1; i += 16) {
         const int8_t *wp = p->panels + (size_t)i * kp;
         if (pre) prepare_panel(&pp, wp, kp);
@@ -382,6 +392,7 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
             }
         }
     }
+    if (pre) free(pp.abs);
 }
 
 // ---------------------------------------------------------------- FP32 GEMM

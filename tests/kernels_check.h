@@ -256,8 +256,9 @@ static void kc_check_gemv_streams(const dq_kernels *K, const char *label, dq_poo
                nshapes);
 }
 
-// Long rows: K past the AVX2 GEMM's precomputed-|w| limit (8192; Llama-2-7B's FFN is 11008), for
-// blocks of three tokens and fewer, symmetric and asymmetric.
+// Long rows, K 8193-11008 (Llama-2-7B's FFN is 11008): the AVX2 GEMM prepares panels of that
+// size on the heap for M > 3 and reads the weights directly for M = 3 (until 2026-12-01, K above
+// 8192 always took the second path); blocks of three tokens and fewer, symmetric and asymmetric.
 static void kc_check_long_k(const dq_kernels *K, const char *label, dq_pool *pool) {
     static const int shapes[][3] = {{3, 40, 8193}, {7, 33, 8257}, {5, 17, 11008}};
     char name[128], why[600];

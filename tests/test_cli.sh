@@ -143,6 +143,13 @@ for st in 1 4; do
         && ok "gemv_streams_info_$st" || bad "gemv_streams_info_$st" "$(DYNQ_GEMV_STREAMS=$st "$DYNQ" info --cpu 2>&1 | grep streams)"
 done
 expect_status gemv_streams_bad 1 env DYNQ_GEMV_STREAMS=2 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+# A small stack (`ulimit -s 160`, main thread and pool threads alike): the same tokens. The AVX2
+# prefill GEMM kept a 256 KiB scratch on the stack until 2026-12-01 and crashed here.
+if (ulimit -s 160 && "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 -t 2 --temp 0 --quiet > "$T/isa" 2> "$T/err"); then
+    cmp -s "$T/ref" "$T/isa" && ok small_stack_same_tokens || bad small_stack_same_tokens "$(head -c 200 "$T/isa")"
+else
+    bad small_stack_same_tokens "exit status $?: $(head -c 200 "$T/err")"
+fi
 # FP16 and q8_0 KV caches (-ctk / -ctv, llama.cpp's flags): a whole generation gives the same
 # tokens on every ISA and thread count; a batched prefill gives the logits of one token at a time,
 # bit for bit (prefill widens the cache to FP32, decode reads it as stored: the same values);
