@@ -167,7 +167,10 @@ def main():
         i8 = os.path.join(d, f"{a.shape}-int8.onnx")
         export(c, f32)
         if "int8" in a.types.split(","):
-            quantize_dynamic(f32, i8, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            big = os.path.getsize(f32) + sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                                             if not f.endswith(".onnx")) > 2 ** 31 - 2 ** 26
+            quantize_dynamic(f32, i8, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                             use_external_data_format=big)  # protobuf's 2 GiB limit (TinyLlama: 4.4 GB FP32)
         print(f"onnxruntime {ort.__version__} ({ort.get_device()}), torch {torch.__version__} (export only)")
         print(f"{a.shape}, pp{a.p} tg{a.n}, median of {a.reps}")
         types = a.types.split(",")
