@@ -213,7 +213,8 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
 // |w|, ymm11-13 the tokens' broadcast codes, ymm14-15 the products; w's sign masks are vpxor's
 // memory operand (a separate load into a register was 7 % slower: 2.50 against 2.69 G steps/s in
 // a harness, Zen 3). Four steps per loop iteration, the L2 prefetch of dq_prefetch_step once per
-// iteration (npf lines from pf). The sums out still hold the rows' sums of min(w, 0) (dot4_xor).
+// iteration (npf lines from pf). The rows' sums of min(w, 0) are subtracted at the end, as
+// ukernel does, so the sums out are the exact dot products.
 // Why: gcc compiled the C loop with a register copy per accumulator and a stack spill or two in
 // every step (51 instructions for 24 vector operations), and the variants of the C that removed
 // them were slower still. This loop, alternating with the C one in one binary on the Zen 3
@@ -238,10 +239,11 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     UK3_STEP(O, 3, 4, 12)                                                                           \
     "vpbroadcastd " #OX "(%[x2]), %%ymm13\n\t"                                                      \
     UK3_STEP(O, 5, 6, 13)
-// mp, ap: the panel's sign masks and |w| (kp / 4 steps of 64 bytes each, 32-byte aligned); x0-x2:
-// the three tokens' codes; acc: the six accumulators out.
-static void ukernel3_pre_asm(const int8_t *mp, const int8_t *ap, const int8_t *x0, const int8_t *x1, const int8_t *x2,
-                             int kp, const int8_t *pf, int npf, __m256i acc[6]) {
+// pre: the prepared panel (kp / 4 steps of 64 bytes of sign masks and of |w|); x0-x2: the three
+// tokens' codes; acc: the six accumulators out.
+static void ukernel3_pre_asm(const struct pre_panel *pre, const int8_t *x0, const int8_t *x1, const int8_t *x2, int kp,
+                             const int8_t *pf, int npf, __m256i acc[6]) {
+    const int8_t *mp = pre->neg, *ap = pre->abs;
     long g = 0;
     const long ng4 = kp / 16, npfl = npf;  // kp is a multiple of 64: whole groups of four steps
     __asm__ volatile(
@@ -269,6 +271,12 @@ static void ukernel3_pre_asm(const int8_t *mp, const int8_t *ap, const int8_t *x
         "inc %[g]\n\t"
         "cmp %[ng4], %[g]\n\t"
         "jl 1b\n\t"
+        "vpsubd 0(%[ns]), %%ymm1, %%ymm1\n\t"
+        "vpsubd 32(%[ns]), %%ymm2, %%ymm2\n\t"
+        "vpsubd 0(%[ns]), %%ymm3, %%ymm3\n\t"
+        "vpsubd 32(%[ns]), %%ymm4, %%ymm4\n\t"
+        "vpsubd 0(%[ns]), %%ymm5, %%ymm5\n\t"
+        "vpsubd 32(%[ns]), %%ymm6, %%ymm6\n\t"
         "vmovdqu %%ymm1, 0(%[acc])\n\t"
         "vmovdqu %%ymm2, 32(%[acc])\n\t"
         "vmovdqu %%ymm3, 64(%[acc])\n\t"
@@ -276,7 +284,7 @@ static void ukernel3_pre_asm(const int8_t *mp, const int8_t *ap, const int8_t *x
         "vmovdqu %%ymm5, 128(%[acc])\n\t"
         "vmovdqu %%ymm6, 160(%[acc])\n\t"
         : [mp] "+r"(mp), [ap] "+r"(ap), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [g] "+r"(g), [pf] "+r"(pf)
-        : [ng4] "r"(ng4), [npf] "r"(npfl), [acc] "r"(acc)
+        : [ng4] "r"(ng4), [npf] "r"(npfl), [acc] "r"(acc), [ns] "r"(pre->negsum)
         : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm9", "xmm10", "xmm11", "xmm12",
           "xmm13", "xmm14", "xmm15");
 }
@@ -377,12 +385,10 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
 #ifdef DQ_UK3_ASM
                 if (pre) {
                     __m256i acc[6];
-                    ukernel3_pre_asm(pp.neg, pp.abs, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, acc);
-                    const __m256i c0 = _mm256_load_si256((const void *)pp.negsum);
-                    const __m256i c1 = _mm256_load_si256((const void *)(pp.negsum + 8));
+                    ukernel3_pre_asm(pre, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, acc);
                     for (int r = 0; r < 3; r++) {
-                        store_rows(yt + (size_t)r * ldy, _mm256_sub_epi32(acc[2 * r], c0), i, n, p, sx[r], off[r]);
-                        store_rows(yt + (size_t)r * ldy, _mm256_sub_epi32(acc[2 * r + 1], c1), i + 8, n, p, sx[r], off[r]);
+                        store_rows(yt + (size_t)r * ldy, acc[2 * r], i, n, p, sx[r], off[r]);
+                        store_rows(yt + (size_t)r * ldy, acc[2 * r + 1], i + 8, n, p, sx[r], off[r]);
                     }
                     break;
                 }
