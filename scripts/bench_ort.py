@@ -20,10 +20,8 @@ ORT's default (allow_spinning=1), as a user gets it.
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -65,6 +63,7 @@ class Step(torch.nn.Module):
 
 
 def export(c, path):
+    """Writes the FP32 graph to path; returns its weights' bytes."""
     m = bt.build(c, 8)  # max_seq only sizes bench_torch's own cache buffers, unused here
     L, G, hd = c["layers"], c["kv_heads"], c["dim"] // c["heads"]
     T, P = 3, 2
@@ -80,6 +79,7 @@ def export(c, path):
         torch.onnx.export(Step(m), args, path, opset_version=17, do_constant_folding=True,
                           input_names=["tokens", "cos", "sin", "mask"] + pin,
                           output_names=["logits"] + pout, dynamic_axes=dyn)
+    return sum(p.numel() * p.element_size() for p in m.parameters())
 
 
 def rope_tables(hd, n):
@@ -127,35 +127,27 @@ def check(sessions, c, n_pp=9, n_tg=3):
 
 def bench(sess, c, n_pp, n_tg, reps):
     toks = np.random.default_rng(1).integers(0, c["vocab"], n_pp + n_tg, dtype=np.int64)
-    run1, empty = stepper(sess, c, toks)
+    run, empty = stepper(sess, c, toks)
+    past = [empty]  # each step's present cache, the next step's past
 
-    def run(pos, T, past):
-        return run1(pos, T, past)[1]
+    def prefill():
+        past[0] = run(0, n_pp, empty)[1]
 
-    pp, tg = [], []
-    for r in range(-1, reps):  # round -1 is the warm-up
-        t0 = time.perf_counter()
-        past = run(0, n_pp, empty)
-        t1 = time.perf_counter()
-        for i in range(n_tg):
-            past = run(n_pp + i, 1, past)
-        t2 = time.perf_counter()
-        if r >= 0:
-            pp.append(n_pp / (t1 - t0))
-            tg.append(n_tg / (t2 - t1))
-    return pp, tg
+    def step(i):
+        past[0] = run(n_pp + i, 1, past[0])[1]
+
+    return bt.time_rounds(prefill, step, n_pp, n_tg, reps)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shape", choices=sorted(bt.SHAPES), default="stories110M")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("-p", type=int, default=128, help="prompt tokens")
-    ap.add_argument("-n", type=int, default=64, help="generated tokens")
-    ap.add_argument("--types", default="int8,fp32", help="int8 (quantize_dynamic) and/or fp32")
+    bt.add_args(ap)
     ap.add_argument("--keep", metavar="DIR", help="write the .onnx files here (default: a temporary directory)")
     a = ap.parse_args()
+    types = a.types.split(",")
+    for typ in types:
+        if typ not in ("int8", "fp32"):
+            ap.error(f"unknown type {typ}")
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -163,21 +155,13 @@ def main():
     c = bt.SHAPES[a.shape]
     with tempfile.TemporaryDirectory() as tmp:
         d = a.keep or tmp
-        f32 = os.path.join(d, f"{a.shape}-f32.onnx")
-        i8 = os.path.join(d, f"{a.shape}-int8.onnx")
-        export(c, f32)
-        if "int8" in a.types.split(","):
-            big = os.path.getsize(f32) + sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
-                                             if not f.endswith(".onnx")) > 2 ** 31 - 2 ** 26
-            quantize_dynamic(f32, i8, per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                             use_external_data_format=big)  # protobuf's 2 GiB limit (TinyLlama: 4.4 GB FP32)
+        paths = {typ: os.path.join(d, f"{a.shape}-{typ}.onnx") for typ in ("fp32", "int8")}
+        wbytes = export(c, paths["fp32"])
+        if "int8" in types:  # over protobuf's 2 GiB the weights go to external files (TinyLlama: 4.4 GB FP32)
+            quantize_dynamic(paths["fp32"], paths["int8"], per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"], use_external_data_format=wbytes >= 2 ** 31)
         print(f"onnxruntime {ort.__version__} ({ort.get_device()}), torch {torch.__version__} (export only)")
         print(f"{a.shape}, pp{a.p} tg{a.n}, median of {a.reps}")
-        types = a.types.split(",")
-        paths = {"int8": i8, "fp32": f32}
-        for typ in types:
-            if typ not in paths:
-                ap.error(f"unknown type {typ}")
 
         def session(typ, t):
             so = ort.SessionOptions()
@@ -186,16 +170,15 @@ def main():
             return ort.InferenceSession(paths[typ], so, providers=["CPUExecutionProvider"])
 
         if "int8" in types:
-            ops = sorted({n.op_type for n in onnx.load(i8).graph.node})
+            ops = sorted({n.op_type for n in onnx.load(paths["int8"], load_external_data=False).graph.node})
             print(f"      int8 graph ops: {' '.join(ops)}")
         check({typ: session(typ, 1) for typ in ["fp32"] + [t for t in types if t == "int8"]}, c)
-        print(f"{'type':>5} {'threads':>7} {'pp t/s':>9} {'tg t/s':>9}   (min-max of the reps)")
+        bt.print_header()
         for typ in types:
             for t in [int(x) for x in a.threads.split(",")]:
                 sess = session(typ, t)
                 pp, tg = bench(sess, c, a.p, a.n, a.reps)
-                print(f"{typ:>5} {t:>7} {statistics.median(pp):>9.1f} {statistics.median(tg):>9.2f}   "
-                      f"(pp {min(pp):.1f}-{max(pp):.1f}, tg {min(tg):.2f}-{max(tg):.2f})", flush=True)
+                bt.print_row(typ, t, pp, tg)
                 del sess
 
 

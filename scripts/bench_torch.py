@@ -122,21 +122,47 @@ def build(c, max_seq):
 # ---------------------------------------------------------------- timing
 
 
-@torch.inference_mode()
-def bench(model, n_pp, n_tg, reps, vocab):
-    toks = torch.randint(0, vocab, (n_pp + n_tg,), generator=torch.Generator().manual_seed(1))
+def time_rounds(prefill, step, n_pp, n_tg, reps):
+    """prefill(), then step(i) for i < n_tg, in one untimed warm-up round and reps timed ones:
+    the prefill and generation tokens/s of each timed round (scripts/bench_ort.py uses it too)."""
     pp, tg = [], []
     for r in range(-1, reps):  # round -1 is the warm-up
         t0 = time.perf_counter()
-        model(toks[:n_pp], 0)
+        prefill()
         t1 = time.perf_counter()
         for i in range(n_tg):
-            model(toks[n_pp + i:n_pp + i + 1], n_pp + i)
+            step(i)
         t2 = time.perf_counter()
         if r >= 0:
             pp.append(n_pp / (t1 - t0))
             tg.append(n_tg / (t2 - t1))
     return pp, tg
+
+
+@torch.inference_mode()
+def bench(model, n_pp, n_tg, reps, vocab):
+    toks = torch.randint(0, vocab, (n_pp + n_tg,), generator=torch.Generator().manual_seed(1))
+    return time_rounds(lambda: model(toks[:n_pp], 0), lambda i: model(toks[n_pp + i:n_pp + i + 1], n_pp + i),
+                       n_pp, n_tg, reps)
+
+
+def add_args(ap):
+    """The arguments bench_torch.py and bench_ort.py share."""
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="stories110M")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("-p", type=int, default=128, help="prompt tokens")
+    ap.add_argument("-n", type=int, default=64, help="generated tokens")
+    ap.add_argument("--types", default="int8,fp32", help="int8 (quantize_dynamic) and/or fp32")
+
+
+def print_header():
+    print(f"{'type':>5} {'threads':>7} {'pp t/s':>9} {'tg t/s':>9}   (min-max of the reps)")
+
+
+def print_row(typ, threads, pp, tg):
+    print(f"{typ:>5} {threads:>7} {statistics.median(pp):>9.1f} {statistics.median(tg):>9.2f}   "
+          f"(pp {min(pp):.1f}-{max(pp):.1f}, tg {min(tg):.2f}-{max(tg):.2f})", flush=True)
 
 
 def openblas():
@@ -151,12 +177,7 @@ def openblas():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="stories110M")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("-p", type=int, default=128, help="prompt tokens")
-    ap.add_argument("-n", type=int, default=64, help="generated tokens")
-    ap.add_argument("--types", default="int8,fp32", help="int8 (quantize_dynamic) and/or fp32")
+    add_args(ap)
     ap.add_argument("--engine", default=None, help="torch.backends.quantized.engine (default: torch's)")
     a = ap.parse_args()
     if a.engine:
@@ -170,7 +191,7 @@ def main():
           f"BLAS: {blas.openblas_get_config().decode() if blas else 'not OpenBLAS'}, "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     print(f"{a.shape}, pp{a.p} tg{a.n}, median of {a.reps}")
-    print(f"{'type':>5} {'threads':>7} {'pp t/s':>9} {'tg t/s':>9}   (min-max of the reps)")
+    print_header()
     fp32 = build(c, a.p + a.n)
     for typ in a.types.split(","):
         if typ == "int8":
@@ -184,8 +205,7 @@ def main():
             if blas:
                 blas.openblas_set_num_threads(t)
             pp, tg = bench(model, a.p, a.n, a.reps, c["vocab"])
-            print(f"{typ:>5} {t:>7} {statistics.median(pp):>9.1f} {statistics.median(tg):>9.2f}   "
-                  f"(pp {min(pp):.1f}-{max(pp):.1f}, tg {min(tg):.2f}-{max(tg):.2f})", flush=True)
+            print_row(typ, t, pp, tg)
         del model
 
 
