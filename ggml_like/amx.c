@@ -47,31 +47,69 @@ static void amx_config(void) {
     _tile_loadconfig(&cfg);
 }
 
-// Epilogue of one 16 x 16 int32 block c (tokens x weight rows), AVX-512, same expression as
-// the scalar spec. nt valid tokens, rows [row, n).
-static void amx_epilogue(float *y, int ldy, const int32_t *c, int nt, int row, int n, const dq_wpack *p,
-                         const float *sx, const int32_t *off) {
-    if (row >= n) return;
-    __mmask16 mk = n - row >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - row)) - 1);
-    __m512i rs = _mm512_loadu_si512((const void *)(p->rowsum + row));
-    __m512 sw = _mm512_loadu_ps(p->scale + row);
-    for (int r = 0; r < nt; r++) {
-        __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(128 + off[r]), rs);
-        __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512((const void *)(c + 16 * r)), corr));
-        __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sx[r]), sw);
-        _mm512_mask_storeu_ps(y + (size_t)r * ldy + row, mk, _mm512_mul_ps(f, sc));
+// The epilogue of a 32 x 32 block, (float)(acc + neg) * (sx[t] * sw[i]) with neg = -(128 + off[t])
+// * rowsum[i] (the scalar spec's expression, acc holding the biased codes' sums), runs while the
+// tile unit computes the next block: its int32 sums go to one half of a two-block buffer, and
+// each k-step of the next block applies it to a few of its rows (ceil(64 / k-steps)), between the
+// tile instructions. Done after the k-loop instead, it only began once the tile unit had drained
+// and cost the GEMM a third of its time (stories110M shapes at 128 tokens, one thread; see
+// docs/PERFORMANCE.md, "AMX"). Its rows are walked as one list, sub-tile by sub-tile.
+typedef struct amx_epi {
+    int nq;             // sub-tiles of the block (0: nothing pending)
+    const int32_t *c[4];  // 16 x 16 sums of each, rows 64 bytes apart
+    float *y[4];        // its first output
+    const float *sx[4];
+    const int32_t *off[4];  // NULL for symmetric activations (off = 0)
+    int rows[4], h[4];  // valid tokens; panel (0 or 1) of the block
+    __m512i rs[2], neg[2];  // each panel's row sums, and -128 * them
+    __m512 sw[2];
+    __mmask16 mk[2];    // the panel's rows below n
+} amx_epi;
+typedef struct amx_cursor {
+    int q, left;  // current sub-tile, rows left in it
+    const int32_t *c, *off;
+    float *y;
+    const float *sx;
+    __m512i rs, neg;
+    __m512 sw;
+    __mmask16 mk;
+} amx_cursor;
+AMX_INLINE void amx_cursor_load(amx_cursor *k, const amx_epi *e) {
+    k->left = k->q < e->nq ? e->rows[k->q] : 0;
+    if (!k->left) return;
+    const int h = e->h[k->q];
+    k->c = e->c[k->q], k->y = e->y[k->q], k->sx = e->sx[k->q], k->off = e->off[k->q];
+    k->rs = e->rs[h], k->neg = e->neg[h], k->sw = e->sw[h], k->mk = e->mk[h];
+}
+// The next `rows` rows of the list (fewer at its end).
+AMX_INLINE void amx_epi_rows(amx_cursor *k, const amx_epi *e, int rows, int ldy) {
+    while (rows > 0 && k->left > 0) {
+        __m512i neg = k->off ? _mm512_mullo_epi32(_mm512_set1_epi32(-128 - *k->off), k->rs) : k->neg;
+        __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_loadu_si512((const void *)k->c), neg));
+        __m512 sc = _mm512_mul_ps(_mm512_set1_ps(*k->sx), k->sw);
+        _mm512_mask_storeu_ps(k->y, k->mk, _mm512_mul_ps(f, sc));
+        k->c += 16, k->y += ldy, k->sx++, rows--;
+        if (k->off) k->off++;
+        if (--k->left == 0) {
+            k->q++;
+            amx_cursor_load(k, e);
+        }
     }
 }
 
 // MT x 16 tokens from x (the activation buffer has zeroed rows up to a multiple of 16, so a
-// full A tile is always readable) times NP panels from wp, whole k.
-AMX_INLINE void amx_block(const int MT, const int NP, float *y, int ldy, const int8_t *x, int kp, const int8_t *wp,
-                          const dq_wpack *p, int row, int n, int nt, const float *sx, const int32_t *off) {
+// full A tile is always readable) times NP panels from wp, whole k, into tmm0-3; the epilogue of
+// the block before (e) meanwhile.
+AMX_INLINE void amx_block(const int MT, const int NP, const int8_t *x, int kp, const int8_t *wp, const amx_epi *e,
+                          int ldy) {
     _tile_zero(0);
     if (NP > 1) _tile_zero(1);
     if (MT > 1) _tile_zero(2);
     if (MT > 1 && NP > 1) _tile_zero(3);
     const size_t ps = (size_t)16 * kp;
+    const int per = (64 + kp / 64 - 1) / (kp / 64);
+    amx_cursor k = {.q = 0};
+    amx_cursor_load(&k, e);
     for (int kk = 0; kk < kp; kk += 64) {
         _tile_loadd(4, x + kk, kp);
         if (MT > 1) _tile_loadd(5, x + (size_t)16 * kp + kk, kp);
@@ -81,19 +119,9 @@ AMX_INLINE void amx_block(const int MT, const int NP, float *y, int ldy, const i
         if (NP > 1) _tile_dpbusd(1, 4, 7);
         if (MT > 1) _tile_dpbusd(2, 5, 6);
         if (MT > 1 && NP > 1) _tile_dpbusd(3, 5, 7);
+        amx_epi_rows(&k, e, per, ldy);
     }
-    _Alignas(64) int32_t c[4][256];
-    _tile_stored(0, c[0], 64);
-    if (NP > 1) _tile_stored(1, c[1], 64);
-    if (MT > 1) _tile_stored(2, c[2], 64);
-    if (MT > 1 && NP > 1) _tile_stored(3, c[3], 64);
-    int nt0 = nt < 16 ? nt : 16;
-    amx_epilogue(y, ldy, c[0], nt0, row, n, p, sx, off);
-    if (NP > 1) amx_epilogue(y, ldy, c[1], nt0, row + 16, n, p, sx, off);
-    if (MT > 1) {
-        amx_epilogue(y + (size_t)16 * ldy, ldy, c[2], nt - 16, row, n, p, sx + 16, off + 16);
-        if (NP > 1) amx_epilogue(y + (size_t)16 * ldy, ldy, c[3], nt - 16, row + 16, n, p, sx + 16, off + 16);
-    }
+    amx_epi_rows(&k, e, 64, ldy);
 }
 
 static void gemm_q8_amx(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
@@ -104,22 +132,51 @@ static void gemm_q8_amx(float *y, int ldy, const dq_qact *qa, int t0, int t1, co
         dq_kernels_avx512vnni()->gemm_q8(y, ldy, qa, t0, t1, w, i0, i1);
         return;
     }
+    const int sym = qa->scheme != DQ_ACT_ASYM;  // off = 0 for every token
+    _Alignas(64) int32_t cbuf[2][4 * 256];
+    amx_epi e;
+    memset(&e, 0, sizeof e);
+    int cur = 0;
     amx_config();
     for (int i = i0; i < i1; i += 32) {
         const int8_t *wp = p->panels + (size_t)i * kp;
-        int two = i1 - i > 16;
+        const int two = i1 - i > 16;
         for (int t = t0; t < t1; t += 32) {
             const int8_t *xt = qa->q + (size_t)t * kp;
-            float *yt = y + (size_t)t * ldy;
-            int nt = t1 - t < 32 ? t1 - t : 32;
-            const float *sx = qa->scale + t;
-            const int32_t *off = qa->off + t;
-            if (nt > 16 && two) amx_block(2, 2, yt, ldy, xt, kp, wp, p, i, n, nt, sx, off);
-            else if (nt > 16) amx_block(2, 1, yt, ldy, xt, kp, wp, p, i, n, nt, sx, off);
-            else if (two) amx_block(1, 2, yt, ldy, xt, kp, wp, p, i, n, nt, sx, off);
-            else amx_block(1, 1, yt, ldy, xt, kp, wp, p, i, n, nt, sx, off);
+            const int nt = t1 - t < 32 ? t1 - t : 32;
+            if (nt > 16 && two) amx_block(2, 2, xt, kp, wp, &e, ldy);
+            else if (nt > 16) amx_block(2, 1, xt, kp, wp, &e, ldy);
+            else if (two) amx_block(1, 2, xt, kp, wp, &e, ldy);
+            else amx_block(1, 1, xt, kp, wp, &e, ldy);
+            int32_t *c = cbuf[cur];
+            cur ^= 1;
+            _tile_stored(0, c, 64);
+            if (two) _tile_stored(1, c + 256, 64);
+            if (nt > 16) _tile_stored(2, c + 512, 64);
+            if (nt > 16 && two) _tile_stored(3, c + 768, 64);
+            e.nq = 0;
+            for (int q = 0; q < 4; q++) {  // q & 1: panel, q >> 1: token half
+                const int h = q & 1, r0 = (q >> 1) * 16;
+                if ((h && !two) || r0 >= nt) continue;
+                e.c[e.nq] = c + 256 * q;
+                e.y[e.nq] = y + (size_t)(t + r0) * ldy + i + 16 * h;
+                e.sx[e.nq] = qa->scale + t + r0;
+                e.off[e.nq] = sym ? NULL : qa->off + t + r0;
+                e.rows[e.nq] = nt - r0 < 16 ? nt - r0 : 16;
+                e.h[e.nq++] = h;
+            }
+            for (int h = 0; h <= two; h++) {  // row sums and scales are zero-padded to whole panels
+                const int r = i + 16 * h, cnt = n - r < 16 ? n - r : 16;
+                e.mk[h] = (__mmask16)((1u << cnt) - 1);
+                e.rs[h] = _mm512_loadu_si512((const void *)(p->rowsum + r));
+                e.neg[h] = _mm512_mullo_epi32(_mm512_set1_epi32(-128), e.rs[h]);
+                e.sw[h] = _mm512_loadu_ps(p->scale + r);
+            }
         }
     }
+    amx_cursor k = {.q = 0};
+    amx_cursor_load(&k, &e);
+    amx_epi_rows(&k, &e, 64, ldy);
     _tile_release();
 }
 
