@@ -62,16 +62,15 @@ static struct {
 
 static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing in init_once
 
-// The GEMVs' software prefetch distance and panel streams (kernels.h); Intel's
-// until init_once has probed the CPU.
+// The GEMVs' software prefetch distance (Intel's until init_once has probed the CPU) and panel
+// streams (kernels.h).
 int dq_gemv_prefetch_bytes = 4096;
-int dq_gemv_streams = 1;
+int dq_gemv_streams = 4;
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);
     const int amd = strcmp(g.cpu.vendor, "AuthenticAMD") == 0;
     dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
-    dq_gemv_streams = amd ? 4 : 1;
     const char *streams = getenv("DYNQ_GEMV_STREAMS");
     if (streams && *streams) {
         if (strcmp(streams, "1") != 0 && strcmp(streams, "4") != 0) {

@@ -115,12 +115,10 @@ static inline void dq_prefetch_step(const int8_t *pf, int npf, int s) {
 // Past the end of a matrix the address is no pointer into it (so it is computed as an integer)
 // and the prefetch touches the next matrix or nothing: prefetches never fault.
 extern int dq_gemv_prefetch_bytes;
-// How many panels the x86 GEMVs (AVX2, AVX-VNNI, AVX-512 VNNI) read side by side: 1 (Intel: the
-// one stream above) or 4 (AMD: a tile's panels cut in four runs of consecutive panels, walked
-// together as four streams, no software prefetch), set by the dispatcher by vendor;
-// DYNQ_GEMV_STREAMS=1|4 overrides it (benchmarks). Measured only with the AVX2 GEMV on a Zen 3
-// (below); Zen 4/5 run the AVX-512 one, where a bare GEMV reading four rows per step had reached
-// the full read bandwidth (issue #6) and the one-stream GEMV about two thirds of it.
+// How many panels the x86 GEMVs (AVX2, AVX-VNNI, AVX-512 VNNI) read side by side: 4 (a tile's
+// panels cut in four runs of consecutive panels, walked together as four streams, no software
+// prefetch) or 1 (the one stream above); 4 since 2026-12-02 on every x86 CPU, before that on AMD
+// only; DYNQ_GEMV_STREAMS=1|4 overrides it (benchmarks).
 // Zen 3, one thread: a throw-away microbenchmark over 256 MiB of k = 2048 panels read 16-17 GB/s
 // with one stream whatever the prefetch, 20-22 with four (four neighbouring panels at a time,
 // 18-21 with the prefetch);
@@ -128,8 +126,13 @@ extern int dq_gemv_prefetch_bytes;
 // medians: TinyLlama shape 13.2 / 16.7 / 17.2 tok/s at one thread and 18.8 / 22.4 / 23.1 at two;
 // stories110M shape 133 / 135 / 144 at one thread (its 12 KiB panels made short streams when
 // four neighbours were read together; within a matrix, k = 768 read 15.6 GB/s that way, k = 2048
-// 18.2), 192-194 for all three at two threads. Intel keeps one stream: the AVX-512 GEMV's two
-// interleaved panel streams measured slower there (avx512vnni.c); four are untried on Intel.
+// 18.2), 192-194 for all three at two threads. Zen 4, AVX-512 VNNI: one stream 0.87x / 0.90x of
+// four (one / two threads). Intel Xeon with AMX (family 6 model 167 under KVM), `dynq bench -p 8`
+// alternating DYNQ_GEMV_STREAMS=1 and 4, TinyLlama shape, one / two threads: AVX-512 VNNI 15.5 /
+// 29.0 -> 15.9 / 30.6 tok/s, AVX-VNNI 14.5 / 27.5 -> 15.6 / 30.1, plain AVX2 10.8 / 11.1 -> 13.8 /
+// 26.7; stories110M AVX-512 VNNI one thread 177-222 -> 208-232. An earlier Intel (model 207) had
+// measured two interleaved streams slower than one in the AVX-512 GEMV, before the four-run form
+// with its deferred epilogue; four were not measured there.
 extern int dq_gemv_streams;
 // The four runs of a GEMV tile's rows [i0, i1) (i0 a multiple of 16): run = (i1 - i0) / 64 panels
 // each, run j reading panels j, j + run, j + 2 run, j + 3 run (rows[] their first rows); the
