@@ -9,8 +9,9 @@
 // The OS must grant tile state first (arch_prctl, see cpu.c); each call loads the tile config
 // for its own thread (LDTILECFG is per thread) and releases it at the end.
 //
-// No machine here has AMX. The tests compile this same file with DQ_AMX_MODEL_HEADER naming a
-// software model of LDTILECFG / TILELOADD / TDPBUSD / TILESTORED / TILERELEASE
+// Run natively and checked against the scalar spec on an Intel Xeon with AMX-INT8 (2026-12-02,
+// under KVM). On every other machine the tests compile this same file with DQ_AMX_MODEL_HEADER
+// naming a software model of LDTILECFG / TILELOADD / TDPBUSD / TILESTORED / TILERELEASE
 // (tests/kernels_amx_model.h) and check the packing and loop structure against the scalar spec.
 #include <pthread.h>
 #include <string.h>
@@ -53,7 +54,7 @@ static void amx_config(void) {
 // each k-step of the next block applies it to a few of its rows (ceil(64 / k-steps)), between the
 // tile instructions. Done after the k-loop instead, it only began once the tile unit had drained
 // and cost the GEMM a third of its time (stories110M shapes at 128 tokens, one thread; see
-// docs/PERFORMANCE.md, "AMX"). Its rows are walked as one list, sub-tile by sub-tile.
+// docs/PERFORMANCE.md, "First AMX session"). Its rows are walked as one list, sub-tile by sub-tile.
 typedef struct amx_epi {
     int nq;             // sub-tiles of the block (0: nothing pending)
     const int32_t *c[4];  // 16 x 16 sums of each, rows 64 bytes apart

@@ -1,7 +1,7 @@
 // tests/test_kernels_amx.c: the AMX kernel source (ggml_like/amx.c) run on a software model of
 // the tile instructions (tests/kernels_amx_model.h), its AVX-512 parts through SIMDe, and
-// checked against the scalar spec like every other table. No machine here has AMX; on one that
-// does, test_kernels.c also runs the real tile code natively.
+// checked against the scalar spec like every other table, on any x86-64 machine. Where the CPU
+// has AMX (one Intel Xeon here so far), test_kernels.c also runs the real tile code natively.
 #define DQ_SIMDE_HEADER "tests/kernels_simde_x86.h"
 #define DQ_AMX_MODEL_HEADER "tests/kernels_amx_model.h"
 #define dq_kernels_avx512vnni dq_kernels_avx512vnni_simde
