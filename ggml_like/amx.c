@@ -1,6 +1,6 @@
 // ggml_like/amx.c: Intel AMX kernels (Sapphire Rapids and later).
 //   gemm_u8s8_32x32__amx   int8 GEMM: 2 x 2 tiles of 16 tokens x 16 weight rows, TDPBUSD over
-//                          64 inputs per step; m < 16 (decode) goes to the AVX-512 VNNI kernel.
+//                          64 inputs per step; m < 8 (decode) goes to the AVX-512 VNNI kernel.
 // Tiles (palette 1, each 16 rows x 64 bytes): tmm0-3 = int32 C blocks, tmm4-5 = A (16 tokens x
 // 64 u8 codes, row stride kp: the activation buffer read in place), tmm6-7 = B (one weight
 // panel x 64 inputs: 16 consecutive 4-input groups of the panel layout in kernels.h, which is
@@ -134,7 +134,7 @@ static void gemm_q8_amx(float *y, int ldy, const dq_qact *qa, int t0, int t1, co
     const dq_wpack *p = w->packed;
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0 && t0 % 16 == 0);
-    if (t1 - t0 < 16) {  // decode and tiny batches: a tile would be mostly padding
+    if (t1 - t0 < DQ_AMX_MIN_M) {  // decode and tiny batches: a tile would be mostly padding (kernels.h)
         dq_kernels_avx512vnni()->gemm_q8(y, ldy, qa, t0, t1, w, i0, i1);
         return;
     }
@@ -223,7 +223,7 @@ static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_table_init(void) {
     amx_table = *dq_kernels_avx512vnni();
     amx_table.isa = DQ_ISA_AMX;
-    amx_table.name = "gemm_u8s8_32x32__amx (m < 16: gemm_u8s8_6x64c4__avx512vnni), gemm_f32_4x4__avx512f";
+    amx_table.name = "gemm_u8s8_32x32__amx (m < 8: gemm_u8s8_6x64c4__avx512vnni), gemm_f32_4x4__avx512f";
     amx_table.use_panels = 1;
     amx_table.act_bias = 128;
     amx_table.gemm_q8 = gemm_q8_amx;

@@ -15,6 +15,13 @@
 
 #define DQ_PANEL 16   // weight rows per packed panel
 #define DQ_KALIGN 64  // k is padded to this in packed weights and activation rows
+// Fewest tokens the AMX GEMM takes (ggml_like/amx.c): its tiles hold 16, so below that the A tile
+// reads zeroed pad rows (dq_quantize_act zeroes them from this many tokens up); fewer go to the
+// AVX-512 VNNI kernel. Intel Xeon with AMX, `dynq bench -p P -n 2 -t 1,2`, VNNI against AMX tok/s:
+// stories110M P = 4: 678 / 1302 -> 715 / 1314, 6: 949 / 1842 -> 1014 / 1728, 8: 1118 / 2166 -> 1335 /
+// 2480, 12: 1335 -> 1761 (one thread), 15: 1620 -> 2496; TinyLlama P = 6: 75.4 / 142 -> 73.9 / 141,
+// 8: 87.5 / 165 -> 101 / 186, 12: 120 / 227 -> 149 / 280. Below 8 the two trade places.
+#define DQ_AMX_MIN_M 8
 
 static inline int dq_round_up(int x, int a) { return (x + a - 1) / a * a; }
 
