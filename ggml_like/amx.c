@@ -52,9 +52,10 @@ static void amx_config(void) {
 // * rowsum[i] (the scalar spec's expression, acc holding the biased codes' sums), runs while the
 // tile unit computes the next block: its int32 sums go to one half of a two-block buffer, and
 // each k-step of the next block applies it to a few of its rows (ceil(64 / k-steps)), between the
-// tile instructions. Done after the k-loop instead, it only began once the tile unit had drained
-// and cost the GEMM a third of its time (stories110M shapes at 128 tokens, one thread; see
-// docs/PERFORMANCE.md, "First AMX session"). Its rows are walked as one list, sub-tile by sub-tile.
+// tile instructions. Done after the k-loop instead, it only began once the tile unit had drained:
+// a 128-token prefill ran 1.079x (stories110M) and 1.087x (TinyLlama) faster this way, one thread
+// (docs/PERFORMANCE.md, "First AMX session"; one matrix shape, 768 x 768, ran slower alone).
+// Its rows are walked as one list, sub-tile by sub-tile.
 typedef struct amx_epi {
     int nq;             // sub-tiles of the block (0: nothing pending)
     const int32_t *c[4];  // 16 x 16 sums of each, rows 64 bytes apart
