@@ -55,11 +55,10 @@ int main(int argc, char **argv) {
     double ratio[1000], total[2] = {0, 0};
     for (int r = 0; r < R; r++) {
         double t[2] = {0, 0};
+        if (prefill)  // one prompt per sequence, run once per variant
+            for (int j = 0; j < L; j++) toks[j] = (int)((j * 7919u + (unsigned)r) % m.c.vocab);
         for (int p = 0; p < (prefill ? 2 : L); p++) {
-            if (prefill)
-                for (int j = 0; j < L; j++) toks[j] = (int)((j * 7919u + (unsigned)r) % m.c.vocab);
-            else
-                toks[0] = (int)((p * 7919u + (unsigned)r) % m.c.vocab);
+            if (!prefill) toks[0] = (int)((p * 7919u + (unsigned)r) % m.c.vocab);
             dq_ab_mode = (p + r) & 1;  // each position (or prompt) gets A in half the sequences, B in the other
             double t0 = dq_now();
             if (dq_forward(&m, &s, toks, prefill ? L : 1, prefill ? 0 : p, DQ_LOGITS_LAST, &e)) {
