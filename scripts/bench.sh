@@ -46,14 +46,15 @@ import json, sys
 q = [json.loads(l) for l in open(sys.argv[1])]
 f = [json.loads(l) for l in open(sys.argv[2])]
 print(f"{'threads':>7} | {'INT8 pp t/s':>11} {'FP32 pp t/s':>11} {'ratio':>6} | {'INT8 tg t/s':>11} {'FP32 tg t/s':>11} {'ratio':>6} |"
-      f" {'tg GB/s':>7} {'of read':>7} {'+KV':>5} {'paired':>6} | {'pp GOPS':>7} {'of peak':>7} {'paired':>6} | isa")
+      f" {'tg GB/s':>7} {'of read':>7} {'+KV':>5} {'paired':>6} | {'pp GOPS':>7} {'of peak':>7} {'paired':>6} {'of roof':>7} | isa")
 for a, b in zip(q, f):
     print(f"{a['threads']:>7} | {a['pp_tok_s']:>11.1f} {b['pp_tok_s']:>11.1f} {a['pp_tok_s']/b['pp_tok_s']:>6.2f} |"
           f" {a['tg_tok_s']:>11.1f} {b['tg_tok_s']:>11.1f} {a['tg_tok_s']/b['tg_tok_s']:>6.2f} |"
           f" {a['tg_gbps']:>7.2f} {100*a['tg_gbps']/a['read_gbps']:>6.0f}% {100*a['tg_kv_gbps']/a['read_gbps']:>4.0f}% {100*a['tg_bw_fraction_paired']:>5.0f}% |"
-          f" {a['pp_gops']:>7.1f} {100*a['pp_gops']/a['int8_peak_gops']:>6.0f}% {100*a['pp_peak_fraction_paired']:>5.0f}% | {a['isa']}")
+          f" {a['pp_gops']:>7.1f} {100*a['pp_gops']/a['int8_peak_gops']:>6.0f}% {100*a['pp_peak_fraction_paired']:>5.0f}% {100*a['pp_roofline_fraction']:>6.0f}% | {a['isa']}")
 print(f"(tg GB/s: weight bytes per second; +KV: with the {q[0]['cache_type_k']} key/value cache each generated token also reads;"
-      " paired: each repetition against a read or peak pass taken right after it, median of those ratios)")
+      " paired: each repetition against a read or peak pass taken right after it, median of those ratios;"
+      " of roof: of the most the prompt length allows, min(peak, the weights read once at the read bandwidth))")
 print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s (a buffer the weights' size; {q[-1]['read_512mib_gbps']:.1f} over 512 MiB), int8 peak {q[-1]['int8_peak_gops']:.0f} GOPS "
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
 pages = lambda r: "unknown" if r.get("file_2m_fraction", -1) < 0 else f"{100 * r['file_2m_fraction']:.0f} %"

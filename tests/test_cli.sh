@@ -259,6 +259,13 @@ ok = [r["threads"] for r in rows] == [1, 2] and all(r[k] > 0 for r in rows for k
 ok = ok and all(abs(r["tg_bw_fraction"] - r["tg_gbps"] / r["read_gbps"]) < 1e-3 for r in rows)
 ok = ok and all(r["tg_kv_gbps"] > r["tg_gbps"] for r in rows)
 ok = ok and all(r[k] < 10 for r in rows for k in ("tg_bw_fraction_paired", "pp_peak_fraction_paired"))
+# the prefill roofline: the prompt pass (pp_gops * n_prompt / pp_tok_s giga-operations) takes at least
+# its operations at the peak or its weight bytes at the read bandwidth, whichever is longer
+def roof(r):
+    ops = r["pp_gops"] * r["n_prompt"] / r["pp_tok_s"]
+    return ops / max(ops / r["int8_peak_gops"], r["weight_bytes"] / 1e9 / r["read_gbps"])
+ok = ok and all(abs(r["pp_roofline_gops"] / roof(r) - 1) < 2e-3 and r["pp_roofline_gops"] <= r["int8_peak_gops"] * 1.001 for r in rows)
+ok = ok and all(abs(r["pp_roofline_fraction"] - r["pp_gops"] / r["pp_roofline_gops"]) < 2e-3 for r in rows)
 ok = ok and all(0 <= r["pool_backoffs"] <= r["pool_stalls"] for r in rows) and rows[0]["pool_stalls"] == 0
 sys.exit(0 if ok else 1)' "$T/rj" 2>/dev/null
     then ok bench_roofline_json; else bad bench_roofline_json "$(head -c 400 "$T/rj")"; fi
