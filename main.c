@@ -980,6 +980,9 @@ static int cmd_bench(int argc, char **argv) {
                                                      (double)c->dim * c->n_kv_heads * c->head_dim * 2 +
                                                      3.0 * c->dim * c->ffn_dim);
         double cls_params = (double)c->vocab * c->dim;
+        // giga-operations of one prompt pass: 2 per multiply-add, n_pp per layer weight, one per
+        // classifier weight (the last token's logits only)
+        const double pp_ops = 2.0 * (layer_params * n_pp + cls_params) / 1e9;
         double wbytes = (double)dq_model_weight_bytes(&m);
         // --roofline: a read pass and an int8 peak pass after each repetition, each repetition's
         // fractions from the pair (the host's speed drifts; two figures taken together drift alike)
@@ -1010,13 +1013,13 @@ static int cmd_bench(int argc, char **argv) {
             pp[r] = n_pp / (t1 - t0), tg[r] = n_tg / (t2 - t1);
             if (roofline) {
                 pair[r] = wbytes * tg[r] / 1e9 / dq_read_probe_gbps(probe, s.pool, 1);
-                pair[reps + r] = 2.0 * (layer_params * pp[r] + cls_params * pp[r] / n_pp) / 1e9 /
+                pair[reps + r] = pp_ops * (pp[r] / n_pp) /
                                  dq_roofline_int8_gops_passes(s.pool, NULL, &peak_iters, 1);
             }
         }
         if (!rc) {
             double pps = median(pp, reps), tgs = median(tg, reps);
-            double pp_gops = 2.0 * (layer_params * n_pp + cls_params) * (pps / n_pp) / 1e9;
+            double pp_gops = pp_ops * (pps / n_pp);
             double tg_gbps = wbytes * tgs / 1e9;
             double tg_pair = roofline ? median(pair, reps) : 0, pp_pair = roofline ? median(pair + reps, reps) : 0;
             // what a generated token also reads: the key and value caches of every layer up to its
@@ -1033,14 +1036,12 @@ static int cmd_bench(int argc, char **argv) {
                 read_gbps = dq_read_probe_gbps(probe, s.pool, 3);
                 read_big_gbps = wbytes < (double)(512 << 20) ? dq_roofline_read_gbps(s.pool, 0) : read_gbps;
                 peak = dq_roofline_int8_gops(s.pool, &measured);
-                // The prompt pass reads every weight at least once (n_pp multiply-adds per weight of
-                // the layers, one per weight of the classifier): it takes at least the longer of its
-                // operations at the peak and its weight bytes at the read bandwidth. That bound, as
-                // GOPS, is the most this prompt length allows; with fewer than about peak / read
+                // The prompt pass reads every weight at least once: it takes at least the longer of
+                // its operations at the peak and its weight bytes at the read bandwidth. That bound,
+                // as GOPS, is the most this prompt length allows; with fewer than about peak / read
                 // operations per weight byte it is the bandwidth, not the peak (docs/PERFORMANCE.md).
-                const double ops = 2.0 * (layer_params * n_pp + cls_params) / 1e9, sec_peak = ops / peak,
-                             sec_read = wbytes / 1e9 / read_gbps;
-                roof = ops / (sec_peak > sec_read ? sec_peak : sec_read);
+                const double sec_peak = pp_ops / peak, sec_read = wbytes / 1e9 / read_gbps;
+                roof = pp_ops / (sec_peak > sec_read ? sec_peak : sec_read);
             }
             const char *isa = dq_isa_name(dq_isa_chosen());
             const double huge = dq_map_huge_fraction(m.map, m.size);  // after the runs touched every weight
