@@ -118,14 +118,14 @@ AMX_INLINE void amx_block(const int MT, const int NP, const int8_t *x, int kp, c
     const int pstep = (npf + kp / 64 - 1) / (kp / 64);
     for (int kk = 0; kk < kp; kk += 64) {
         for (int l = 0; l < pstep && npf > 0; l++, npf--, pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T1);
-        // the second A tile after the first two products: 128 tokens, one thread, alternating
-        // (scripts/ab_decode.c ... prefill), TinyLlama 1.013x and 1.018x, stories110M 1.007x;
-        // two threads 1.00x (docs/PERFORMANCE.md, "Second AMX session")
         _tile_loadd(4, x + kk, kp);
         _tile_loadd(6, wp + (size_t)kk * 16, 64);
         if (NP > 1) _tile_loadd(7, wp + ps + (size_t)kk * 16, 64);
         _tile_dpbusd(0, 4, 6);
         if (NP > 1) _tile_dpbusd(1, 4, 7);
+        // the second A tile only now, after the first two products: 128 tokens, one thread,
+        // alternating (scripts/ab_decode.c ... prefill), TinyLlama 1.013x and 1.018x, stories110M
+        // 1.007x; two threads 1.00x (docs/PERFORMANCE.md, "Second AMX session")
         if (MT > 1) _tile_loadd(5, x + (size_t)16 * kp + kk, kp);
         if (MT > 1) _tile_dpbusd(2, 5, 6);
         if (MT > 1 && NP > 1) _tile_dpbusd(3, 5, 7);

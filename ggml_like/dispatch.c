@@ -452,8 +452,8 @@ static void quant_setup(const dq_kernels *K, dq_pool *pool, dq_qact *qa, int m, 
     qa->scale = (float *)(mem + qb);
     qa->off = (int32_t *)(mem + qb + sb);
     qa->bias = K->act_bias;
-    // Only the AMX kernel reads past the last token, and only in batches of DQ_AMX_MIN_M or more
-    // (its tiles take 16 tokens; smaller batches go to the VNNI kernel): decode skips zeroing 15 rows.
+    // Only the AMX kernel reads past the last token (its tiles take 16 tokens), and only in batches
+    // of DQ_AMX_MIN_M or more (smaller ones go to the VNNI kernel): decode skips zeroing 15 rows.
     if (mp > m && m >= DQ_AMX_MIN_M) memset(qa->q + (size_t)m * kp, 0, (size_t)(mp - m) * kp);
 }
 
