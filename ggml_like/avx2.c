@@ -293,28 +293,134 @@ static void ukernel3_pre_asm(const struct pre_panel *pre, const int8_t *x0, cons
 #define DQ_UK3_ASM 1
 #endif
 
+// Decode moves the sign onto the weights instead, since the activations are the operand that
+// does not change from row to row: the unsigned operand is |c| and the signed one w ^ mc, mc =
+// 0xff where c < 0. For c < 0, |c| * (w ^ 0xff) = |c| * (-w - 1) = c * w - |c|, so the sum over k
+// is the exact dot product minus the token's sum of |c| over its negative codes, a constant of
+// the call (neg_code_sum) added back once per row. |c| <= 127 and w ^ mc is in [-128, 127], so a
+// pair is in [-32512, 32258]: exact. Per 32 weight bytes: vpxor (any pipe), vpmaddubsw,
+// vpmaddwd, vpaddd, where w's |w| and vpsignb took two more operations; |c| and mc cost two per
+// 4-input group, shared by every row of the step.
+ALWAYS_INLINE __m256i dot4_xs(__m256i acc, __m256i w, __m256i xa, __m256i xm, __m256i ones) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_xor_si256(w, xm)), ones));
+}
+
+// The sum of |c| over the negative codes of x[0, kp) (kp a multiple of 4), the correction dot4_xs
+// leaves out.
+static int32_t neg_code_sum(const int8_t *x, int kp) {
+    const __m256i z = _mm256_setzero_si256();
+    __m256i s = z;
+    int j = 0;
+    for (; j + 32 <= kp; j += 32)  // |min(c, 0)| <= 127 per byte; vpsadbw sums 8 bytes into 64 bits
+        s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_abs_epi8(_mm256_min_epi8(_mm256_loadu_si256((const void *)(x + j)), z)), z));
+    int64_t t[4];
+    _mm256_storeu_si256((void *)t, s);
+    int32_t r = (int32_t)(t[0] + t[1] + t[2] + t[3]);
+    for (; j < kp; j++) r += x[j] < 0 ? -x[j] : 0;
+    return r;
+}
+
 // GEMV (one token), one panel: four 4-input groups (4 cache lines) per step, each into its own
-// accumulators, and the weights dq_gemv_prefetch_bytes ahead prefetched (kernels.h).
+// accumulators, and the weights dq_gemv_prefetch_bytes ahead prefetched (kernels.h). ncs: the
+// token's neg_code_sum.
 static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
-                       float sx, int32_t off) {
-    const __m256i ones = _mm256_set1_epi16(1);
+                       float sx, int32_t off, int32_t ncs) {
+    const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
     __m256i a[4][2];
-    for (int g = 0; g < 4; g++) a[g][0] = a[g][1] = _mm256_setzero_si256();
+    for (int g = 0; g < 4; g++) a[g][0] = a[g][1] = z;
     for (int j = 0; j < kp; j += 16) {
         const int8_t *w = wp + (size_t)j * 16;
         dq_gemv_prefetch(w, 4);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
-            __m256i xb = _mm256_set1_epi32(load4(x + j + 4 * g));
-            __m256i w0 = _mm256_loadu_si256((const void *)(w + 64 * g)), w1 = _mm256_loadu_si256((const void *)(w + 64 * g + 32));
-            a[g][0] = dot4(a[g][0], _mm256_abs_epi8(w0), w0, xb, ones);
-            a[g][1] = dot4(a[g][1], _mm256_abs_epi8(w1), w1, xb, ones);
+            const __m256i xb = _mm256_set1_epi32(load4(x + j + 4 * g));
+            const __m256i xa = _mm256_abs_epi8(xb), xm = _mm256_cmpgt_epi8(z, xb);
+            a[g][0] = dot4_xs(a[g][0], _mm256_loadu_si256((const void *)(w + 64 * g)), xa, xm, ones);
+            a[g][1] = dot4_xs(a[g][1], _mm256_loadu_si256((const void *)(w + 64 * g + 32)), xa, xm, ones);
         }
     }
+    const __m256i c = _mm256_set1_epi32(ncs);
     for (int h = 0; h < 2; h++)
-        store_rows(y, _mm256_add_epi32(_mm256_add_epi32(a[0][h], a[1][h]), _mm256_add_epi32(a[2][h], a[3][h])),
+        store_rows(y, _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a[0][h], a[1][h]), _mm256_add_epi32(a[2][h], a[3][h])), c),
                    row + 8 * h, n, p, sx, off);
 }
+
+#if !defined(DQ_SIMDE_HEADER) && defined(__x86_64__)
+// The step loop of gemv_panels4 (gemv4_xs, its C form below) in assembly: the same operations in the same order per accumulator, so the same
+// int32 sums (the kernel tests compare it with scalar; the SIMDe build runs the C loop). gcc 12
+// kept the C loop's eight accumulators, |c|, mc and the 1s in registers only by spilling two
+// accumulators to the stack and copying six more every step. Zen 2 (family 23 model 49), one
+// thread, scripts/ab_decode.c against the C loop of vpabsb + vpsignb (dot4) it replaced: 1.2 %
+// (stories110M shape) and 1.8 % (TinyLlama) less time per token; the four-stream read it is, not
+// the arithmetic, sets that pace there. Registers: ymm0 the int16 1s, ymm1-8 the accumulators (panel q, rows
+// 0-7 / 8-15 in ymm(1+2q), ymm(2+2q)), ymm12 zero, ymm13 mc, ymm14 |c|, ymm15 the product.
+#define GV4_BLOCK(O, R)                                                                             \
+    "vpxor " O ", %%ymm13, %%ymm15\n\t"                                                            \
+    "vpmaddubsw %%ymm15, %%ymm14, %%ymm15\n\t"                                                      \
+    "vpmaddwd %%ymm0, %%ymm15, %%ymm15\n\t"                                                         \
+    "vpaddd %%ymm15, %%ymm" #R ", %%ymm" #R "\n\t"
+static void gemv4_xs_asm(const int8_t *w0, long d1, long d2, long d3, const int8_t *x, long nsteps, __m256i acc[4][2]) {
+    __asm__ volatile(
+        "vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
+        "vpsrlw $15, %%ymm0, %%ymm0\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+        "vpxor %%xmm8, %%xmm8, %%xmm8\n\t"
+        "vpxor %%xmm12, %%xmm12, %%xmm12\n\t"
+        ".p2align 5\n"
+        "1:\n\t"
+        "vpbroadcastd (%[x]), %%ymm13\n\t"
+        "vpabsb %%ymm13, %%ymm14\n\t"
+        "vpcmpgtb %%ymm13, %%ymm12, %%ymm13\n\t"
+        GV4_BLOCK("(%[w])", 1) GV4_BLOCK("32(%[w])", 2)
+        GV4_BLOCK("(%[w],%[d1])", 3) GV4_BLOCK("32(%[w],%[d1])", 4)
+        GV4_BLOCK("(%[w],%[d2])", 5) GV4_BLOCK("32(%[w],%[d2])", 6)
+        GV4_BLOCK("(%[w],%[d3])", 7) GV4_BLOCK("32(%[w],%[d3])", 8)
+        "add $64, %[w]\n\t"
+        "add $4, %[x]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n\t"
+        "vmovdqu %%ymm1, 0(%[acc])\n\t"
+        "vmovdqu %%ymm2, 32(%[acc])\n\t"
+        "vmovdqu %%ymm3, 64(%[acc])\n\t"
+        "vmovdqu %%ymm4, 96(%[acc])\n\t"
+        "vmovdqu %%ymm5, 128(%[acc])\n\t"
+        "vmovdqu %%ymm6, 160(%[acc])\n\t"
+        "vmovdqu %%ymm7, 192(%[acc])\n\t"
+        "vmovdqu %%ymm8, 224(%[acc])\n\t"
+        : [w] "+r"(w0), [x] "+r"(x), [n] "+r"(nsteps)
+        : [d1] "r"(d1), [d2] "r"(d2), [d3] "r"(d3), [acc] "r"(acc)
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm12", "xmm13",
+          "xmm14", "xmm15");
+}
+#undef GV4_BLOCK
+#define gemv4_xs gemv4_xs_asm
+#else
+// The step loop of gemv_panels4: panels at w0, w0 + d1, w0 + d2, w0 + d3, nsteps (>= 1) 4-input
+// groups, acc[q][h] the sums of panel q's rows 8h..8h+7 without the neg_code_sum correction.
+static void gemv4_xs(const int8_t *w0, long d1, long d2, long d3, const int8_t *x, long nsteps,
+                     __m256i acc[4][2]) {
+    const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
+    const long d[4] = {0, d1, d2, d3};
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) acc[q][0] = acc[q][1] = z;
+    for (long s = 0; s < nsteps; s++) {
+        const __m256i xb = _mm256_set1_epi32(load4(x + 4 * s));
+        const __m256i xa = _mm256_abs_epi8(xb), xm = _mm256_cmpgt_epi8(z, xb);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            const int8_t *w = w0 + d[q] + s * 64;
+            acc[q][0] = dot4_xs(acc[q][0], _mm256_loadu_si256((const void *)w), xa, xm, ones);
+            acc[q][1] = dot4_xs(acc[q][1], _mm256_loadu_si256((const void *)(w + 32)), xa, xm, ones);
+        }
+    }
+}
+#endif
 
 // GEMV over four panels side by side (run j of the tile at i0, kernels.h: dq_gemv_runs):
 // four weight streams, one 4-input group of each per step (the activations' broadcast shared), no
@@ -325,27 +431,18 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
 // thread, a harness alternating both forms per repetition, each against a four-stream read of the
 // same panels right after it: 32000 x 768 matrices 0.84-0.87 -> 0.90-0.91 of the read, 2048 x 768
 // 0.85-0.88 -> 0.88-0.93; prefetching those lines two or four panels ahead did not help.
-ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p) {
+ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p,
+                                int32_t ncs) {
     int rows[4];
     dq_gemv_run_rows(i0, run, j, rows);
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256i a[4][2];
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = _mm256_setzero_si256();
-    for (int s = 0; s < kp / 4; s++) {
-        const __m256i xb = _mm256_set1_epi32(load4(x + 4 * s));
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            const int8_t *w = p->panels + (size_t)rows[q] * kp + (size_t)s * 64;
-            __m256i w0 = _mm256_loadu_si256((const void *)w), w1 = _mm256_loadu_si256((const void *)(w + 32));
-            a[q][0] = dot4(a[q][0], _mm256_abs_epi8(w0), w0, xb, ones);
-            a[q][1] = dot4(a[q][1], _mm256_abs_epi8(w1), w1, xb, ones);
-        }
-    }
+    gemv4_xs(p->panels + (size_t)rows[0] * kp, (long)(rows[1] - rows[0]) * kp, (long)(rows[2] - rows[0]) * kp,
+             (long)(rows[3] - rows[0]) * kp, x, kp / 4, a);
+    const __m256i c = _mm256_set1_epi32(ncs);
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {  // every row of a run is under n (dq_gemv_runs)
-        _mm256_storeu_si256((void *)(y + rows[q]), a[q][0]);
-        _mm256_storeu_si256((void *)(y + rows[q] + 8), a[q][1]);
+        _mm256_storeu_si256((void *)(y + rows[q]), _mm256_add_epi32(a[q][0], c));
+        _mm256_storeu_si256((void *)(y + rows[q] + 8), _mm256_add_epi32(a[q][1], c));
     }
 }
 
@@ -355,11 +452,12 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
         const int run = dq_gemv_runs(i0, i1);  // four streams: the tile's panels in four runs
-        for (int j = 0; j < run; j++) gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p);
+        const int32_t ncs = neg_code_sum(qa->q + (size_t)t0 * kp, kp);
+        for (int j = 0; j < run; j++) gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, ncs);
         epilogue_rows(y + (size_t)t0 * ldy, i0, i0 + 64 * run, p, qa->scale[t0], qa->off[t0]);
         for (int i = i0 + 64 * run; i < i1; i += 16)
             gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
-                       qa->scale[t0], qa->off[t0]);
+                       qa->scale[t0], qa->off[t0], ncs);
         return;
     }
     // The current panel's |w| and sign masks, made once for all token blocks: vpabsb and vpsignb
