@@ -221,6 +221,21 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
 // (family 25 model 1), `dynq bench -p 128 -n 1`, one thread: stories110M shape 679-684 -> 770-780
 // tok/s (4 rounds), TinyLlama shape 62.3-63.0 -> 71.4-72.7 at one thread, 123.6-124.1 ->
 // 142.5-143.7 at two (2 rounds): +14-16 %.
+//
+// Widening off the multiply pipe (dq_avx2_widen = 1, AMD family 23). On the Zen 2 (family 23
+// model 49) vpmaddubsw and vpmaddwd both issue on one pipe, one per cycle together (a harness: 8
+// independent vpmaddubsw and 8 vpmaddwd take 16 cycles, vpmaddubsw with a vpsrad beside it 1 per
+// cycle), so the step above costs 2 cycles of that pipe per 32 products, and the int8 peak loop
+// (`--roofline`) is the same pair. The third token of the block widens by shifts and adds
+// instead, which run elsewhere: with v the 16 int16 pair sums as 8 int32 lanes, each lane holds
+// hi * 65536 + (lo mod 65536). vpxor with 0x00008000 per lane turns the low field into lo +
+// 32768, in [0, 65535], so the lane is exactly v' = 65536 hi + lo + 32768, and vpsrad 16 of it is
+// hi. The step adds v' into SA and hi into SB; after S steps the lane's sum of lo + hi is SA -
+// 65535 SB - 32768 S, computed mod 2^32 by the caller (uk3_mixed_fix), exact because the true
+// value is an int32. Two tokens of the three stay on vpmaddwd: moving the second one too was 7 %
+// slower (the other pipes then run out). scripts/ab_decode.c `prefill`, 128 tokens, Zen 2, against
+// vpmaddwd for all three: stories110M shape 1.075x and 1.091x at one thread, 1.090x at two;
+// TinyLlama shape 1.131x at one thread.
 #define UK3_STEP(O, R0, R1, XR)                                                                     \
     "vpxor " #O "(%[mp]), %%ymm" #XR ", %%ymm14\n\t"                                                \
     "vpmaddubsw %%ymm14, %%ymm9, %%ymm14\n\t"                                                       \
@@ -230,66 +245,112 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     "vpmaddubsw %%ymm15, %%ymm10, %%ymm15\n\t"                                                      \
     "vpmaddwd %%ymm0, %%ymm15, %%ymm15\n\t"                                                         \
     "vpaddd %%ymm15, %%ymm" #R1 ", %%ymm" #R1 "\n\t"
-#define UK3_GROUP(O, OX)                                                                            \
+// The shift form of UK3_STEP: SA in ymm R0 / R1, SB in ymm S0 / S1, ymm12 the 0x00008000 lanes.
+#define UK3_SHIFT(O, R0, R1, S0, S1, XR)                                                            \
+    "vpxor " #O "(%[mp]), %%ymm" #XR ", %%ymm14\n\t"                                                \
+    "vpmaddubsw %%ymm14, %%ymm9, %%ymm14\n\t"                                                       \
+    "vpxor %%ymm12, %%ymm14, %%ymm14\n\t"                                                           \
+    "vpaddd %%ymm14, %%ymm" #R0 ", %%ymm" #R0 "\n\t"                                               \
+    "vpsrad $16, %%ymm14, %%ymm14\n\t"                                                              \
+    "vpaddd %%ymm14, %%ymm" #S0 ", %%ymm" #S0 "\n\t"                                               \
+    "vpxor " #O "+32(%[mp]), %%ymm" #XR ", %%ymm15\n\t"                                             \
+    "vpmaddubsw %%ymm15, %%ymm10, %%ymm15\n\t"                                                      \
+    "vpxor %%ymm12, %%ymm15, %%ymm15\n\t"                                                           \
+    "vpaddd %%ymm15, %%ymm" #R1 ", %%ymm" #R1 "\n\t"                                               \
+    "vpsrad $16, %%ymm15, %%ymm15\n\t"                                                              \
+    "vpaddd %%ymm15, %%ymm" #S1 ", %%ymm" #S1 "\n\t"
+#define UK3_LOAD(O)                                                                                 \
     "vmovdqa " #O "(%[ap]), %%ymm9\n\t"                                                             \
-    "vmovdqa " #O "+32(%[ap]), %%ymm10\n\t"                                                         \
+    "vmovdqa " #O "+32(%[ap]), %%ymm10\n\t"
+#define UK3_GROUP(O, OX)                                                                            \
+    UK3_LOAD(O)                                                                                     \
     "vpbroadcastd " #OX "(%[x0]), %%ymm11\n\t"                                                      \
     UK3_STEP(O, 1, 2, 11)                                                                           \
     "vpbroadcastd " #OX "(%[x1]), %%ymm12\n\t"                                                      \
     UK3_STEP(O, 3, 4, 12)                                                                           \
     "vpbroadcastd " #OX "(%[x2]), %%ymm13\n\t"                                                      \
     UK3_STEP(O, 5, 6, 13)
+#define UK3_GROUP_MIXED(O, OX)                                                                      \
+    UK3_LOAD(O)                                                                                     \
+    "vpbroadcastd " #OX "(%[x0]), %%ymm11\n\t"                                                      \
+    UK3_STEP(O, 1, 2, 11)                                                                           \
+    "vpbroadcastd " #OX "(%[x1]), %%ymm13\n\t"                                                      \
+    UK3_STEP(O, 3, 4, 13)                                                                           \
+    "vpbroadcastd " #OX "(%[x2]), %%ymm11\n\t"                                                      \
+    UK3_SHIFT(O, 5, 6, 7, 8, 11)
+#define UK3_ZERO(R) "vpxor %%xmm" #R ", %%xmm" #R ", %%xmm" #R "\n\t"
+#define UK3_LOOP(GROUP)                                                                             \
+    ".p2align 5\n"                                                                                  \
+    "1:\n\t"                                                                                        \
+    "cmp %[npf], %[g]\n\t"                                                                          \
+    "jge 2f\n\t"                                                                                    \
+    "prefetcht1 (%[pf])\n\t"                                                                        \
+    "add $64, %[pf]\n"                                                                              \
+    "2:\n\t"                                                                                        \
+    GROUP(0, 0) GROUP(64, 4) GROUP(128, 8) GROUP(192, 12)                                           \
+    "add $256, %[mp]\n\t"                                                                           \
+    "add $256, %[ap]\n\t"                                                                           \
+    "add $16, %[x0]\n\t"                                                                            \
+    "add $16, %[x1]\n\t"                                                                            \
+    "add $16, %[x2]\n\t"                                                                            \
+    "inc %[g]\n\t"                                                                                  \
+    "cmp %[ng4], %[g]\n\t"                                                                          \
+    "jl 1b\n\t"
+#define UK3_STORE(R, O) "vmovdqu %%ymm" #R ", " #O "(%[acc])\n\t"
+#define UK3_SUB_NEGSUM(R0, R1) "vpsubd 0(%[ns]), %%ymm" #R0 ", %%ymm" #R0 "\n\tvpsubd 32(%[ns]), %%ymm" #R1 ", %%ymm" #R1 "\n\t"
 // pre: the prepared panel (kp / 4 steps of 64 bytes of sign masks and of |w|); x0-x2: the three
-// tokens' codes; acc: the six accumulators out.
+// tokens' codes; mixed: dq_avx2_widen. acc out: the three tokens' sums (rows 0-7, 8-15), and with
+// mixed, token 2's as SA in acc[4], acc[5] and SB in acc[6], acc[7], for uk3_mixed_fix.
 static void ukernel3_pre_asm(const struct pre_panel *pre, const int8_t *x0, const int8_t *x1, const int8_t *x2, int kp,
-                             const int8_t *pf, int npf, __m256i acc[6]) {
+                             const int8_t *pf, int npf, int mixed, __m256i acc[8]) {
     const int8_t *mp = pre->neg, *ap = pre->abs;
     long g = 0;
     const long ng4 = kp / 16, npfl = npf;  // kp is a multiple of 64: whole groups of four steps
-    __asm__ volatile(
-        "vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
-        "vpsrlw $15, %%ymm0, %%ymm0\n\t"
-        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
-        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
-        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
-        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
-        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
-        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
-        ".p2align 5\n"
-        "1:\n\t"
-        "cmp %[npf], %[g]\n\t"
-        "jge 2f\n\t"
-        "prefetcht1 (%[pf])\n\t"
-        "add $64, %[pf]\n"
-        "2:\n\t"
-        UK3_GROUP(0, 0) UK3_GROUP(64, 4) UK3_GROUP(128, 8) UK3_GROUP(192, 12)
-        "add $256, %[mp]\n\t"
-        "add $256, %[ap]\n\t"
-        "add $16, %[x0]\n\t"
-        "add $16, %[x1]\n\t"
-        "add $16, %[x2]\n\t"
-        "inc %[g]\n\t"
-        "cmp %[ng4], %[g]\n\t"
-        "jl 1b\n\t"
-        "vpsubd 0(%[ns]), %%ymm1, %%ymm1\n\t"
-        "vpsubd 32(%[ns]), %%ymm2, %%ymm2\n\t"
-        "vpsubd 0(%[ns]), %%ymm3, %%ymm3\n\t"
-        "vpsubd 32(%[ns]), %%ymm4, %%ymm4\n\t"
-        "vpsubd 0(%[ns]), %%ymm5, %%ymm5\n\t"
-        "vpsubd 32(%[ns]), %%ymm6, %%ymm6\n\t"
-        "vmovdqu %%ymm1, 0(%[acc])\n\t"
-        "vmovdqu %%ymm2, 32(%[acc])\n\t"
-        "vmovdqu %%ymm3, 64(%[acc])\n\t"
-        "vmovdqu %%ymm4, 96(%[acc])\n\t"
-        "vmovdqu %%ymm5, 128(%[acc])\n\t"
-        "vmovdqu %%ymm6, 160(%[acc])\n\t"
-        : [mp] "+r"(mp), [ap] "+r"(ap), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [g] "+r"(g), [pf] "+r"(pf)
-        : [ng4] "r"(ng4), [npf] "r"(npfl), [acc] "r"(acc), [ns] "r"(pre->negsum)
-        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm9", "xmm10", "xmm11", "xmm12",
-          "xmm13", "xmm14", "xmm15");
+#define UK3_OPERANDS                                                                                \
+    : [mp] "+r"(mp), [ap] "+r"(ap), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [g] "+r"(g), [pf] "+r"(pf)          \
+    : [ng4] "r"(ng4), [npf] "r"(npfl), [acc] "r"(acc), [ns] "r"(pre->negsum)                                          \
+    : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",         \
+      "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+    if (!mixed)
+        __asm__ volatile("vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
+                         "vpsrlw $15, %%ymm0, %%ymm0\n\t" UK3_ZERO(1) UK3_ZERO(2) UK3_ZERO(3) UK3_ZERO(4) UK3_ZERO(5)
+                             UK3_ZERO(6) UK3_LOOP(UK3_GROUP) UK3_SUB_NEGSUM(1, 2) UK3_SUB_NEGSUM(3, 4)
+                                 UK3_SUB_NEGSUM(5, 6) UK3_STORE(1, 0) UK3_STORE(2, 32) UK3_STORE(3, 64)
+                                     UK3_STORE(4, 96) UK3_STORE(5, 128) UK3_STORE(6, 160) UK3_OPERANDS);
+    else
+        __asm__ volatile("vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
+                         "vpsrlw $15, %%ymm0, %%ymm0\n\t"
+                         "vpcmpeqw %%ymm12, %%ymm12, %%ymm12\n\t"
+                         "vpslld $31, %%ymm12, %%ymm12\n\t"
+                         "vpsrld $16, %%ymm12, %%ymm12\n\t" UK3_ZERO(1) UK3_ZERO(2) UK3_ZERO(3) UK3_ZERO(4)
+                             UK3_ZERO(5) UK3_ZERO(6) UK3_ZERO(7) UK3_ZERO(8) UK3_LOOP(UK3_GROUP_MIXED)
+                                 UK3_SUB_NEGSUM(1, 2) UK3_SUB_NEGSUM(3, 4) UK3_STORE(1, 0) UK3_STORE(2, 32)
+                                     UK3_STORE(3, 64) UK3_STORE(4, 96) UK3_STORE(5, 128) UK3_STORE(6, 160)
+                                         UK3_STORE(7, 192) UK3_STORE(8, 224) UK3_OPERANDS);
+#undef UK3_OPERANDS
 }
+#undef UK3_SUB_NEGSUM
+#undef UK3_STORE
+#undef UK3_LOOP
+#undef UK3_ZERO
+#undef UK3_GROUP_MIXED
 #undef UK3_GROUP
+#undef UK3_LOAD
+#undef UK3_SHIFT
 #undef UK3_STEP
+
+// Token 2's sums of the mixed form (SA, SB, over kp / 4 steps) into the exact dot products less
+// the rows' sums of min(w, 0), as the other tokens leave the asm: SA - 65535 SB - 32768 S -
+// negsum, in wrapping int32 arithmetic.
+static inline void uk3_mixed_fix(__m256i acc[8], const struct pre_panel *pre, int kp) {
+    const __m256i s = _mm256_set1_epi32((int32_t)(32768u * (uint32_t)(kp / 4)));
+    for (int h = 0; h < 2; h++) {
+        const __m256i sa = acc[4 + h], sb = acc[6 + h];
+        __m256i v = _mm256_add_epi32(_mm256_sub_epi32(sa, _mm256_slli_epi32(sb, 16)), sb);
+        v = _mm256_sub_epi32(v, s);
+        acc[4 + h] = _mm256_sub_epi32(v, _mm256_load_si256((const void *)(pre->negsum + 8 * h)));
+    }
+}
 #define DQ_UK3_ASM 1
 #endif
 
@@ -482,8 +543,9 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
             default:
 #ifdef DQ_UK3_ASM
                 if (pre) {
-                    __m256i acc[6];
-                    ukernel3_pre_asm(pre, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, acc);
+                    __m256i acc[8];
+                    ukernel3_pre_asm(pre, xt, xt + kp, xt + 2 * (size_t)kp, kp, pf, npf_b, dq_avx2_widen, acc);
+                    if (dq_avx2_widen) uk3_mixed_fix(acc, pre, kp);
                     for (int r = 0; r < 3; r++) {
                         store_rows(yt + (size_t)r * ldy, acc[2 * r], i, n, p, sx[r], off[r]);
                         store_rows(yt + (size_t)r * ldy, acc[2 * r + 1], i + 8, n, p, sx[r], off[r]);

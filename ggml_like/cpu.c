@@ -38,6 +38,9 @@ void dq_cpu_probe(dq_cpu *c) {
     }
     if (maxleaf < 1) return;
     __cpuid(1, a, b, cx, d);
+    const int base = (int)(a >> 8) & 0xf;  // display family and model, as /proc/cpuinfo shows them
+    c->family = base == 0xf ? base + (int)((a >> 20) & 0xff) : base;
+    c->model = (int)((a >> 4) & 0xf) | (base == 0x6 || base == 0xf ? (int)((a >> 16) & 0xf) << 4 : 0);
     c->fma = (cx >> 12) & 1;
     c->f16c = (cx >> 29) & 1;
     int osxsave = (cx >> 27) & 1, avx = (cx >> 28) & 1;

@@ -66,11 +66,22 @@ static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing
 // streams (kernels.h).
 int dq_gemv_prefetch_bytes = 4096;
 int dq_gemv_streams = 4;
+int dq_avx2_widen = 0;
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);
     const int amd = strcmp(g.cpu.vendor, "AuthenticAMD") == 0;
     dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
+    dq_avx2_widen = amd && g.cpu.family == 23;
+    const char *widen = getenv("DYNQ_AVX2_WIDEN");
+    if (widen && *widen) {
+        if (strcmp(widen, "madd") != 0 && strcmp(widen, "mixed") != 0) {
+            g.status = DQ_EUSAGE;
+            snprintf(g.msg, sizeof g.msg, "DYNQ_AVX2_WIDEN=%s: use madd or mixed", widen);
+            return;
+        }
+        dq_avx2_widen = strcmp(widen, "mixed") == 0;
+    }
     const char *streams = getenv("DYNQ_GEMV_STREAMS");
     if (streams && *streams) {
         if (strcmp(streams, "1") != 0 && strcmp(streams, "4") != 0) {
@@ -146,7 +157,11 @@ void dq_cpu_describe(char *buf, size_t cap) {
     const dq_cpu *c = &g.cpu;
     size_t n = 0;
 #define OUT(...) n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__)
-    OUT("cpu: %s%s%s\n", c->vendor, c->brand[0] ? " " : "", c->brand);
+    OUT("cpu: %s%s%s", c->vendor, c->brand[0] ? " " : "", c->brand);
+#if defined(__x86_64__)
+    OUT(" (family %d model %d)", c->family, c->model);
+#endif
+    OUT("\n");
 #if defined(__x86_64__)
     OUT("features: avx2=%d fma=%d f16c=%d avx512f=%d avx512bw=%d avx512vl=%d avx512_vnni=%d avx_vnni=%d amx_tile=%d "
         "amx_int8=%d\n",
@@ -167,6 +182,10 @@ void dq_cpu_describe(char *buf, size_t cap) {
     const char *streams = getenv("DYNQ_GEMV_STREAMS");
     OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s\n", dq_gemv_prefetch_bytes, dq_gemv_streams,
         streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "");
+#if defined(__x86_64__)
+    const char *widen = getenv("DYNQ_AVX2_WIDEN");
+    OUT("avx2 gemm widening: %s%s\n", dq_avx2_widen ? "mixed" : "madd", widen && *widen ? " (DYNQ_AVX2_WIDEN)" : "");
+#endif
     int avail = dq_cpus_available();
     OUT("threads: default -t %d (physical cores among the %d CPU%s this process may run on)\n", dq_physical_cores(), avail,
         avail == 1 ? "" : "s");

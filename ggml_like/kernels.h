@@ -141,6 +141,12 @@ extern int dq_gemv_prefetch_bytes;
 // measured two interleaved streams slower than one in the AVX-512 GEMV, before the four-run form
 // with its deferred epilogue; four were not measured there.
 extern int dq_gemv_streams;
+// How the AVX2 prefill GEMM (avx2.c, ukernel3_pre_asm) widens vpmaddubsw's int16 pairs to int32:
+// 0, vpmaddwd with 1s for all three tokens of a block; 1, the third token by a shift instead
+// (avx2.c, "Widening off the multiply pipe"). Set from the CPU (1 on AMD family 23, Zen to Zen
+// 2, where both multiplies share one pipe), DYNQ_AVX2_WIDEN=madd|mixed forces one; the tests run
+// both.
+extern int dq_avx2_widen;
 // The four runs of a GEMV tile's rows [i0, i1) (i0 a multiple of 16): run = (i1 - i0) / 64 panels
 // each, run j reading panels j, j + run, j + 2 run, j + 3 run (rows[] their first rows); the
 // panels from i0 + 64 run on (all of them with one stream, else a tile under 64 rows or a ragged
@@ -165,6 +171,7 @@ typedef struct dq_cpu {
     char vendor[16], brand[64];
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, amx_tile, amx_int8;
     int os_ymm, os_zmm, os_amx, amx_perm;  // OS state support (XGETBV), AMX permission granted
+    int family, model;                     // x86 display family and model (0 elsewhere)
     int neon, asimddp, i8mm;
 } dq_cpu;
 void dq_cpu_probe(dq_cpu *c);

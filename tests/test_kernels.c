@@ -545,6 +545,14 @@ int main(int argc, char **argv) {
         kc_check_table(dq_kernels_avx2(), "avx2_plain", pool, 0);
         check_invariance(dq_kernels_avx2(), "avx2_plain");
     }
+    // The AVX2 prefill GEMM widens the third token of a block by shifts on AMD family 23 and by
+    // vpmaddwd elsewhere (dq_avx2_widen): the other form too, whatever this CPU is.
+    if (!only && a2) {
+        const int saved = dq_avx2_widen;
+        dq_avx2_widen = !saved;
+        kc_check_table(dq_kernels_avx2(), saved ? "avx2_widen_madd" : "avx2_widen_mixed", pool, 0);
+        dq_avx2_widen = saved;
+    }
 #endif
     if (!only) check_quant_rows(pool);
     if (!only) check_fall_back(dq_kernels_current(), pool);
