@@ -632,24 +632,41 @@ static void gemm_f32_avx2(float *y, const float *x, int t0, int t1, const float 
 #undef UKF_ROW
 
 // ---------------------------------------------------------------- roofline loop
-// The exact int8 step without the sign handling: vpmaddubsw + vpmaddwd + vpaddd, 8 chains. The
-// unsigned operand is a volatile load in every step: with a loop-invariant operand the compiler
-// hoisted both multiplies out of the loop (it measured stack adds, not the dot product).
+// The exact int8 step without the sign handling: vpmaddubsw + vpmaddwd + vpaddd, 8 chains; with
+// dq_avx2_widen the GEMM's mix instead, one product in three widened by the shift form (vpxor,
+// vpaddd, vpsrad, vpaddd: "Widening off the multiply pipe"), 6 chains. The unsigned operand is a
+// volatile load in every step: with a loop-invariant operand the compiler hoisted both multiplies
+// out of the loop (it measured stack adds, not the dot product).
 static int64_t int8_peak_avx2(int64_t iters, int32_t *sink) {
-    __m256i a[8];
-    for (int r = 0; r < 8; r++) a[r] = _mm256_set1_epi32(r);
+    __m256i a[8], b[8];
+    for (int r = 0; r < 8; r++) a[r] = b[r] = _mm256_set1_epi32(r);
     volatile __m256i src[8];
     for (int r = 0; r < 8; r++) src[r] = _mm256_set1_epi32((*sink + r) | 0x01010101);
-    const __m256i s = _mm256_set1_epi32(0x02fe03fd), ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < iters; i++)
+    const __m256i s = _mm256_set1_epi32(0x02fe03fd), ones = _mm256_set1_epi16(1), bias = _mm256_set1_epi32(0x8000);
+    const int mixed = dq_avx2_widen, chains = mixed ? 6 : 8;
+    if (mixed)
+        for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 6
+            for (int r = 0; r < 6; r++) {
+                const __m256i p = _mm256_maddubs_epi16(src[r], s);
+                if (r % 3 != 2) {
+                    a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(p, ones));
+                } else {
+                    const __m256i v = _mm256_xor_si256(p, bias);
+                    a[r] = _mm256_add_epi32(a[r], v);
+                    b[r] = _mm256_add_epi32(b[r], _mm256_srai_epi32(v, 16));
+                }
+            }
+    else
+        for (int64_t i = 0; i < iters; i++)
 #pragma GCC unroll 8
-        for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(src[r], s), ones));
-    __m256i t = a[0];
-    for (int r = 1; r < 8; r++) t = _mm256_add_epi32(t, a[r]);
+            for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(src[r], s), ones));
+    __m256i t = b[0];
+    for (int r = 0; r < 8; r++) t = _mm256_add_epi32(t, _mm256_add_epi32(a[r], b[r]));
     int32_t v[8];
     _mm256_storeu_si256((void *)v, t);
     *sink = (int32_t)((uint32_t)v[0] + (uint32_t)v[7]);  // the lanes wrapped long ago: unsigned sum
-    return iters * 8 * 32 * 2;
+    return iters * chains * 32 * 2;
 }
 
 static const dq_kernels table = {
