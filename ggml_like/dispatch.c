@@ -67,12 +67,14 @@ static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing
 int dq_gemv_prefetch_bytes = 4096;
 int dq_gemv_streams = 4;
 int dq_avx2_widen = 0;
+int dq_gemv4_prefetch_bytes = 0;
 
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);
     const int amd = strcmp(g.cpu.vendor, "AuthenticAMD") == 0;
     dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
     dq_avx2_widen = amd && g.cpu.family == 23;
+    dq_gemv4_prefetch_bytes = amd && g.cpu.family == 23 ? 256 : 0;
     const char *widen = getenv("DYNQ_AVX2_WIDEN");
     if (widen && *widen) {
         if (strcmp(widen, "madd") != 0 && strcmp(widen, "mixed") != 0) {
@@ -180,8 +182,8 @@ void dq_cpu_describe(char *buf, size_t cap) {
     else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
              g.K->name);
     const char *streams = getenv("DYNQ_GEMV_STREAMS");
-    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s\n", dq_gemv_prefetch_bytes, dq_gemv_streams,
-        streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "");
+    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s; four-stream prefetch: %d bytes ahead\n",
+        dq_gemv_prefetch_bytes, dq_gemv_streams, streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "", dq_gemv4_prefetch_bytes);
 #if defined(__x86_64__)
     const char *widen = getenv("DYNQ_AVX2_WIDEN");
     OUT("avx2 gemm widening: %s%s\n", dq_avx2_widen ? "mixed" : "madd", widen && *widen ? " (DYNQ_AVX2_WIDEN)" : "");

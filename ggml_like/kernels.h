@@ -141,6 +141,9 @@ extern int dq_gemv_prefetch_bytes;
 // measured two interleaved streams slower than one in the AVX-512 GEMV, before the four-run form
 // with its deferred epilogue; four were not measured there.
 extern int dq_gemv_streams;
+// The four-stream AVX2 GEMV's software prefetch distance per stream (avx2.c, gemv4_xs_asm): 0, the
+// hardware prefetchers alone; 256 on AMD family 23.
+extern int dq_gemv4_prefetch_bytes;
 // How the AVX2 prefill GEMM (avx2.c, ukernel3_pre_asm) widens vpmaddubsw's int16 pairs to int32:
 // 0, vpmaddwd with 1s for all three tokens of a block; 1, the third token by a shift instead
 // (avx2.c, "Widening off the multiply pipe"). Set from the CPU (1 on AMD family 23, Zen to Zen

@@ -81,6 +81,8 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
 #define _mm256_abs_epi8 simde_mm256_abs_epi8
 #define _mm256_add_epi64 simde_mm256_add_epi64
 #define _mm256_sad_epu8 simde_mm256_sad_epu8
+#define _mm256_srai_epi32 simde_mm256_srai_epi32
+#define _mm256_slli_epi32 simde_mm256_slli_epi32
 #define _mm256_add_epi32 simde_mm256_add_epi32
 #define _mm256_and_ps simde_mm256_and_ps
 #define _mm256_castps256_ps128 simde_mm256_castps256_ps128

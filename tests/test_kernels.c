@@ -546,12 +546,15 @@ int main(int argc, char **argv) {
         check_invariance(dq_kernels_avx2(), "avx2_plain");
     }
     // The AVX2 prefill GEMM widens the third token of a block by shifts on AMD family 23 and by
-    // vpmaddwd elsewhere (dq_avx2_widen): the other form too, whatever this CPU is.
+    // vpmaddwd elsewhere (dq_avx2_widen), and its four-stream GEMV prefetches there
+    // (dq_gemv4_prefetch_bytes): the other forms too, whatever this CPU is.
     if (!only && a2) {
-        const int saved = dq_avx2_widen;
+        const int saved = dq_avx2_widen, saved_pf = dq_gemv4_prefetch_bytes;
         dq_avx2_widen = !saved;
+        dq_gemv4_prefetch_bytes = saved_pf ? 0 : 256;  // and the four-stream GEMV's other form
         kc_check_table(dq_kernels_avx2(), saved ? "avx2_widen_madd" : "avx2_widen_mixed", pool, 0);
         dq_avx2_widen = saved;
+        dq_gemv4_prefetch_bytes = saved_pf;
     }
 #endif
     if (!only) check_quant_rows(pool);
