@@ -69,30 +69,32 @@ int dq_gemv_streams = 4;
 int dq_avx2_widen = 0;
 int dq_gemv4_prefetch_bytes = 0;
 
+// An environment override with two allowed values: *pick = the index of the one set, -1 if the
+// variable is unset or empty; non-zero (the usage error recorded in g) for any other value.
+static int env_pick(const char *name, const char *const values[2], int *pick) {
+    const char *v = getenv(name);
+    *pick = -1;
+    if (!v || !*v) return 0;
+    for (int i = 0; i < 2; i++)
+        if (strcmp(v, values[i]) == 0) *pick = i;
+    if (*pick >= 0) return 0;
+    g.status = DQ_EUSAGE;
+    snprintf(g.msg, sizeof g.msg, "%s=%s: use %s or %s", name, v, values[0], values[1]);
+    return -1;
+}
+
 static void init_once(void) {
     dq_cpu_probe(&g.cpu);
     const int amd = strcmp(g.cpu.vendor, "AuthenticAMD") == 0;
     dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
     dq_avx2_widen = amd && g.cpu.family == 23;
     dq_gemv4_prefetch_bytes = amd && g.cpu.family == 23 ? 256 : 0;
-    const char *widen = getenv("DYNQ_AVX2_WIDEN");
-    if (widen && *widen) {
-        if (strcmp(widen, "madd") != 0 && strcmp(widen, "mixed") != 0) {
-            g.status = DQ_EUSAGE;
-            snprintf(g.msg, sizeof g.msg, "DYNQ_AVX2_WIDEN=%s: use madd or mixed", widen);
-            return;
-        }
-        dq_avx2_widen = strcmp(widen, "mixed") == 0;
-    }
-    const char *streams = getenv("DYNQ_GEMV_STREAMS");
-    if (streams && *streams) {
-        if (strcmp(streams, "1") != 0 && strcmp(streams, "4") != 0) {
-            g.status = DQ_EUSAGE;
-            snprintf(g.msg, sizeof g.msg, "DYNQ_GEMV_STREAMS=%s: use 1 or 4", streams);
-            return;
-        }
-        dq_gemv_streams = streams[0] - '0';
-    }
+    static const char *const widen_forms[2] = {"madd", "mixed"}, *const stream_counts[2] = {"1", "4"};
+    int pick;
+    if (env_pick("DYNQ_AVX2_WIDEN", widen_forms, &pick)) return;
+    if (pick >= 0) dq_avx2_widen = pick;
+    if (env_pick("DYNQ_GEMV_STREAMS", stream_counts, &pick)) return;
+    if (pick >= 0) dq_gemv_streams = pick ? 4 : 1;
     if (dq_isa_supported(&g.cpu, DQ_ISA_AMX) && built_table(DQ_ISA_AMX)) g.cpu.amx_perm = dq_cpu_request_amx();
     const char *force = getenv("DYNQ_ISA");
     if (force && *force) {

@@ -143,6 +143,18 @@ for st in 1 4; do
         && ok "gemv_streams_info_$st" || bad "gemv_streams_info_$st" "$(DYNQ_GEMV_STREAMS=$st "$DYNQ" info --cpu 2>&1 | grep streams)"
 done
 expect_status gemv_streams_bad 1 env DYNQ_GEMV_STREAMS=2 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+# The AVX2 prefill GEMM's widening (DYNQ_AVX2_WIDEN; by CPU family otherwise): the same tokens
+# either way (the prompt fills a 3-token block), info --cpu says which; any other value is a
+# usage error.
+if [ "$(uname -m)" = x86_64 ] && DYNQ_ISA=avx2 "$DYNQ" info --cpu > /dev/null 2>&1; then
+    for wf in madd mixed; do
+        DYNQ_ISA=avx2 DYNQ_AVX2=plain DYNQ_AVX2_WIDEN=$wf "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 --temp 0 --quiet > "$T/isa" 2>/dev/null
+        cmp -s "$T/ref" "$T/isa" && ok "avx2_widen_same_tokens_$wf" || bad "avx2_widen_same_tokens_$wf" "$(head -c 200 "$T/isa")"
+        DYNQ_AVX2_WIDEN=$wf "$DYNQ" info --cpu 2>&1 | grep -q "avx2 gemm widening: $wf (DYNQ_AVX2_WIDEN)" \
+            && ok "avx2_widen_info_$wf" || bad "avx2_widen_info_$wf" "$(DYNQ_AVX2_WIDEN=$wf "$DYNQ" info --cpu 2>&1 | grep widen)"
+    done
+fi
+expect_status avx2_widen_bad 1 env DYNQ_AVX2_WIDEN=shift "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
 # A small stack (`ulimit -s 160`, main thread and pool threads alike): the same tokens. The AVX2
 # prefill GEMM kept a 256 KiB scratch on the stack until 2026-12-01 and crashed here. Not in the
 # sanitizer run: there every local gets its own slot with redzones (no sharing between the inlined
