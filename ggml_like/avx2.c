@@ -297,7 +297,9 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     "cmp %[ng4], %[g]\n\t"                                                                          \
     "jl 1b\n\t"
 #define UK3_STORE(R, O) "vmovdqu %%ymm" #R ", " #O "(%[acc])\n\t"
-#define UK3_SUB_NEGSUM(R0, R1) "vpsubd 0(%[ns]), %%ymm" #R0 ", %%ymm" #R0 "\n\tvpsubd 32(%[ns]), %%ymm" #R1 ", %%ymm" #R1 "\n\t"
+#define UK3_SUB_NEGSUM(R0, R1)                                                                      \
+    "vpsubd 0(%[ns]), %%ymm" #R0 ", %%ymm" #R0 "\n\t"                                               \
+    "vpsubd 32(%[ns]), %%ymm" #R1 ", %%ymm" #R1 "\n\t"
 // pre: the prepared panel (kp / 4 steps of 64 bytes of sign masks and of |w|); x0-x2: the three
 // tokens' codes; mixed: dq_avx2_widen. acc out: the three tokens' sums (rows 0-7, 8-15), and with
 // mixed, token 2's as SA in acc[4], acc[5] and SB in acc[6], acc[7], for uk3_mixed_fix.
@@ -373,7 +375,8 @@ static int32_t neg_code_sum(const int8_t *x, int kp) {
     __m256i s = z;
     int j = 0;
     for (; j + 32 <= kp; j += 32)  // |min(c, 0)| <= 127 per byte; vpsadbw sums 8 bytes into 64 bits
-        s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_abs_epi8(_mm256_min_epi8(_mm256_loadu_si256((const void *)(x + j)), z)), z));
+        s = _mm256_add_epi64(
+            s, _mm256_sad_epu8(_mm256_abs_epi8(_mm256_min_epi8(_mm256_loadu_si256((const void *)(x + j)), z)), z));
     int64_t t[4];
     _mm256_storeu_si256((void *)t, s);
     int32_t r = (int32_t)(t[0] + t[1] + t[2] + t[3]);
@@ -401,24 +404,26 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
         }
     }
     const __m256i c = _mm256_set1_epi32(ncs);
-    for (int h = 0; h < 2; h++)
-        store_rows(y, _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a[0][h], a[1][h]), _mm256_add_epi32(a[2][h], a[3][h])), c),
-                   row + 8 * h, n, p, sx, off);
+    for (int h = 0; h < 2; h++) {
+        const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(a[0][h], a[1][h]), _mm256_add_epi32(a[2][h], a[3][h]));
+        store_rows(y, _mm256_add_epi32(sum, c), row + 8 * h, n, p, sx, off);
+    }
 }
 
 #if !defined(DQ_SIMDE_HEADER) && defined(__x86_64__)
-// The step loop of gemv_panels4 (gemv4_xs, its C form below) in assembly: the same operations in the same order per accumulator, so the same
-// int32 sums (the kernel tests compare it with scalar; the SIMDe build runs the C loop). gcc 12
-// kept the C loop's eight accumulators, |c|, mc and the 1s in registers only by spilling two
-// accumulators to the stack and copying six more every step. Zen 2 (family 23 model 49), one
-// thread, scripts/ab_decode.c against the C loop of vpabsb + vpsignb (dot4) it replaced: 1.2 %
-// (stories110M shape) and 1.8 % (TinyLlama) less time per token; the four-stream read it is, not
-// the arithmetic, sets that pace there. On AMD family 23 each stream is also prefetched 256 bytes
-// ahead (dq_gemv4_prefetch_bytes; elsewhere the hardware prefetchers alone, as measured on Zen 3
-// and 4): Zen 2, ab_decode against none, one thread: 1.020x (quartiles 1.017-1.022) stories110M
-// shape, 1.022x TinyLlama, two threads 1.003x; 128 bytes 1.006x, 192 1.014x, 384 1.018x, 512
-// 1.007x, and 1024 or 2048 0.85x. Registers: ymm0 the int16 1s, ymm1-8 the accumulators (panel q, rows
-// 0-7 / 8-15 in ymm(1+2q), ymm(2+2q)), ymm12 zero, ymm13 mc, ymm14 |c|, ymm15 the product.
+// The step loop of gemv_panels4 (gemv4_xs, its C form below) in assembly: the same operations in
+// the same order per accumulator, so the same int32 sums (the kernel tests compare it with scalar;
+// the SIMDe build runs the C loop). gcc 12 kept the C loop's eight accumulators, |c|, mc and the
+// 1s in registers only by spilling two accumulators to the stack and copying six more every step.
+// Zen 2 (family 23 model 49), one thread, scripts/ab_decode.c against the C loop of vpabsb +
+// vpsignb (dot4) it replaced: 1.2 % (stories110M shape) and 1.8 % (TinyLlama) less time per token;
+// the four-stream read it is, not the arithmetic, sets that pace there. On AMD family 23 each
+// stream is also prefetched 256 bytes ahead (dq_gemv4_prefetch_bytes; elsewhere the hardware
+// prefetchers alone, as measured on Zen 3 and 4): Zen 2, ab_decode against none, one thread:
+// 1.020x (quartiles 1.017-1.022) stories110M shape, 1.022x TinyLlama, two threads 1.003x; 128
+// bytes 1.006x, 192 1.014x, 384 1.018x, 512 1.007x, and 1024 or 2048 0.85x. Registers: ymm0 the
+// int16 1s, ymm1-8 the accumulators (panel q, rows 0-7 / 8-15 in ymm(1+2q), ymm(2+2q)), ymm12
+// zero, ymm13 mc, ymm14 |c|, ymm15 the product.
 #define GV4_BLOCK(O, R)                                                                             \
     "vpxor " O ", %%ymm13, %%ymm15\n\t"                                                            \
     "vpmaddubsw %%ymm15, %%ymm14, %%ymm15\n\t"                                                      \
@@ -497,7 +502,8 @@ static void gemv4_xs(const int8_t *w0, long d1, long d2, long d3, const int8_t *
 
 // GEMV over four panels side by side (run j of the tile at i0, kernels.h: dq_gemv_runs):
 // four weight streams, one 4-input group of each per step (the activations' broadcast shared), no
-// software prefetch: the hardware prefetchers follow the streams (kernels.h: dq_gemv_streams).
+// software prefetch but on AMD family 23 (gemv4_xs_asm): the hardware prefetchers follow the
+// streams (kernels.h: dq_gemv_streams).
 // The int32 sums go to y as they are, and epilogue_rows applies the scales once all four runs
 // are done: reading the rows' sums and scales panel by panel beside the weights (eight more small
 // streams, a line each per panel) slowed the weight streams. Zen 3 (family 25 model 1), one
@@ -526,7 +532,8 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     if (t1 - t0 == 1) {
         const int run = dq_gemv_runs(i0, i1);  // four streams: the tile's panels in four runs
         const int32_t ncs = neg_code_sum(qa->q + (size_t)t0 * kp, kp);
-        for (int j = 0; j < run; j++) gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, ncs);
+        for (int j = 0; j < run; j++)
+            gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, ncs);
         epilogue_rows(y + (size_t)t0 * ldy, i0, i0 + 64 * run, p, qa->scale[t0], qa->off[t0]);
         for (int i = i0 + 64 * run; i < i1; i += 16)
             gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
