@@ -262,22 +262,17 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
 #define UK3_LOAD(O)                                                                                 \
     "vmovdqa " #O "(%[ap]), %%ymm9\n\t"                                                             \
     "vmovdqa " #O "+32(%[ap]), %%ymm10\n\t"
-#define UK3_GROUP(O, OX)                                                                            \
+// One group of four steps of the 3-token block: tokens 0 and 1 on UK3_STEP (their broadcast codes
+// in ymm11 and ymm X1), token 2's codes in ymm X2 and its step LAST.
+#define UK3_GROUP_OF(O, OX, X1, X2, LAST)                                                           \
     UK3_LOAD(O)                                                                                     \
     "vpbroadcastd " #OX "(%[x0]), %%ymm11\n\t"                                                      \
     UK3_STEP(O, 1, 2, 11)                                                                           \
-    "vpbroadcastd " #OX "(%[x1]), %%ymm12\n\t"                                                      \
-    UK3_STEP(O, 3, 4, 12)                                                                           \
-    "vpbroadcastd " #OX "(%[x2]), %%ymm13\n\t"                                                      \
-    UK3_STEP(O, 5, 6, 13)
-#define UK3_GROUP_MIXED(O, OX)                                                                      \
-    UK3_LOAD(O)                                                                                     \
-    "vpbroadcastd " #OX "(%[x0]), %%ymm11\n\t"                                                      \
-    UK3_STEP(O, 1, 2, 11)                                                                           \
-    "vpbroadcastd " #OX "(%[x1]), %%ymm13\n\t"                                                      \
-    UK3_STEP(O, 3, 4, 13)                                                                           \
-    "vpbroadcastd " #OX "(%[x2]), %%ymm11\n\t"                                                      \
-    UK3_SHIFT(O, 5, 6, 7, 8, 11)
+    "vpbroadcastd " #OX "(%[x1]), %%ymm" #X1 "\n\t"                                                 \
+    UK3_STEP(O, 3, 4, X1)                                                                           \
+    "vpbroadcastd " #OX "(%[x2]), %%ymm" #X2 "\n\t" LAST
+#define UK3_GROUP(O, OX) UK3_GROUP_OF(O, OX, 12, 13, UK3_STEP(O, 5, 6, 13))
+#define UK3_GROUP_MIXED(O, OX) UK3_GROUP_OF(O, OX, 13, 11, UK3_SHIFT(O, 5, 6, 7, 8, 11))  // ymm12: the bias
 #define UK3_ZERO(R) "vpxor %%xmm" #R ", %%xmm" #R ", %%xmm" #R "\n\t"
 #define UK3_LOOP(GROUP)                                                                             \
     ".p2align 5\n"                                                                                  \
@@ -337,6 +332,7 @@ static void ukernel3_pre_asm(const struct pre_panel *pre, const int8_t *x0, cons
 #undef UK3_ZERO
 #undef UK3_GROUP_MIXED
 #undef UK3_GROUP
+#undef UK3_GROUP_OF
 #undef UK3_LOAD
 #undef UK3_SHIFT
 #undef UK3_STEP
