@@ -24,7 +24,8 @@ typedef long long v2i __attribute__((vector_size(16)));
 typedef struct bw_ctx {
     const uint8_t *buf;
     size_t bytes;
-    int variant;  // bit 0: software prefetch; bit 1: 32-byte loads; bit 2: four streams (no prefetch)
+    int variant;  // bit 0: software prefetch; bit 1: 32-byte loads; bit 2: four streams; bit 3: with
+                  // the four-stream GEMV's prefetch (dq_gemv4_prefetch_bytes), else none
     v2i sink[64];
 } bw_ctx;
 
@@ -42,12 +43,17 @@ static v2i bw_loop16(const uint8_t *b, const uint8_t *e, int prefetch) {
 // Four streams side by side, as the AVX2 GEMV reads four weight panels: the range in groups of
 // four BW_PANEL-byte blocks, each group walked as four streams, 64 bytes of each per step.
 #define BW_PANEL 16384
-static v2i bw_loop16x4(const uint8_t *b, const uint8_t *e) {
+// The four streams' lines pfd bytes ahead, as the AVX2 GEMV prefetches on AMD family 23.
+static inline void bw_prefetch4(const uint8_t *p, long pfd) {
+    for (int q = 0; q < 4; q++) __builtin_prefetch(p + (size_t)q * BW_PANEL + pfd, 0, 3);
+}
+static v2i bw_loop16x4(const uint8_t *b, const uint8_t *e, long pfd) {
     v2i a0 = {0, 0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     for (; b + 4 * BW_PANEL <= e; b += 4 * BW_PANEL)
         for (size_t i = 0; i < BW_PANEL; i += 64) {
             const v2i *p0 = (const v2i *)(b + i), *p1 = (const v2i *)(b + BW_PANEL + i);
             const v2i *p2 = (const v2i *)(b + 2 * BW_PANEL + i), *p3 = (const v2i *)(b + 3 * BW_PANEL + i);
+            if (pfd) bw_prefetch4(b + i, pfd);
             a0 ^= p0[0] ^ p0[1], a1 ^= p0[2] ^ p0[3], a2 ^= p1[0] ^ p1[1], a3 ^= p1[2] ^ p1[3];
             a4 ^= p2[0] ^ p2[1], a5 ^= p2[2] ^ p2[3], a6 ^= p3[0] ^ p3[1], a7 ^= p3[2] ^ p3[3];
         }
@@ -67,12 +73,13 @@ __attribute__((target("avx2"))) static v2i bw_loop32(const uint8_t *b, const uin
     a0 ^= a1 ^ a2 ^ a3;
     return (v2i){a0[0] ^ a0[2], a0[1] ^ a0[3]};
 }
-__attribute__((target("avx2"))) static v2i bw_loop32x4(const uint8_t *b, const uint8_t *e) {
+__attribute__((target("avx2"))) static v2i bw_loop32x4(const uint8_t *b, const uint8_t *e, long pfd) {
     v4i a0 = {0}, a1 = a0, a2 = a0, a3 = a0;
     for (; b + 4 * BW_PANEL <= e; b += 4 * BW_PANEL)
         for (size_t i = 0; i < BW_PANEL; i += 64) {
             const v4i *p0 = (const v4i *)(b + i), *p1 = (const v4i *)(b + BW_PANEL + i);
             const v4i *p2 = (const v4i *)(b + 2 * BW_PANEL + i), *p3 = (const v4i *)(b + 3 * BW_PANEL + i);
+            if (pfd) bw_prefetch4(b + i, pfd);
             a0 ^= p0[0] ^ p0[1], a1 ^= p1[0] ^ p1[1], a2 ^= p2[0] ^ p2[1], a3 ^= p3[0] ^ p3[1];
         }
     a0 ^= a1 ^ a2 ^ a3;
@@ -90,13 +97,14 @@ static void bw_task(void *arg, int ith, int nth) {
     size_t per = bw_share(c->bytes, nth);
     const uint8_t *b = c->buf + per * (size_t)ith, *e = b + per;
     const int four = c->variant & 4, pf = c->variant & 1;
+    const long pfd = c->variant & 8 ? dq_gemv4_prefetch_bytes : 0;
 #if BW_WIDE
     if (c->variant & 2) {
-        c->sink[ith & 63] = four ? bw_loop32x4(b, e) : bw_loop32(b, e, pf);
+        c->sink[ith & 63] = four ? bw_loop32x4(b, e, pfd) : bw_loop32(b, e, pf);
         return;
     }
 #endif
-    c->sink[ith & 63] = four ? bw_loop16x4(b, e) : bw_loop16(b, e, pf);
+    c->sink[ith & 63] = four ? bw_loop16x4(b, e, pfd) : bw_loop16(b, e, pf);
 }
 
 struct dq_read_probe {
@@ -130,9 +138,10 @@ double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
     bw_ctx c = {.buf = rp->buf, .bytes = rp->bytes};
     double best = 0;
     // 32-byte loads only where the chosen kernels imply AVX2 (every x86 ISA but scalar)
-    static const int narrow[] = {0, 1, 4}, wide[] = {0, 1, 2, 3, 4, 6};
-    const int use_wide = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR;
-    const int *vs = use_wide ? wide : narrow, variants = use_wide ? 6 : 3;
+    // and the four streams also with the AVX2 GEMV's prefetch where it has one (bit 3)
+    static const int narrow[] = {0, 1, 4, 12}, wide[] = {0, 1, 2, 3, 4, 6, 12, 14};
+    const int use_wide = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR, pf4 = dq_gemv4_prefetch_bytes > 0;
+    const int *vs = use_wide ? wide : narrow, variants = (use_wide ? 6 : 3) + (pf4 ? 1 + use_wide : 0);
     const int nth = dq_pool_nthreads(pool);
     for (int rep = 0; rep < rounds * variants; rep++) {
         c.variant = vs[rep % variants];
