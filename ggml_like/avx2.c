@@ -236,6 +236,9 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
 // slower (the other pipes then run out). scripts/ab_decode.c `prefill`, 128 tokens, Zen 2, against
 // vpmaddwd for all three: stories110M shape 1.075x and 1.091x at one thread, 1.090x at two;
 // TinyLlama shape 1.131x at one thread.
+// Shared by the two assembly loops below: zero a register; store one to the acc operand at O.
+#define ASM_ZERO(R) "vpxor %%xmm" #R ", %%xmm" #R ", %%xmm" #R "\n\t"
+#define ASM_STORE(R, O) "vmovdqu %%ymm" #R ", " #O "(%[acc])\n\t"
 #define UK3_STEP(O, R0, R1, XR)                                                                     \
     "vpxor " #O "(%[mp]), %%ymm" #XR ", %%ymm14\n\t"                                                \
     "vpmaddubsw %%ymm14, %%ymm9, %%ymm14\n\t"                                                       \
@@ -273,7 +276,6 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     "vpbroadcastd " #OX "(%[x2]), %%ymm" #X2 "\n\t" LAST
 #define UK3_GROUP(O, OX) UK3_GROUP_OF(O, OX, 12, 13, UK3_STEP(O, 5, 6, 13))
 #define UK3_GROUP_MIXED(O, OX) UK3_GROUP_OF(O, OX, 13, 11, UK3_SHIFT(O, 5, 6, 7, 8, 11))  // ymm12: the bias
-#define UK3_ZERO(R) "vpxor %%xmm" #R ", %%xmm" #R ", %%xmm" #R "\n\t"
 #define UK3_LOOP(GROUP)                                                                             \
     ".p2align 5\n"                                                                                  \
     "1:\n\t"                                                                                        \
@@ -291,7 +293,6 @@ ALWAYS_INLINE void ukernel(const int MR, float *y, int ldy, const int8_t *x, int
     "inc %[g]\n\t"                                                                                  \
     "cmp %[ng4], %[g]\n\t"                                                                          \
     "jl 1b\n\t"
-#define UK3_STORE(R, O) "vmovdqu %%ymm" #R ", " #O "(%[acc])\n\t"
 #define UK3_SUB_NEGSUM(R0, R1)                                                                      \
     "vpsubd 0(%[ns]), %%ymm" #R0 ", %%ymm" #R0 "\n\t"                                               \
     "vpsubd 32(%[ns]), %%ymm" #R1 ", %%ymm" #R1 "\n\t"
@@ -310,26 +311,24 @@ static void ukernel3_pre_asm(const struct pre_panel *pre, const int8_t *x0, cons
       "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
     if (!mixed)
         __asm__ volatile("vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
-                         "vpsrlw $15, %%ymm0, %%ymm0\n\t" UK3_ZERO(1) UK3_ZERO(2) UK3_ZERO(3) UK3_ZERO(4) UK3_ZERO(5)
-                             UK3_ZERO(6) UK3_LOOP(UK3_GROUP) UK3_SUB_NEGSUM(1, 2) UK3_SUB_NEGSUM(3, 4)
-                                 UK3_SUB_NEGSUM(5, 6) UK3_STORE(1, 0) UK3_STORE(2, 32) UK3_STORE(3, 64)
-                                     UK3_STORE(4, 96) UK3_STORE(5, 128) UK3_STORE(6, 160) UK3_OPERANDS);
+                         "vpsrlw $15, %%ymm0, %%ymm0\n\t" ASM_ZERO(1) ASM_ZERO(2) ASM_ZERO(3) ASM_ZERO(4) ASM_ZERO(5)
+                             ASM_ZERO(6) UK3_LOOP(UK3_GROUP) UK3_SUB_NEGSUM(1, 2) UK3_SUB_NEGSUM(3, 4)
+                                 UK3_SUB_NEGSUM(5, 6) ASM_STORE(1, 0) ASM_STORE(2, 32) ASM_STORE(3, 64)
+                                     ASM_STORE(4, 96) ASM_STORE(5, 128) ASM_STORE(6, 160) UK3_OPERANDS);
     else
         __asm__ volatile("vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"
                          "vpsrlw $15, %%ymm0, %%ymm0\n\t"
                          "vpcmpeqw %%ymm12, %%ymm12, %%ymm12\n\t"
                          "vpslld $31, %%ymm12, %%ymm12\n\t"
-                         "vpsrld $16, %%ymm12, %%ymm12\n\t" UK3_ZERO(1) UK3_ZERO(2) UK3_ZERO(3) UK3_ZERO(4)
-                             UK3_ZERO(5) UK3_ZERO(6) UK3_ZERO(7) UK3_ZERO(8) UK3_LOOP(UK3_GROUP_MIXED)
-                                 UK3_SUB_NEGSUM(1, 2) UK3_SUB_NEGSUM(3, 4) UK3_STORE(1, 0) UK3_STORE(2, 32)
-                                     UK3_STORE(3, 64) UK3_STORE(4, 96) UK3_STORE(5, 128) UK3_STORE(6, 160)
-                                         UK3_STORE(7, 192) UK3_STORE(8, 224) UK3_OPERANDS);
+                         "vpsrld $16, %%ymm12, %%ymm12\n\t" ASM_ZERO(1) ASM_ZERO(2) ASM_ZERO(3) ASM_ZERO(4)
+                             ASM_ZERO(5) ASM_ZERO(6) ASM_ZERO(7) ASM_ZERO(8) UK3_LOOP(UK3_GROUP_MIXED)
+                                 UK3_SUB_NEGSUM(1, 2) UK3_SUB_NEGSUM(3, 4) ASM_STORE(1, 0) ASM_STORE(2, 32)
+                                     ASM_STORE(3, 64) ASM_STORE(4, 96) ASM_STORE(5, 128) ASM_STORE(6, 160)
+                                         ASM_STORE(7, 192) ASM_STORE(8, 224) UK3_OPERANDS);
 #undef UK3_OPERANDS
 }
 #undef UK3_SUB_NEGSUM
-#undef UK3_STORE
 #undef UK3_LOOP
-#undef UK3_ZERO
 #undef UK3_GROUP_MIXED
 #undef UK3_GROUP
 #undef UK3_GROUP_OF
@@ -433,12 +432,10 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
     "prefetcht0 (%[t],%[pfd])\n\t"                                                                  \
     "lea (%[w],%[d3]), %[t]\n\t"                                                                    \
     "prefetcht0 (%[t],%[pfd])\n\t"
-#define GV4_ZERO(R) "vpxor %%xmm" #R ", %%xmm" #R ", %%xmm" #R "\n\t"
-#define GV4_STORE(R, O) "vmovdqu %%ymm" #R ", " #O "(%[acc])\n\t"
 #define GV4_ASM(PREFETCH)                                                                           \
     "vpcmpeqw %%ymm0, %%ymm0, %%ymm0\n\t"                                                           \
-    "vpsrlw $15, %%ymm0, %%ymm0\n\t" GV4_ZERO(1) GV4_ZERO(2) GV4_ZERO(3) GV4_ZERO(4) GV4_ZERO(5)    \
-        GV4_ZERO(6) GV4_ZERO(7) GV4_ZERO(8) GV4_ZERO(12)                                            \
+    "vpsrlw $15, %%ymm0, %%ymm0\n\t" ASM_ZERO(1) ASM_ZERO(2) ASM_ZERO(3) ASM_ZERO(4) ASM_ZERO(5)    \
+        ASM_ZERO(6) ASM_ZERO(7) ASM_ZERO(8) ASM_ZERO(12)                                            \
     ".p2align 5\n"                                                                                  \
     "1:\n\t" PREFETCH                                                                               \
     "vpbroadcastd (%[x]), %%ymm13\n\t"                                                              \
@@ -451,8 +448,8 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
     "add $64, %[w]\n\t"                                                                             \
     "add $4, %[x]\n\t"                                                                              \
     "dec %[n]\n\t"                                                                                  \
-    "jnz 1b\n\t" GV4_STORE(1, 0) GV4_STORE(2, 32) GV4_STORE(3, 64) GV4_STORE(4, 96) GV4_STORE(5, 128) \
-        GV4_STORE(6, 160) GV4_STORE(7, 192) GV4_STORE(8, 224)
+    "jnz 1b\n\t" ASM_STORE(1, 0) ASM_STORE(2, 32) ASM_STORE(3, 64) ASM_STORE(4, 96) ASM_STORE(5, 128) \
+        ASM_STORE(6, 160) ASM_STORE(7, 192) ASM_STORE(8, 224)
 // pfd: dq_gemv4_prefetch_bytes, 0 for none.
 static void gemv4_xs_asm(const int8_t *w0, long d1, long d2, long d3, const int8_t *x, long nsteps, __m256i acc[4][2]) {
     const long pfd = dq_gemv4_prefetch_bytes;
@@ -469,8 +466,8 @@ static void gemv4_xs_asm(const int8_t *w0, long d1, long d2, long d3, const int8
 #undef GV4_OPERANDS
 }
 #undef GV4_ASM
-#undef GV4_STORE
-#undef GV4_ZERO
+#undef ASM_STORE
+#undef ASM_ZERO
 #undef GV4_PREFETCH
 #undef GV4_BLOCK
 #define gemv4_xs gemv4_xs_asm
@@ -676,7 +673,7 @@ static int64_t int8_peak_avx2(int64_t iters, int32_t *sink) {
         for (int64_t i = 0; i < iters; i++)
 #pragma GCC unroll 8
             for (int r = 0; r < 8; r++) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(src[r], s), ones));
-    __m256i t = b[0];
+    __m256i t = _mm256_setzero_si256();
     for (int r = 0; r < 8; r++) t = _mm256_add_epi32(t, _mm256_add_epi32(a[r], b[r]));
     int32_t v[8];
     _mm256_storeu_si256((void *)v, t);
