@@ -412,11 +412,12 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
 // 1s in registers only by spilling two accumulators to the stack and copying six more every step.
 // Zen 2 (family 23 model 49), one thread, scripts/ab_decode.c against the C loop of vpabsb +
 // vpsignb (dot4) it replaced: 1.2 % (stories110M shape) and 1.8 % (TinyLlama) less time per token;
-// the four-stream read it is, not the arithmetic, sets that pace there. On AMD family 23 each
-// stream is also prefetched 256 bytes ahead (dq_gemv4_prefetch_bytes; elsewhere the hardware
-// prefetchers alone, as measured on Zen 3 and 4): Zen 2, ab_decode against none, one thread:
-// 1.020x (quartiles 1.017-1.022) stories110M shape, 1.022x TinyLlama, two threads 1.003x; 128
-// bytes 1.006x, 192 1.014x, 384 1.018x, 512 1.007x, and 1024 or 2048 0.85x. Registers: ymm0 the
+// the four-stream read it is, not the arithmetic, sets that pace there. Each stream is also
+// prefetched dq_gemv4_prefetch_bytes ahead: 256 on AMD family 23 (Zen 2, ab_decode against none,
+// one thread: 1.020x (quartiles 1.017-1.022) stories110M shape, 1.022x TinyLlama, two threads
+// 1.003x; 128 bytes 1.006x, 192 1.014x, 384 1.018x, 512 1.007x, and 1024 or 2048 0.85x), 2048 on
+// Intel (Xeon model 207: stories110M 1.198x / 1.144x at one / two threads, TinyLlama 1.170x at
+// one; 256 there 1.070x / 1.050x), none on later AMD (Zen 3 and 4 measured). Registers: ymm0 the
 // int16 1s, ymm1-8 the accumulators (panel q, rows 0-7 / 8-15 in ymm(1+2q), ymm(2+2q)), ymm12
 // zero, ymm13 mc, ymm14 |c|, ymm15 the product.
 #define GV4_BLOCK(O, R)                                                                             \

@@ -132,24 +132,32 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
 }
 
 // GEMV over four panels side by side (run j of the tile at i0, kernels.h: dq_gemv_runs): four
-// weight streams, one 4-input group of each per step (the broadcast shared), no software prefetch.
-// The int32 sums go to y as they are, and epilogue_rows applies the offsets and scales once all
-// four runs are done, as in the AVX2 GEMV: reading the rows' sums and scales panel by panel beside
-// the weights made eight more small streams. AMD Zen 4 (family 25 model 17), scripts/ab_decode.c,
-// both forms alternating token by token: stories110M decode 1.28x at one thread, 1.06x at two;
-// TinyLlama 1.10x, 1.04x.
+// weight streams, one 4-input group of each per step (the broadcast shared). The int32 sums go to
+// y as they are, and epilogue_rows applies the offsets and scales once all four runs are done, as
+// in the AVX2 GEMV: reading the rows' sums and scales panel by panel beside the weights made eight
+// more small streams. AMD Zen 4 (family 25 model 17), scripts/ab_decode.c, both forms alternating
+// token by token: stories110M decode 1.28x at one thread, 1.06x at two; TinyLlama 1.10x, 1.04x.
+// Each stream's line dq_gemv4_prefetch_bytes ahead is prefetched (Intel: 2048; AMD: 0, the
+// hardware prefetchers alone). Intel Xeon family 6 model 207, ab_decode against none, medians of
+// 15 (stories110M shape) or 9 (TinyLlama) sequences: 2048 bytes 1.018-1.025x / 1.022-1.039x
+// (stories110M, one / two threads, three sets), 1.017x / 1.019x (TinyLlama); 1024 bytes
+// 1.013x / 1.003x, 4096 1.008x / 0.995x (stories110M).
 ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p) {
     int rows[4];
     dq_gemv_run_rows(i0, run, j, rows);
+    const int8_t *w[4];
     __m512i a[4];
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) a[q] = _mm512_setzero_si512();
+    for (int q = 0; q < 4; q++) a[q] = _mm512_setzero_si512(), w[q] = p->panels + (size_t)rows[q] * kp;
+    const uintptr_t pfd = (uintptr_t)dq_gemv4_prefetch_bytes;  // past a matrix's end: an integer, see kernels.h
     for (int s = 0; s < kp / 4; s++) {
         const __m512i xb = _mm512_set1_epi32(load4(x + 4 * s));
+        if (pfd) {
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
-            a[q] = _mm512_dpbusd_epi32(a[q], xb,
-                                       _mm512_loadu_si512((const void *)(p->panels + (size_t)rows[q] * kp + (size_t)s * 64)));
+            for (int q = 0; q < 4; q++) __builtin_prefetch((const void *)((uintptr_t)(w[q] + (size_t)s * 64) + pfd), 0, 3);
+        }
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) a[q] = _mm512_dpbusd_epi32(a[q], xb, _mm512_loadu_si512((const void *)(w[q] + (size_t)s * 64)));
     }
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) _mm512_storeu_si512((void *)(y + rows[q]), a[q]);  // every row of a run is under n

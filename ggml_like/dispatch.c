@@ -89,7 +89,7 @@ static void init_once(void) {
     dq_gemv_prefetch_bytes = amd ? 1024 : 4096;
     const int zen2 = amd && g.cpu.family == 23;  // Zen to Zen 2: one multiply pipe (avx2.c)
     dq_avx2_widen = zen2;
-    dq_gemv4_prefetch_bytes = zen2 ? 256 : 0;
+    dq_gemv4_prefetch_bytes = zen2 ? 256 : amd ? 0 : 2048;
     static const char *const widen_forms[2] = {"madd", "mixed"}, *const stream_counts[2] = {"1", "4"};
     int pick;
     if (env_pick("DYNQ_AVX2_WIDEN", widen_forms, &pick)) return;

@@ -141,8 +141,12 @@ extern int dq_gemv_prefetch_bytes;
 // measured two interleaved streams slower than one in the AVX-512 GEMV, before the four-run form
 // with its deferred epilogue; four were not measured there.
 extern int dq_gemv_streams;
-// The four-stream AVX2 GEMV's software prefetch distance per stream (avx2.c, gemv4_xs_asm): 0, the
-// hardware prefetchers alone; 256 on AMD family 23.
+// The x86 four-stream GEMVs' software prefetch distance per stream (avx2.c gemv4_xs_asm, avxvnni.c
+// and avx512vnni.c gemv_panels4): 0, the hardware prefetchers alone (AMD from Zen 3 on); 256 on
+// AMD family 23; 2048 on Intel (Xeon family 6 model 207, scripts/ab_decode.c against none,
+// stories110M shape, one / two threads: AVX-512 VNNI 1.013-1.025x / 1.014-1.039x, AVX-VNNI
+// 1.055x / 1.023x, plain AVX2 1.198x / 1.144x; TinyLlama 1.017x / 1.008-1.019x, 1.056x / 1.046x,
+// 1.170x at one thread).
 extern int dq_gemv4_prefetch_bytes;
 // How the AVX2 prefill GEMM (avx2.c, ukernel3_pre_asm) widens vpmaddubsw's int16 pairs to int32:
 // 0, vpmaddwd with 1s for all three tokens of a block; 1, the third token by a shift instead
