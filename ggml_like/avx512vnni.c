@@ -139,9 +139,9 @@ static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, cons
 // token by token: stories110M decode 1.28x at one thread, 1.06x at two; TinyLlama 1.10x, 1.04x.
 // Each stream's line dq_gemv4_prefetch_bytes ahead is prefetched (Intel: 2048; AMD: 0, the
 // hardware prefetchers alone). Intel Xeon family 6 model 207, ab_decode against none, medians of
-// 15 (stories110M shape) or 9 (TinyLlama) sequences: 2048 bytes 1.018-1.025x / 1.022-1.039x
-// (stories110M, one / two threads, three sets), 1.017x / 1.019x (TinyLlama); 1024 bytes
-// 1.013x / 1.003x, 4096 1.008x / 0.995x (stories110M).
+// 15 (stories110M shape) or 7-9 (TinyLlama) sequences: 2048 bytes 1.013-1.025x / 1.014-1.039x
+// (stories110M, one / two threads, four sets), 1.016-1.017x / 0.997-1.019x (TinyLlama, three);
+// 1024 bytes 1.013-1.017x / 1.003-1.034x, 4096 1.008-1.025x / 0.995-1.024x (stories110M).
 ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p) {
     int rows[4];
     dq_gemv_run_rows(i0, run, j, rows);

@@ -145,7 +145,7 @@ extern int dq_gemv_streams;
 // and avx512vnni.c gemv_panels4): 0, the hardware prefetchers alone (AMD from Zen 3 on); 256 on
 // AMD family 23; 2048 on Intel (Xeon family 6 model 207, scripts/ab_decode.c against none,
 // stories110M shape, one / two threads: AVX-512 VNNI 1.013-1.025x / 1.014-1.039x, AVX-VNNI
-// 1.055x / 1.023x, plain AVX2 1.198x / 1.144x; TinyLlama 1.017x / 1.008-1.019x, 1.056x / 1.046x,
+// 1.055x / 1.023x, plain AVX2 1.198x / 1.144x; TinyLlama 1.016-1.017x / 0.997-1.019x, 1.056x / 1.046x,
 // 1.170x at one thread).
 extern int dq_gemv4_prefetch_bytes;
 // How the AVX2 prefill GEMM (avx2.c, ukernel3_pre_asm) widens vpmaddubsw's int16 pairs to int32:
