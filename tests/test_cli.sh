@@ -155,6 +155,24 @@ if [ "$(uname -m)" = x86_64 ] && DYNQ_ISA=avx2 "$DYNQ" info --cpu > /dev/null 2>
     done
 fi
 expect_status avx2_widen_bad 1 env DYNQ_AVX2_WIDEN=shift "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+# The x86 four-stream GEMVs' per-stream prefetch distance by CPU vendor and family (kernels.h,
+# dq_gemv4_prefetch_bytes): Intel 2048, AMD family 23 256, later AMD none; info --cpu says which.
+if [ "$(uname -m)" = x86_64 ]; then
+    vendor=$(awk -F': ' '/^vendor_id/ {print $2; exit}' /proc/cpuinfo)
+    family=$(awk -F': ' '/^cpu family/ {print $2; exit}' /proc/cpuinfo)
+    case "$vendor/$family" in
+        GenuineIntel/*) want=2048 ;;
+        AuthenticAMD/23) want=256 ;;
+        AuthenticAMD/*) want=0 ;;
+        *) want= ;;
+    esac
+    if [ -n "$want" ]; then
+        "$DYNQ" info --cpu 2>&1 | grep -q "four-stream prefetch: $want bytes ahead" \
+            && ok "gemv4_prefetch_info_$want" || bad "gemv4_prefetch_info_$want" "$("$DYNQ" info --cpu 2>&1 | grep prefetch)"
+    else
+        echo "skip gemv4_prefetch_info: vendor '$vendor' has no set distance"
+    fi
+fi
 # A small stack (`ulimit -s 160`, main thread and pool threads alike): the same tokens. The AVX2
 # prefill GEMM kept a 256 KiB scratch on the stack until 2026-12-01 and crashed here. Not in the
 # sanitizer run: there every local gets its own slot with redzones (no sharing between the inlined
