@@ -149,13 +149,10 @@ ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int r
     __m512i a[4];
 #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) a[q] = _mm512_setzero_si512(), w[q] = p->panels + (size_t)rows[q] * kp;
-    const uintptr_t pfd = (uintptr_t)dq_gemv4_prefetch_bytes;  // past a matrix's end: an integer, see kernels.h
+    const uintptr_t pfd = (uintptr_t)dq_gemv4_prefetch_bytes;
     for (int s = 0; s < kp / 4; s++) {
         const __m512i xb = _mm512_set1_epi32(load4(x + 4 * s));
-        if (pfd) {
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++) __builtin_prefetch((const void *)((uintptr_t)(w[q] + (size_t)s * 64) + pfd), 0, 3);
-        }
+        if (pfd) dq_gemv4_prefetch(w, (size_t)s * 64, pfd);
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) a[q] = _mm512_dpbusd_epi32(a[q], xb, _mm512_loadu_si512((const void *)(w[q] + (size_t)s * 64)));
     }

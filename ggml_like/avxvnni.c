@@ -116,22 +116,19 @@ static void vnni_gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp,
 VNNI_INLINE void vnni_gemv_panels4(float *y, const int8_t *x, int kp, int i0, int run, int j, const dq_wpack *p) {
     int rows[4];
     dq_gemv_run_rows(i0, run, j, rows);
+    const int8_t *w[4];
     __m256i a[4][2];
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = _mm256_setzero_si256();
-    const uintptr_t pfd = (uintptr_t)dq_gemv4_prefetch_bytes;  // past a matrix's end: an integer, see kernels.h
+    for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = _mm256_setzero_si256(), w[q] = p->panels + (size_t)rows[q] * kp;
+    const uintptr_t pfd = (uintptr_t)dq_gemv4_prefetch_bytes;
     for (int s = 0; s < kp / 4; s++) {
         const __m256i xb = _mm256_set1_epi32(vnni_load4(x + 4 * s));
-        if (pfd) {
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
-                __builtin_prefetch((const void *)((uintptr_t)(p->panels + (size_t)rows[q] * kp + (size_t)s * 64) + pfd), 0, 3);
-        }
+        if (pfd) dq_gemv4_prefetch(w, (size_t)s * 64, pfd);
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++) {
-            const int8_t *w = p->panels + (size_t)rows[q] * kp + (size_t)s * 64;
-            a[q][0] = VNNI_DPBUSD(a[q][0], xb, _mm256_loadu_si256((const void *)w));
-            a[q][1] = VNNI_DPBUSD(a[q][1], xb, _mm256_loadu_si256((const void *)(w + 32)));
+            const int8_t *ws = w[q] + (size_t)s * 64;
+            a[q][0] = VNNI_DPBUSD(a[q][0], xb, _mm256_loadu_si256((const void *)ws));
+            a[q][1] = VNNI_DPBUSD(a[q][1], xb, _mm256_loadu_si256((const void *)(ws + 32)));
         }
     }
 #pragma GCC unroll 4

@@ -148,6 +148,11 @@ extern int dq_gemv_streams;
 // 1.055x / 1.023x, plain AVX2 1.198x / 1.144x; TinyLlama 1.016-1.017x / 0.997-1.019x, 1.056x / 1.046x,
 // 1.170x at one thread).
 extern int dq_gemv4_prefetch_bytes;
+// One step of the VNNI four-stream GEMVs' prefetch: the line pfd (dq_gemv4_prefetch_bytes) bytes
+// past byte off of each stream w[q] (past a matrix's end an integer, as dq_gemv_prefetch's).
+static inline void dq_gemv4_prefetch(const int8_t *const w[4], size_t off, uintptr_t pfd) {
+    for (int q = 0; q < 4; q++) __builtin_prefetch((const void *)((uintptr_t)(w[q] + off) + pfd), 0, 3);
+}
 // How the AVX2 prefill GEMM (avx2.c, ukernel3_pre_asm) widens vpmaddubsw's int16 pairs to int32:
 // 0, vpmaddwd with 1s for all three tokens of a block; 1, the third token by a shift instead
 // (avx2.c, "Widening off the multiply pipe"). Set from the CPU (1 on AMD family 23, Zen to Zen

@@ -40,10 +40,11 @@ static v2i bw_loop16(const uint8_t *b, const uint8_t *e, int prefetch) {
     return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
 }
 
-// Four streams side by side, as the AVX2 GEMV reads four weight panels: the range in groups of
+// Four streams side by side, as the x86 GEMVs read four weight panels: the range in groups of
 // four BW_PANEL-byte blocks, each group walked as four streams, 64 bytes of each per step.
 #define BW_PANEL 16384
-// The four streams' lines pfd bytes ahead, as the AVX2 GEMV prefetches on AMD family 23.
+// The four streams' lines pfd bytes ahead, as the four-stream GEMVs prefetch (dq_gemv4_prefetch_bytes:
+// AMD family 23 and Intel).
 static inline void bw_prefetch4(const uint8_t *p, long pfd) {
     for (int q = 0; q < 4; q++) __builtin_prefetch(p + (size_t)q * BW_PANEL + pfd, 0, 3);
 }
@@ -138,7 +139,7 @@ double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
     bw_ctx c = {.buf = rp->buf, .bytes = rp->bytes};
     double best = 0;
     // 32-byte loads only where the chosen kernels imply AVX2 (every x86 ISA but scalar)
-    // and the four streams also with the AVX2 GEMV's prefetch where it has one (bit 3)
+    // and the four streams also with the four-stream GEMVs' prefetch where they have one (bit 3)
     static const int narrow[] = {0, 1, 4, 12}, wide[] = {0, 1, 2, 3, 4, 6, 12, 14};
     const int use_wide = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR, pf4 = dq_gemv4_prefetch_bytes > 0;
     const int *vs = use_wide ? wide : narrow, variants = (use_wide ? 6 : 3) + (pf4 ? 1 + use_wide : 0);
