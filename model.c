@@ -777,6 +777,15 @@ static void embed(float *x, const dq_mat *E, int tok, int C) {
     }
 }
 
+// Decode: the INT8 matmul of ws[0..count) follows the next pool job; the threads warm their shares
+// of it while they wait (dq_matmul_q8_warm).
+static void warm(dq_state *s, int B, int count, const dq_mat *const *ws) {
+    if (B != 1 || ws[0]->f) return;
+    const dq_qweight *q[3];
+    for (int i = 0; i < count; i++) q[i] = &ws[i]->q;
+    dq_matmul_q8_warm(s->pool, count, q);
+}
+
 // One batch of B <= max_batch tokens at positions pos..pos+B-1.
 static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens, int B, int pos, int logits_mode) {
     const dq_config *c = &m->c;
@@ -798,11 +807,16 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         const int fused = B == 1 && c->n_heads / c->n_kv_heads <= DQ_ATTN_NQ && dq_pool_nthreads_now(s->pool) > 1;
         if (!fused) per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, fused, s->xb, {{0}}};
+        warm(s, B, 1, (const dq_mat *const[]){&L->wo});
         dq_pool_run_adaptive(s->pool, attn_worker, &at);
+        warm(s, B, 2, (const dq_mat *const[]){&L->w1, &L->w3});
         matmul_shared(s, s->xb, NULL, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
         qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1);
+        warm(s, B, 1, (const dq_mat *const[]){&L->w2});
         matmul_shared(s, s->xb, qa, s->amax, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
         qa = per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL, &L->w2);
+        if (l + 1 < c->n_layers) warm(s, B, 3, (const dq_mat *const[]){&L[1].wq, &L[1].wk, &L[1].wv});
+        else if (logits_mode != DQ_LOGITS_NONE) warm(s, B, 1, (const dq_mat *const[]){&m->cls});
         matmul_shared(s, s->hb, qa, s->amax, B, 1, &s->xb2, (const dq_mat *const[]){&L->w2});
     }
     // the last layer's FFN output, and its capture

@@ -68,6 +68,7 @@ int dq_gemv_prefetch_bytes = 4096;
 int dq_gemv_streams = 4;
 int dq_avx2_widen = 0;
 int dq_gemv4_prefetch_bytes = 0;
+int dq_decode_warm = 0;
 
 // An environment override with two allowed values: *pick = the index of the one set, -1 if the
 // variable is unset or empty; non-zero (the usage error recorded in g) for any other value.
@@ -90,12 +91,18 @@ static void init_once(void) {
     const int zen2 = amd && g.cpu.family == 23;  // Zen to Zen 2: one multiply pipe (avx2.c)
     dq_avx2_widen = zen2;
     dq_gemv4_prefetch_bytes = zen2 ? 256 : amd ? 0 : 2048;
-    static const char *const widen_forms[2] = {"madd", "mixed"}, *const stream_counts[2] = {"1", "4"};
+#if defined(__x86_64__)
+    dq_decode_warm = !amd;
+#endif
+    static const char *const widen_forms[2] = {"madd", "mixed"}, *const stream_counts[2] = {"1", "4"},
+                             *const off_on[2] = {"off", "on"};
     int pick;
     if (env_pick("DYNQ_AVX2_WIDEN", widen_forms, &pick)) return;
     if (pick >= 0) dq_avx2_widen = pick;
     if (env_pick("DYNQ_GEMV_STREAMS", stream_counts, &pick)) return;
     if (pick >= 0) dq_gemv_streams = pick ? 4 : 1;
+    if (env_pick("DYNQ_DECODE_WARM", off_on, &pick)) return;
+    if (pick >= 0) dq_decode_warm = pick;
     if (dq_isa_supported(&g.cpu, DQ_ISA_AMX) && built_table(DQ_ISA_AMX)) g.cpu.amx_perm = dq_cpu_request_amx();
     const char *force = getenv("DYNQ_ISA");
     if (force && *force) {
@@ -184,9 +191,10 @@ void dq_cpu_describe(char *buf, size_t cap) {
     if (g.status != DQ_OK) OUT("chosen: none (%s)\n", g.msg);
     else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
              g.K->name);
-    const char *streams = getenv("DYNQ_GEMV_STREAMS");
-    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s; four-stream prefetch: %d bytes ahead\n",
-        dq_gemv_prefetch_bytes, dq_gemv_streams, streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "", dq_gemv4_prefetch_bytes);
+    const char *streams = getenv("DYNQ_GEMV_STREAMS"), *warm = getenv("DYNQ_DECODE_WARM");
+    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s; four-stream prefetch: %d bytes ahead; decode warming: %s%s\n",
+        dq_gemv_prefetch_bytes, dq_gemv_streams, streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "", dq_gemv4_prefetch_bytes,
+        dq_decode_warm ? "on" : "off", warm && *warm ? " (DYNQ_DECODE_WARM)" : "");
 #if defined(__x86_64__)
     const char *widen = getenv("DYNQ_AVX2_WIDEN");
     OUT("avx2 gemm widening: %s%s\n", dq_avx2_widen ? "mixed" : "madd", widen && *widen ? " (DYNQ_AVX2_WIDEN)" : "");
@@ -599,6 +607,45 @@ void dq_matmul_q8_multi_with(const dq_kernels *K, dq_pool *pool, int count, floa
     plan(&c, qa->m, count, n, dq_pool_nthreads_now(pool));
     if (c.first[count] > 1) dq_pool_run_adaptive(pool, q8_task, &c);
     else q8_task(&c, 0, 1);
+}
+
+// Decode's idle-time warming (ops.h): the first tile of each slot's region of a one-token plan,
+// as the x86 GEMVs read it (four runs side by side, dq_gemv_runs, or one stream), at most
+// WARM_MAX bytes of it.
+#define WARM_MAX ((size_t)256 << 10)
+int dq_matmul_q8_warm_ranges(int nth, int count, const dq_qweight *const *ws, dq_warm_range *out) {
+    DQ_ASSERT(count >= 1 && count <= MAX_PARTS && nth >= 1);
+    mmctx c = {.nparts = 0};
+    int n[MAX_PARTS];
+    for (int j = 0; j < count; j++) n[j] = ws[j]->n;
+    plan(&c, 1, count, n, nth);
+    const int items = c.first[count], nreg = nth < DQ_CLAIM_REGIONS ? nth : DQ_CLAIM_REGIONS;
+    for (int r = 0; r < nreg; r++) {
+        const int first = (int)((int64_t)items * r / nreg);
+        out[r] = (dq_warm_range){NULL, 0, 0, 0};
+        if (first >= (int)((int64_t)items * (r + 1) / nreg)) continue;  // an empty region
+        int j, i0, i1, t0, t1;
+        tile_bounds(&c, first, &j, &i0, &i1, &t0, &t1);
+        const dq_wpack *p = ws[j]->packed;
+        if (!p->panels) continue;  // scalar over a row-major matrix: not worth it
+        const int run = dq_gemv_runs(i0, i1), streams = run ? 4 : 1;
+        const size_t len = (size_t)(run ? 16 * run : dq_round_up(i1 - i0, 16)) * (size_t)p->kp;
+        const size_t cap = WARM_MAX / (size_t)streams;
+        out[r] = (dq_warm_range){p->panels + (size_t)i0 * p->kp, len < cap ? len : cap, len, streams};
+    }
+    return nreg;
+}
+
+// The slot's range goes to the thread that normally runs that slot (slot 0 the caller, slot i the
+// pool's worker i): slots are claimed, not assigned, so another thread may end up with it, and
+// that warming was for nothing.
+void dq_matmul_q8_warm(dq_pool *pool, int count, const dq_qweight *const *ws) {
+    const int nth = dq_pool_nthreads_now(pool);
+    if (!dq_decode_warm || nth < 2) return;
+    dq_warm_range r[DQ_CLAIM_REGIONS];
+    const int nreg = dq_matmul_q8_warm_ranges(nth, count, ws, r);
+    for (int i = 0; i < nreg; i++)
+        if (r[i].bytes) dq_pool_warm(pool, i, r[i].base, r[i].bytes, r[i].stride, r[i].streams);
 }
 
 void dq_matmul_q8_pre_with(const dq_kernels *K, dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w) {

@@ -148,6 +148,10 @@ extern int dq_gemv_streams;
 // 1.055x / 1.023x, plain AVX2 1.198x / 1.144x; TinyLlama 1.016-1.017x / 0.997-1.019x, 1.056x / 1.046x,
 // 1.170x at one thread).
 extern int dq_gemv4_prefetch_bytes;
+// Decode's idle-time warming (dq_matmul_q8_warm, ops.h): 1 on Intel x86, 0 elsewhere (not
+// measured there: the AMD GEMVs leave prefetching to the hardware); DYNQ_DECODE_WARM=off|on forces
+// it (benchmarks, tests).
+extern int dq_decode_warm;
 // One step of the VNNI four-stream GEMVs' prefetch: the line pfd (dq_gemv4_prefetch_bytes) bytes
 // past byte off of each stream w[q] (past a matrix's end an integer, as dq_gemv_prefetch's).
 static inline void dq_gemv4_prefetch(const int8_t *const w[4], size_t off, uintptr_t pfd) {

@@ -26,6 +26,12 @@ int dq_pool_nthreads(const dq_pool *pool);
 int dq_pool_nthreads_now(dq_pool *pool);
 // Tests: the next adaptive jobs for ns nanoseconds in the caller alone, as after recurring stalls.
 void dq_pool_fall_back(dq_pool *pool, uint64_t ns);
+// Idle-time warming, a hint only (nothing is read, no result can change): once the thread of
+// slot `slot` (0 the caller, i >= 1 the pool's i-th worker) has no slot left to run in the next
+// job this pool runs, it prefetches `streams` ranges of `bytes`, `stride` apart from base, into
+// its L2, line by line side by side, until the job after that begins (the caller: until the
+// job's last slot is done). A later call for the same slot replaces a hint not yet used.
+void dq_pool_warm(dq_pool *pool, int slot, const void *base, size_t bytes, size_t stride, int streams);
 void dq_pool_run(dq_pool *pool, dq_task_fn fn, void *ctx);  // returns when every worker is done
 // dq_pool_run for tasks whose slots claim small pieces of work dynamically (any slot may do all
 // of it): a long wait for a slot then means a worker descheduled by another process, and the pool
@@ -148,6 +154,21 @@ void dq_quantize_act_rows(dq_qact *qa, const float *x, int t0, int t1, const flo
 void dq_matmul_q8_pre(dq_pool *pool, float *y, const dq_qact *qa, const dq_qweight *w);
 // ys[j] (qa->m, ws[j]->n) for count <= 3 matrices that share the input, in one pool hand-off.
 void dq_matmul_q8_multi(dq_pool *pool, int count, float *const *ys, const dq_qact *qa, const dq_qweight *const *ws);
+// The ranges behind dq_matmul_q8_warm for a plan on nth threads: out[r] (r < the count returned,
+// min(nth, DQ_CLAIM_REGIONS)) for slot r, the start of the first tile it claims, as its GEMV reads
+// it: `streams` ranges of `bytes`, `stride` apart from base (base NULL and bytes 0: no tile).
+typedef struct dq_warm_range {
+    const int8_t *base;
+    size_t bytes, stride;
+    int streams;
+} dq_warm_range;
+int dq_matmul_q8_warm_ranges(int nth, int count, const dq_qweight *const *ws, dq_warm_range *out);
+// Decode (one token): the matmul of ws[0..count) comes after the next pool job. Each thread warms
+// the first weights of its share of it (dq_pool_warm) while it waits at the end of that job and
+// in the gap before the matmul (the caller's per-token steps), where the GEMVs would otherwise
+// leave memory idle. Nothing where dq_decode_warm (kernels.h) is off or one thread runs.
+void dq_matmul_q8_warm(dq_pool *pool, int count, const dq_qweight *const *ws);
+
 
 // FP32 kernels of the chosen ISA, bit-identical on every ISA (ggml_like/vec_f32.h), one thread.
 // Attention of one head over its cache, for nq <= DQ_ATTN_NQ queries at once: query i (hd values at

@@ -9,7 +9,8 @@
 // (adaptive jobs of the kernel drivers only: generic tasks may be statically imbalanced), and
 // goes back to the workers only once the system has a free CPU for each, so -t 2 with a busy
 // neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
-// last slot) spins for a short bounded time, then sleeps on a condition variable.
+// last slot) spins for a short bounded time, then sleeps on a condition variable. A thread that
+// waits may first prefetch weights the next job will want (dq_pool_warm: decode).
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,9 +35,21 @@
 
 #define SPIN_NS 50000  // how long a waiter spins before sleeping (about one small GEMV)
 
+// A warming hint (dq_pool_warm): streams ranges of bytes, stride apart from base, for one thread
+// to prefetch once it has run out of slots in job `gen`. Every field is atomic: the caller may
+// write the next hint while a thread reads the last one, and a torn read only prefetches lines
+// that are not needed (a prefetch never faults).
+typedef struct warm_hint {
+    _Alignas(64) _Atomic(uintptr_t) base;  // 0: none
+    _Atomic size_t bytes, stride;
+    _Atomic int streams;
+    _Atomic uint32_t gen;
+} warm_hint;
+
 typedef struct worker {
     dq_pool *pool;
     pthread_t tid;
+    warm_hint warm;  // for this worker, slot index + 1
 } worker;
 
 struct dq_pool {
@@ -58,6 +71,7 @@ struct dq_pool {
     int ncpu;               // online CPUs, 0: no probe of /proc/loadavg (see dq_pool_create)
     dq_backoff bo;
     long stalls, backoffs;
+    warm_hint warm;  // the caller's (slot 0)
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
 };
@@ -86,6 +100,37 @@ static void run_slots(dq_pool *p, uint32_t gen) {
     }
 }
 
+// Idle-time warming (dq_pool_warm). warm_take: takes h into *out if it is meant for the end of
+// job gen (an older one is dropped, a later one left). warm_run: prefetches its streams into L2
+// line by line, side by side as the four-stream GEMVs read them, until warm_over (looked at every
+// 16 steps).
+static int warm_take(warm_hint *h, uint32_t gen, warm_hint *out) {
+    uintptr_t b = atomic_load_explicit(&h->base, memory_order_acquire);
+    if (!b) return 0;
+    uint32_t hg = atomic_load_explicit(&h->gen, memory_order_relaxed);
+    if ((int32_t)(gen - hg) < 0) return 0;  // for a later job
+    atomic_store_explicit(&out->bytes, atomic_load_explicit(&h->bytes, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&out->stride, atomic_load_explicit(&h->stride, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&out->streams, atomic_load_explicit(&h->streams, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&out->base, b, memory_order_relaxed);
+    return atomic_compare_exchange_strong(&h->base, &b, 0) && hg == gen;
+}
+// caller: stop once every slot of job gen is done; a worker: once a job after gen has begun.
+static int warm_over(dq_pool *p, uint32_t gen, int caller) {
+    if (caller) return atomic_load_explicit(&p->done, memory_order_relaxed) >= p->nth;
+    return (uint32_t)(atomic_load_explicit(&p->job, memory_order_relaxed) >> 32) != gen;
+}
+static void warm_run(dq_pool *p, const warm_hint *h, uint32_t gen, int caller) {
+    const char *b = (const char *)atomic_load_explicit(&h->base, memory_order_relaxed);
+    const size_t bytes = atomic_load_explicit(&h->bytes, memory_order_relaxed);
+    const size_t stride = atomic_load_explicit(&h->stride, memory_order_relaxed);
+    const int streams = atomic_load_explicit(&h->streams, memory_order_relaxed);
+    for (size_t o = 0; o < bytes; o += 64) {
+        if (o % 1024 == 0 && warm_over(p, gen, caller)) return;
+        for (int q = 0; q < streams; q++) __builtin_prefetch(b + (size_t)q * stride + o, 0, 2);
+    }
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     dq_pool *p = w->pool;
@@ -96,6 +141,11 @@ static void *worker_main(void *arg) {
         int spins = 0;
         while ((uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32) == seen &&
                !atomic_load_explicit(&p->quit, memory_order_acquire)) {
+            warm_hint h;
+            if (warm_take(&w->warm, seen, &h)) {  // until the generation moves on
+                warm_run(p, &h, seen, 0);
+                continue;
+            }
             CPU_RELAX();
             if ((++spins & 63) == 0) {
                 uint64_t t = now_ns();
@@ -176,6 +226,17 @@ void dq_pool_free(dq_pool *p) {
 }
 
 int dq_pool_nthreads(const dq_pool *p) { return p ? p->nth : 1; }
+
+void dq_pool_warm(dq_pool *p, int slot, const void *base, size_t bytes, size_t stride, int streams) {
+    if (!p || slot < 0 || slot >= p->nth || !base || streams < 1) return;
+    warm_hint *h = slot ? &p->workers[slot - 1].warm : &p->warm;
+    atomic_store_explicit(&h->bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&h->stride, stride, memory_order_relaxed);
+    atomic_store_explicit(&h->streams, streams, memory_order_relaxed);
+    atomic_store_explicit(&h->gen, (uint32_t)(atomic_load_explicit(&p->job, memory_order_relaxed) >> 32) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->base, (uintptr_t)base, memory_order_release);
+}
 
 // Back-off after stalls (see pool_run): a stall alone is sat out; one within STRIKE_NS of the
 // previous stall, or of the end of a back-off, means the contention stays, and the caller runs
@@ -269,6 +330,9 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     // Wait for slots other threads claimed.
     uint64_t t0 = 0;
     int spins = 0;
+    warm_hint h;
+    if (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth && warm_take(&p->warm, gen, &h))
+        warm_run(p, &h, gen, 1);
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth) {
         CPU_RELAX();
         if ((++spins & 63) != 0) continue;

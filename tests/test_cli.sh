@@ -143,6 +143,17 @@ for st in 1 4; do
         && ok "gemv_streams_info_$st" || bad "gemv_streams_info_$st" "$(DYNQ_GEMV_STREAMS=$st "$DYNQ" info --cpu 2>&1 | grep streams)"
 done
 expect_status gemv_streams_bad 1 env DYNQ_GEMV_STREAMS=2 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
+# Decode's idle-time warming (DYNQ_DECODE_WARM; on for Intel otherwise): only prefetches, so the
+# same tokens either way at two and three threads; info --cpu says which was asked for.
+for w in off on; do
+    for t in 2 3; do
+        DYNQ_DECODE_WARM=$w "$DYNQ" run -m "$T/s8.dynq" -p "Once upon a time" -n 60 -t $t --temp 0 --quiet > "$T/isa" 2>/dev/null
+        cmp -s "$T/ref" "$T/isa" && ok "decode_warm_same_tokens_${w}_t$t" || bad "decode_warm_same_tokens_${w}_t$t" "$(head -c 200 "$T/isa")"
+    done
+    DYNQ_DECODE_WARM=$w "$DYNQ" info --cpu 2>&1 | grep -q "decode warming: $w (DYNQ_DECODE_WARM)" \
+        && ok "decode_warm_info_$w" || bad "decode_warm_info_$w" "$(DYNQ_DECODE_WARM=$w "$DYNQ" info --cpu 2>&1 | grep warming)"
+done
+expect_status decode_warm_bad 1 env DYNQ_DECODE_WARM=1 "$DYNQ" run -m "$T/s8.dynq" -p hi -n 2
 # The AVX2 prefill GEMM's widening (DYNQ_AVX2_WIDEN; by CPU family otherwise): the same tokens
 # either way (the prompt fills a 3-token block), info --cpu says which; any other value is a
 # usage error.
@@ -169,6 +180,9 @@ if [ "$(uname -m)" = x86_64 ]; then
     if [ -n "$want" ]; then
         "$DYNQ" info --cpu 2>&1 | grep -q "four-stream prefetch: $want bytes ahead" \
             && ok "gemv4_prefetch_info_$want" || bad "gemv4_prefetch_info_$want" "$("$DYNQ" info --cpu 2>&1 | grep prefetch)"
+        case "$vendor" in GenuineIntel) warm=on ;; *) warm=off ;; esac
+        "$DYNQ" info --cpu 2>&1 | grep -q "decode warming: $warm\$" \
+            && ok "decode_warm_default_$warm" || bad "decode_warm_default_$warm" "$("$DYNQ" info --cpu 2>&1 | grep warming)"
     else
         echo "skip gemv4_prefetch_info: vendor '$vendor' has no set distance"
     fi

@@ -265,6 +265,114 @@ static void check_invariance(const dq_kernels *K, const char *label) {
     free(y);
 }
 
+// ---------------------------------------------------------------- decode warming
+// dq_matmul_q8_warm_ranges against the tiles a one-token matmul really runs, recorded by a kernel
+// table whose gemm_q8 notes each tile before computing it. Each slot's range must start at the
+// first weights of one of those tiles, read as the GEMV reads it (its four runs side by side,
+// dq_gemv_runs, or one stream), stay inside that matrix's panels, and the slots' tiles must
+// follow one another in plan order; slot 0's is the first matrix's first tile.
+#define WARM_TILES 4096
+static struct {
+    const dq_qweight *w;
+    int i0, i1;
+} warm_tile[WARM_TILES];
+static _Atomic int warm_ntile;
+static dq_kernels warm_table;
+static const dq_kernels *warm_real;
+static void warm_gemm(float *y, int ldy, const dq_qact *qa, int t0, int t1, const dq_qweight *w, int i0, int i1) {
+    int i = atomic_fetch_add(&warm_ntile, 1);
+    if (i < WARM_TILES) warm_tile[i].w = w, warm_tile[i].i0 = i0, warm_tile[i].i1 = i1;
+    warm_real->gemm_q8(y, ldy, qa, t0, t1, w, i0, i1);
+}
+static int warm_check_one(int nth, int count, const int *n, int k, char *why, size_t cap) {
+    dq_pool *p;
+    dq_err e;
+    if (dq_pool_create(&p, nth, &e)) abort();
+    kc_w w[3];
+    const dq_qweight *ws[3];
+    float *y[3];
+    int bad = 0;
+    for (int j = 0; j < count; j++) {
+        kc_w_make(&w[j], n[j], k, 0);
+        kc_w_panels(&w[j]);
+        if (dq_qweight_prepare(&w[j].w, &e)) abort();
+        ws[j] = &w[j].w, y[j] = malloc((size_t)n[j] * sizeof(float));
+    }
+    float *x = kc_x_make(1, k, 0);
+    dq_qact qa;
+    dq_quantize_act(p, &qa, x, 1, k, DQ_ACT_SYM, NULL);
+    dq_warm_range r[DQ_CLAIM_REGIONS];
+    int nreg = 0, tries = 0;
+    do {  // the plan is made for the threads the pool runs now: not while it has fallen back
+        atomic_store(&warm_ntile, 0);
+        dq_matmul_q8_multi_with(&warm_table, p, count, y, &qa, ws);
+        nreg = dq_matmul_q8_warm_ranges(nth, count, ws, r);
+    } while (dq_pool_nthreads_now(p) != nth && ++tries < 100);
+    const int nt = atomic_load(&warm_ntile);
+    long last = -1;
+    for (int s = 0; s < nreg && !bad; s++) {
+        if (!r[s].bytes) continue;
+        int hit = -1;
+        for (int t = 0; t < nt && t < WARM_TILES; t++) {
+            const dq_wpack *pk = warm_tile[t].w->packed;
+            if (pk->panels + (size_t)warm_tile[t].i0 * pk->kp == r[s].base) hit = t;
+        }
+        if (hit < 0) {
+            snprintf(why, cap, "slot %d: its range starts at no tile the matmul ran", s);
+            bad = 1;
+            break;
+        }
+        const dq_wpack *pk = warm_tile[hit].w->packed;
+        const int i0 = warm_tile[hit].i0, i1 = warm_tile[hit].i1, run = dq_gemv_runs(i0, i1);
+        const size_t stream = (size_t)(run ? 16 * run : (i1 - i0 + 15) / 16 * 16) * pk->kp;
+        const int8_t *end = pk->panels + (size_t)pk->np * pk->kp;
+        if (r[s].streams != (run ? 4 : 1) || r[s].stride != stream || r[s].bytes > stream ||
+            r[s].base + (size_t)(r[s].streams - 1) * r[s].stride + r[s].bytes > end) {
+            snprintf(why, cap, "slot %d (rows %d-%d): %d streams of %zu bytes %zu apart, want %d of at most %zu", s, i0,
+                     i1, r[s].streams, r[s].bytes, r[s].stride, run ? 4 : 1, stream);
+            bad = 1;
+        } else if (s == 0 && (warm_tile[hit].w != ws[0] || i0 != 0)) {
+            snprintf(why, cap, "slot 0 does not start at the first matrix's first row");
+            bad = 1;
+        } else {
+            int j = 0;
+            while (ws[j] != warm_tile[hit].w) j++;
+            const long key = (long)j << 32 | i0;
+            if (key <= last) {
+                snprintf(why, cap, "slot %d's tile (matrix %d, row %d) is not after slot %d's", s, j, i0, s - 1);
+                bad = 1;
+            }
+            last = key;
+        }
+    }
+    free(x);
+    for (int j = 0; j < count; j++) kc_w_free(&w[j]), free(y[j]);
+    dq_pool_free(p);
+    return bad;
+}
+static void check_warm_ranges(void) {
+    warm_real = dq_kernels_current();
+    warm_table = *warm_real;
+    warm_table.gemm_q8 = warm_gemm;
+    if (!warm_real->use_panels) {
+        printf("skip warm_ranges: the %s kernels read row-major weights\n", warm_real->name);
+        return;
+    }
+    char why[256];
+    int runs = 0;
+    for (int it = 0; it < 24; it++) {
+        const int nth = 2 + it % 3, count = 1 + it % 3, k = 64 + (int)(kc_u32() % 900);
+        int n[3];
+        for (int j = 0; j < count; j++) n[j] = 1 + (int)(kc_u32() % 2200);
+        if (warm_check_one(nth, count, n, k, why, sizeof why)) {
+            KC_FAIL("warm_ranges", "%d threads, %d matrices (n %d..., k %d): %s", nth, count, n[0], k, why);
+            return;
+        }
+        runs++;
+    }
+    printf("ok warm_ranges (%d one-token plans on 2-4 threads: each slot's range is the start of a tile the matmul runs)\n", runs);
+}
+
 // ---------------------------------------------------------------- packing many at once
 // dq_qweight_prepare_many (one shared mapping, packed by the pool) gives the same outputs as
 // packing each matrix alone; releasing in any order frees the mapping once (ASan checks).
@@ -569,6 +677,7 @@ int main(int argc, char **argv) {
     }
 #endif
     if (!only) check_quant_rows(pool);
+    if (!only) check_warm_ranges();
     if (!only) check_fall_back(dq_kernels_current(), pool);
     dq_pool_free(pool);
     if (!only) check_prepare_many();
