@@ -169,7 +169,6 @@ int dq_matmul_q8_warm_ranges(int nth, int count, const dq_qweight *const *ws, dq
 // leave memory idle. Nothing where dq_decode_warm (kernels.h) is off or one thread runs.
 void dq_matmul_q8_warm(dq_pool *pool, int count, const dq_qweight *const *ws);
 
-
 // FP32 kernels of the chosen ISA, bit-identical on every ISA (ggml_like/vec_f32.h), one thread.
 // Attention of one head over its cache, for nq <= DQ_ATTN_NQ queries at once: query i (hd values at
 // q + i * ldq) attends to positions p < np0 + i * dnp, out_i at out + i * ldo.

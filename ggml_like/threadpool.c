@@ -100,19 +100,23 @@ static void run_slots(dq_pool *p, uint32_t gen) {
     }
 }
 
-// Idle-time warming (dq_pool_warm). warm_take: takes h into *out if it is meant for the end of
+// Idle-time warming (dq_pool_warm). warm_take: a copy of h into *out if it is meant for the end of
 // job gen (an older one is dropped, a later one left). warm_run: prefetches its streams into L2
 // line by line, side by side as the four-stream GEMVs read them, until warm_over (looked at every
 // 16 steps).
-static int warm_take(warm_hint *h, uint32_t gen, warm_hint *out) {
+typedef struct warm_job {
+    const char *base;
+    size_t bytes, stride;
+    int streams;
+} warm_job;
+static int warm_take(warm_hint *h, uint32_t gen, warm_job *out) {
     uintptr_t b = atomic_load_explicit(&h->base, memory_order_acquire);
     if (!b) return 0;
     uint32_t hg = atomic_load_explicit(&h->gen, memory_order_relaxed);
     if ((int32_t)(gen - hg) < 0) return 0;  // for a later job
-    atomic_store_explicit(&out->bytes, atomic_load_explicit(&h->bytes, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&out->stride, atomic_load_explicit(&h->stride, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&out->streams, atomic_load_explicit(&h->streams, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&out->base, b, memory_order_relaxed);
+    *out = (warm_job){(const char *)b, atomic_load_explicit(&h->bytes, memory_order_relaxed),
+                      atomic_load_explicit(&h->stride, memory_order_relaxed),
+                      atomic_load_explicit(&h->streams, memory_order_relaxed)};
     return atomic_compare_exchange_strong(&h->base, &b, 0) && hg == gen;
 }
 // caller: stop once every slot of job gen is done; a worker: once a job after gen has begun.
@@ -120,14 +124,10 @@ static int warm_over(dq_pool *p, uint32_t gen, int caller) {
     if (caller) return atomic_load_explicit(&p->done, memory_order_relaxed) >= p->nth;
     return (uint32_t)(atomic_load_explicit(&p->job, memory_order_relaxed) >> 32) != gen;
 }
-static void warm_run(dq_pool *p, const warm_hint *h, uint32_t gen, int caller) {
-    const char *b = (const char *)atomic_load_explicit(&h->base, memory_order_relaxed);
-    const size_t bytes = atomic_load_explicit(&h->bytes, memory_order_relaxed);
-    const size_t stride = atomic_load_explicit(&h->stride, memory_order_relaxed);
-    const int streams = atomic_load_explicit(&h->streams, memory_order_relaxed);
-    for (size_t o = 0; o < bytes; o += 64) {
+static void warm_run(dq_pool *p, const warm_job *h, uint32_t gen, int caller) {
+    for (size_t o = 0; o < h->bytes; o += 64) {
         if (o % 1024 == 0 && warm_over(p, gen, caller)) return;
-        for (int q = 0; q < streams; q++) __builtin_prefetch(b + (size_t)q * stride + o, 0, 2);
+        for (int q = 0; q < h->streams; q++) __builtin_prefetch(h->base + (size_t)q * h->stride + o, 0, 2);
     }
 }
 
@@ -141,7 +141,7 @@ static void *worker_main(void *arg) {
         int spins = 0;
         while ((uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32) == seen &&
                !atomic_load_explicit(&p->quit, memory_order_acquire)) {
-            warm_hint h;
+            warm_job h;
             if (warm_take(&w->warm, seen, &h)) {  // until the generation moves on
                 warm_run(p, &h, seen, 0);
                 continue;
@@ -330,7 +330,7 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     // Wait for slots other threads claimed.
     uint64_t t0 = 0;
     int spins = 0;
-    warm_hint h;
+    warm_job h;
     if (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth && warm_take(&p->warm, gen, &h))
         warm_run(p, &h, gen, 1);
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth) {
