@@ -72,6 +72,7 @@ struct dq_pool {
     dq_backoff bo;
     long stalls, backoffs;
     warm_hint warm;  // the caller's (slot 0)
+    _Atomic long warms;  // hints taken and run (dq_pool_warms)
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
 };
@@ -143,6 +144,7 @@ static void *worker_main(void *arg) {
                !atomic_load_explicit(&p->quit, memory_order_acquire)) {
             warm_job h;
             if (warm_take(&w->warm, seen, &h)) {  // until the generation moves on
+                atomic_fetch_add_explicit(&p->warms, 1, memory_order_relaxed);
                 warm_run(p, &h, seen, 0);
                 continue;
             }
@@ -331,8 +333,10 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     uint64_t t0 = 0;
     int spins = 0;
     warm_job h;
-    if (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth && warm_take(&p->warm, gen, &h))
+    if (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth && warm_take(&p->warm, gen, &h)) {
+        atomic_fetch_add_explicit(&p->warms, 1, memory_order_relaxed);
         warm_run(p, &h, gen, 1);
+    }
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->nth) {
         CPU_RELAX();
         if ((++spins & 63) != 0) continue;
@@ -363,6 +367,7 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
 }
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }
+long dq_pool_warms(dq_pool *p) { return p ? atomic_load(&p->warms) : 0; }
 long dq_pool_backoffs(const dq_pool *p) { return p ? p->backoffs : 0; }
 
 int dq_claim_next(dq_claim *reg, int items, int ith, int nth, int *k) {

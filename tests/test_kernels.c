@@ -3,6 +3,7 @@
 // DYNQ_ISA forcing (run in child processes: the choice is made once per process).
 #include <dirent.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -90,6 +91,41 @@ static void check_pool(void) {
         else KC_FAIL("pool_workers_block_signals", "%d worker threads seen, bad=%d", workers, bad);
     }
 #endif
+}
+
+// Warming hints (dq_pool_warm) are taken when their job is over, not before: a worker's hint
+// stays while no job runs, then that worker takes it once the next job is done; the caller takes
+// its own while it waits for a worker still busy in that job. Counted by dq_pool_warms.
+static pthread_t warm_caller;
+static void warm_task(void *arg, int ith, int nth) {
+    _Atomic int *in = arg;
+    atomic_fetch_add(in, 1);
+    for (int i = 0; i < 5000 && atomic_load(in) < nth; i++) usleep(1000);  // both slots running
+    if (!pthread_equal(pthread_self(), warm_caller)) usleep(20000);  // the worker's slot ends last
+}
+static void check_pool_warm(void) {
+    dq_pool *p;
+    dq_err e;
+    if (dq_pool_create(&p, 2, &e)) abort();
+    static char buf[16384];
+    _Atomic int in = 0;
+    warm_caller = pthread_self();
+    dq_pool_run(p, pool_task, &(pool_ctx){0});
+    dq_pool_warm(p, 1, buf, 4096, 4096, 4);
+    usleep(20000);
+    const long before = dq_pool_warms(p);
+    dq_pool_run(p, pool_task, &(pool_ctx){0});
+    long after = 0;
+    for (int i = 0; i < 1000 && (after = dq_pool_warms(p)) == before; i++) usleep(1000);
+    dq_pool_warm(p, 0, buf, 4096, 4096, 4);
+    dq_pool_run(p, warm_task, &in);
+    const long caller = dq_pool_warms(p);
+    dq_pool_free(p);
+    if (before == 0 && after == 1 && caller == 2 && atomic_load(&in) == 2)
+        printf("ok pool_warm (a hint waits for its job: none taken while idle, the worker's after the job, the caller's while it waits)\n");
+    else
+        KC_FAIL("pool_warm", "hints taken: %ld while idle (want 0), %ld after a job (want 1), %ld with the caller waiting (want 2)",
+                before, after, caller);
 }
 
 // The pool's back-off policy, on made-up stall times (ms): isolated stalls (the VM's own kernel
@@ -625,6 +661,7 @@ int main(int argc, char **argv) {
     if (only && !*only) only = NULL;
     if (!only) {
         check_pool();
+        check_pool_warm();
         check_backoff();
         check_cgroup_limit();
         check_loadavg();
