@@ -311,6 +311,18 @@ static void kc_check_table(const dq_kernels *K, const char *label, dq_pool *pool
     }
 }
 
+// The VNNI four-stream GEMVs prefetch each stream 2048 bytes ahead on Intel and not on AMD
+// (dq_gemv4_prefetch_bytes): K's table again with the form this CPU does not take, as
+// LABEL_pf0 or LABEL_pf2048.
+__attribute__((unused)) static void kc_check_table_other_pf(const dq_kernels *K, const char *label, dq_pool *pool) {
+    const int saved = dq_gemv4_prefetch_bytes;
+    char name[128];
+    dq_gemv4_prefetch_bytes = saved ? 0 : 2048;
+    snprintf(name, sizeof name, "%s_pf%d", label, dq_gemv4_prefetch_bytes);
+    kc_check_table(K, name, pool, 0);
+    dq_gemv4_prefetch_bytes = saved;
+}
+
 // FP32 kernels: against a double-precision reference, relative tolerance.
 static void kc_check_f32(const dq_kernels *K, const char *label, dq_pool *pool) {
     static const int shapes[][3] = {{1, 1, 1}, {1, 17, 65}, {3, 33, 100}, {7, 64, 256}, {16, 31, 17}, {97, 47, 300},

@@ -701,17 +701,11 @@ int main(int argc, char **argv) {
         dq_avx2_widen = saved;
         dq_gemv4_prefetch_bytes = saved_pf;
     }
-    // The VNNI four-stream GEMVs prefetch each stream 2048 bytes ahead on Intel and not on AMD
-    // (dq_gemv4_prefetch_bytes): the other form too.
+    // The VNNI four-stream GEMVs' other prefetch form too (kc_check_table_other_pf).
     const dq_kernels *vt[2] = {a2 && a2 != dq_kernels_avx2() ? a2 : NULL, dq_kernels_table(DQ_ISA_AVX512VNNI)};
-    const char *vn[2][2] = {{"avxvnni_pf0", "avxvnni_pf2048"}, {"avx512vnni_pf0", "avx512vnni_pf2048"}};
-    for (int i = 0; i < 2; i++) {
-        if (only || !vt[i]) continue;
-        const int saved_pf = dq_gemv4_prefetch_bytes;
-        dq_gemv4_prefetch_bytes = saved_pf ? 0 : 2048;
-        kc_check_table(vt[i], vn[i][!saved_pf], pool, 0);
-        dq_gemv4_prefetch_bytes = saved_pf;
-    }
+    const char *vn[2] = {"avxvnni", "avx512vnni"};
+    for (int i = 0; i < 2; i++)
+        if (!only && vt[i]) kc_check_table_other_pf(vt[i], vn[i], pool);
 #endif
     if (!only) check_quant_rows(pool);
     if (!only) check_warm_ranges();

@@ -17,11 +17,7 @@ int main(void) {
     }
     const dq_kernels *K = dq_kernels_avx512vnni_simde();
     kc_check_table(K, "simde_avx512vnni", pool, 0);
-    // the four-stream GEMV's other form: with the per-stream prefetch (Intel) or without (AMD)
-    const int saved_pf = dq_gemv4_prefetch_bytes;
-    dq_gemv4_prefetch_bytes = saved_pf ? 0 : 2048;
-    kc_check_table(K, saved_pf ? "simde_avx512vnni_pf0" : "simde_avx512vnni_pf2048", pool, 0);
-    dq_gemv4_prefetch_bytes = saved_pf;
+    kc_check_table_other_pf(K, "simde_avx512vnni", pool);  // the four-stream GEMV's other prefetch form
     kc_check_f32(K, "simde_avx512vnni", pool);
     kc_check_vec(K, "simde_avx512vnni");
     dq_pool_free(pool);
