@@ -629,7 +629,9 @@ int dq_matmul_q8_warm_ranges(int nth, int count, const dq_qweight *const *ws, dq
         const dq_wpack *p = ws[j]->packed;
         if (!p->panels) continue;  // scalar over a row-major matrix: not worth it
         const int run = dq_gemv_runs(i0, i1), streams = run ? 4 : 1;
-        const size_t len = (size_t)(run ? 16 * run : dq_round_up(i1 - i0, 16)) * (size_t)p->kp;
+        int rows[4];
+        dq_gemv_run_rows(i0, run, 0, rows);  // the runs' first rows: run 0 of the four streams
+        const size_t len = (size_t)(run ? rows[1] - rows[0] : dq_round_up(i1 - i0, 16)) * (size_t)p->kp;
         const size_t cap = WARM_MAX / (size_t)streams;
         out[r] = (dq_warm_range){p->panels + (size_t)i0 * p->kp, len < cap ? len : cap, len, streams};
     }

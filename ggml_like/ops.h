@@ -117,7 +117,7 @@ void *dq_pool_scratch(dq_pool *pool, size_t bytes);
 // (diagnostics for `dynq bench`).
 long dq_pool_stalls(const dq_pool *pool);
 long dq_pool_backoffs(const dq_pool *pool);
-long dq_pool_warms(dq_pool *pool);  // warming hints taken and run so far (dq_pool_warm)
+long dq_pool_warms(const dq_pool *pool);  // warming hints taken and run so far (dq_pool_warm)
 
 // dq_qweight_prepare for `count` matrices, spread over the pool's threads (model load), all
 // packed into one mapping (freed when the last of them is released). On failure nothing is

@@ -367,7 +367,7 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
 }
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }
-long dq_pool_warms(dq_pool *p) { return p ? atomic_load(&p->warms) : 0; }
+long dq_pool_warms(const dq_pool *p) { return p ? atomic_load(&p->warms) : 0; }
 long dq_pool_backoffs(const dq_pool *p) { return p ? p->backoffs : 0; }
 
 int dq_claim_next(dq_claim *reg, int items, int ith, int nth, int *k) {
