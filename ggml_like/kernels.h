@@ -146,11 +146,15 @@ extern int dq_gemv_streams;
 // AMD family 23; 2048 on Intel (Xeon family 6 model 207, scripts/ab_decode.c against none,
 // stories110M shape, one / two threads: AVX-512 VNNI 1.013-1.025x / 1.014-1.039x, AVX-VNNI
 // 1.055x / 1.023x, plain AVX2 1.198x / 1.144x; TinyLlama 1.016-1.017x / 0.997-1.019x, 1.056x / 1.046x,
-// 1.170x at one thread).
+// 1.170x at one thread). The Xeon with AMX (model 167), same harness: AVX-512 VNNI 1.031x / 1.049x,
+// AVX-VNNI 1.087x / 1.151x, plain AVX2 1.285x / 1.318x; TinyLlama 1.026x at one thread; 1024 and
+// 4096 bytes both slower than 2048 there (0.984-0.990x, 0.972-0.984x).
 extern int dq_gemv4_prefetch_bytes;
 // Decode's idle-time warming (dq_matmul_q8_warm, ops.h): 1 on Intel x86, 0 elsewhere (not
 // measured there: the AMD GEMVs leave prefetching to the hardware); DYNQ_DECODE_WARM=off|on forces
-// it (benchmarks, tests).
+// it (benchmarks, tests). Off against on, scripts/ab_decode.c, two threads, stories110M shape:
+// Xeon model 207 1.008-1.032x (TinyLlama 1.006x); Xeon with AMX (model 167) AVX-512 VNNI 1.008x
+// and 1.020x, AVX-VNNI 1.027x, plain AVX2 1.025x (TinyLlama 1.004x).
 extern int dq_decode_warm;
 // One step of the VNNI four-stream GEMVs' prefetch: the line pfd (dq_gemv4_prefetch_bytes) bytes
 // past byte off of each stream w[q] (past a matrix's end an integer, as dq_gemv_prefetch's).
