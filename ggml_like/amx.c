@@ -105,8 +105,22 @@ AMX_INLINE void amx_epi_rows(amx_cursor *k, const amx_epi *e, int rows, int ldy)
 // (the next 32 weight rows, a slice per token block: kernels.h, dq_prefetch_slice). The
 // prefetch: one thread, 128 tokens, `scripts/ab_decode.c ... prefill`, TinyLlama shape
 // 1.045x (weights from memory), stories110M 1.060x; into L3 instead (prefetcht2) the same.
+//
+// Where the k-loop is short (kp <= AMX_YPF_KP), the block's own output lines (nt tokens x NP
+// lines at yb, which the next block's epilogue will store) are also prefetched for ownership
+// (prefetchw), spread over the k-steps. With several threads those lines were last read by the
+// per-token step that follows the matmul, on whichever core took that token, so a store had to
+// wait for the line to come back; with a short k-loop the next block's epilogue stores one 64-byte
+// line per few tile instructions, and those misses held up the tile loads behind them. Xeon with
+// AMX (model 167), `scripts/ab_decode.c ... 128 N prefill`, stories110M (K = 768 but for the down
+// matrix), two threads: 1.047-1.062x (four sets of 31 prompts), one thread 0.994-1.005x. For every
+// matrix of K >= 2048 (all of TinyLlama's): 0.992x at two threads, 0.995x at one (the weights
+// there come from memory, and the prefetches take miss slots from them), hence the bound. The
+// activations' lines of the next token block prefetched the same way (they too come half from
+// the other core on a matmul's first pass) instead cost 2-3 %.
+#define AMX_YPF_KP 1024
 AMX_INLINE void amx_block(const int MT, const int NP, const int8_t *x, int kp, const int8_t *wp, const amx_epi *e,
-                          int ldy, const int8_t *pf, int npf) {
+                          int ldy, const int8_t *pf, int npf, const float *yb, int nt) {
     _tile_zero(0);
     if (NP > 1) _tile_zero(1);
     if (MT > 1) _tile_zero(2);
@@ -116,8 +130,16 @@ AMX_INLINE void amx_block(const int MT, const int NP, const int8_t *x, int kp, c
     amx_cursor k = {.q = 0};
     amx_cursor_load(&k, e);
     const int pstep = (npf + kp / 64 - 1) / (kp / 64);
+    // output line l: the line holding the first of panel l % NP's 16 floats for token l / NP
+    // (all 16 where ldy is a multiple of 16, as in every model's matrices but the smallest test
+    // ones; a hint either way); as integers, since the second panel may lie past the last row
+    const int ylines = kp <= AMX_YPF_KP ? nt * NP : 0, ystep = (ylines + kp / 64 - 1) / (kp / 64);
+    const uintptr_t y0 = (uintptr_t)yb;
+    int yl = 0;
     for (int kk = 0; kk < kp; kk += 64) {
         for (int l = 0; l < pstep && npf > 0; l++, npf--, pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T1);
+        for (int l = 0; l < ystep && yl < ylines; l++, yl++)
+            __asm__ volatile("prefetchw %0" : : "m"(*(const char *)(y0 + ((size_t)(yl / NP) * ldy + 16 * (yl % NP)) * 4)));
         _tile_loadd(4, x + kk, kp);
         _tile_loadd(6, wp + (size_t)kk * 16, 64);
         if (NP > 1) _tile_loadd(7, wp + ps + (size_t)kk * 16, 64);
@@ -157,10 +179,10 @@ static void gemm_q8_amx(float *y, int ldy, const dq_qact *qa, int t0, int t1, co
             const int nt = t1 - t < 32 ? t1 - t : 32;
             int npf;
             const int8_t *pf = dq_prefetch_slice(wp, (size_t)32 * kp, lines, nblk, (t - t0) / 32, &npf);
-            if (nt > 16 && two) amx_block(2, 2, xt, kp, wp, &e, ldy, pf, npf);
-            else if (nt > 16) amx_block(2, 1, xt, kp, wp, &e, ldy, pf, npf);
-            else if (two) amx_block(1, 2, xt, kp, wp, &e, ldy, pf, npf);
-            else amx_block(1, 1, xt, kp, wp, &e, ldy, pf, npf);
+            if (nt > 16 && two) amx_block(2, 2, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
+            else if (nt > 16) amx_block(2, 1, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
+            else if (two) amx_block(1, 2, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
+            else amx_block(1, 1, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
             int32_t *c = cbuf[cur];
             cur ^= 1;
             _tile_stored(0, c, 64);
