@@ -132,14 +132,13 @@ AMX_INLINE void amx_block(const int MT, const int NP, const int8_t *x, int kp, c
     const int pstep = (npf + kp / 64 - 1) / (kp / 64);
     // output line l: the line holding the first of panel l % NP's 16 floats for token l / NP
     // (all 16 where ldy is a multiple of 16, as in every model's matrices but the smallest test
-    // ones; a hint either way); as integers, since the second panel may lie past the last row
+    // ones; a hint either way). NP = 2 only where a row of the second panel exists.
     const int ylines = kp <= AMX_YPF_KP ? nt * NP : 0, ystep = (ylines + kp / 64 - 1) / (kp / 64);
-    const uintptr_t y0 = (uintptr_t)yb;
     int yl = 0;
     for (int kk = 0; kk < kp; kk += 64) {
         for (int l = 0; l < pstep && npf > 0; l++, npf--, pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T1);
         for (int l = 0; l < ystep && yl < ylines; l++, yl++)
-            __asm__ volatile("prefetchw %0" : : "m"(*(const char *)(y0 + ((size_t)(yl / NP) * ldy + 16 * (yl % NP)) * 4)));
+            __asm__ volatile("prefetchw %0" : : "m"(*(yb + (size_t)(yl / NP) * ldy + 16 * (yl % NP))));
         _tile_loadd(4, x + kk, kp);
         _tile_loadd(6, wp + (size_t)kk * 16, 64);
         if (NP > 1) _tile_loadd(7, wp + ps + (size_t)kk * 16, 64);
