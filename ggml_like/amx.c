@@ -126,14 +126,16 @@ AMX_INLINE void amx_block(const int MT, const int NP, const int8_t *x, int kp, c
     if (MT > 1) _tile_zero(2);
     if (MT > 1 && NP > 1) _tile_zero(3);
     const size_t ps = (size_t)16 * kp;
-    const int per = (64 + kp / 64 - 1) / (kp / 64);
+    // what is spread over the kp / 64 k-steps (epilogue rows, weight lines, output lines) goes
+    // ceil(total / steps) per step
+    const int steps = kp / 64, per = (64 + steps - 1) / steps;
     amx_cursor k = {.q = 0};
     amx_cursor_load(&k, e);
-    const int pstep = (npf + kp / 64 - 1) / (kp / 64);
+    const int pstep = (npf + steps - 1) / steps;
     // output line l: the line holding the first of panel l % NP's 16 floats for token l / NP
     // (all 16 where ldy is a multiple of 16, as in every model's matrices but the smallest test
     // ones; a hint either way). NP = 2 only where a row of the second panel exists.
-    const int ylines = kp <= AMX_YPF_KP ? nt * NP : 0, ystep = (ylines + kp / 64 - 1) / (kp / 64);
+    const int ylines = kp <= AMX_YPF_KP ? nt * NP : 0, ystep = (ylines + steps - 1) / steps;
     int yl = 0;
     for (int kk = 0; kk < kp; kk += 64) {
         for (int l = 0; l < pstep && npf > 0; l++, npf--, pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T1);
@@ -178,10 +180,11 @@ static void gemm_q8_amx(float *y, int ldy, const dq_qact *qa, int t0, int t1, co
             const int nt = t1 - t < 32 ? t1 - t : 32;
             int npf;
             const int8_t *pf = dq_prefetch_slice(wp, (size_t)32 * kp, lines, nblk, (t - t0) / 32, &npf);
-            if (nt > 16 && two) amx_block(2, 2, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
-            else if (nt > 16) amx_block(2, 1, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
-            else if (two) amx_block(1, 2, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
-            else amx_block(1, 1, xt, kp, wp, &e, ldy, pf, npf, y + (size_t)t * ldy + i, nt);
+            const float *yt = y + (size_t)t * ldy + i;  // this block's outputs
+            if (nt > 16 && two) amx_block(2, 2, xt, kp, wp, &e, ldy, pf, npf, yt, nt);
+            else if (nt > 16) amx_block(2, 1, xt, kp, wp, &e, ldy, pf, npf, yt, nt);
+            else if (two) amx_block(1, 2, xt, kp, wp, &e, ldy, pf, npf, yt, nt);
+            else amx_block(1, 1, xt, kp, wp, &e, ldy, pf, npf, yt, nt);
             int32_t *c = cbuf[cur];
             cur ^= 1;
             _tile_stored(0, c, 64);
