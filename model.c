@@ -531,11 +531,19 @@ typedef struct tok_task {
     const dq_config *c;
     dq_state *s;
     int kind, B, pos, layer;
-    const float *w;  // RMSNorm weight
-    int quant;       // also quantize each token's output into s->qa (set up by per_token)
+    const float *w;          // RMSNorm weight
+    int quant;               // also quantize each token's output into s->qa (set up by per_token)
+    const dq_mat *emb;       // TT_EMBED_NORM: the token embedding, and the batch's tokens
+    const int32_t *tokens;
     dq_claim reg[DQ_CLAIM_REGIONS];
 } tok_task;
-enum { TT_RESID_NORM, TT_NORM, TT_ROPE_CACHE, TT_SWIGLU };
+// TT_EMBED_NORM: x = the tokens' embeddings, xb = rmsnorm(x) (the first layer). The lookup is a
+// per-token step too: an INT8 embedding in the panel layout reads 16x its row's bytes (ops.h,
+// dq_qweight_rows_f32), ~2 us a token on the AMX Xeon, which the caller did alone before the
+// first parallel step (~1.9 % of a two-thread 128-token prefill of the stories110M shape). There,
+// `scripts/ab_decode.c ... 2 128 31 prefill` against the caller's loop: 1.011x and 1.013x at two
+// threads, 1.003x at one.
+enum { TT_RESID_NORM, TT_EMBED_NORM, TT_ROPE_CACHE, TT_SWIGLU };
 
 // Byte offset of one head in a cache of type t: kv_len rows of dq_kv_row_bytes (ops.h), its keys
 // in blocks of 16 positions (dq_kt_index), its values one row per position.
@@ -634,6 +642,14 @@ static void rope_cache(const dq_config *c, dq_state *s, int layer, int pos, int 
     }
 }
 
+// The embeddings of tokens tok[0..n) into x (rows of C): FP32 copied, INT8 as scale * code.
+static void embed(float *x, int C, const dq_mat *E, const int32_t *tok, int n) {
+    if (E->f)
+        for (int t = 0; t < n; t++) memcpy(x + (size_t)t * C, E->f + (size_t)tok[t] * C, (size_t)C * sizeof(float));
+    else
+        dq_qweight_rows_f32(&E->q, tok, n, x, (size_t)C);
+}
+
 // Tokens [t0, t1) of a per-token step.
 static void tok_range(const tok_task *a, int t0, int t1) {
     const dq_config *c = a->c;
@@ -643,13 +659,14 @@ static void tok_range(const tok_task *a, int t0, int t1) {
         rope_cache(c, s, a->layer, a->pos, t0, t1, 0, c->n_kv_heads);
         return;
     }
+    if (a->kind == TT_EMBED_NORM) embed(s->x + (size_t)t0 * C, C, a->emb, a->tokens + t0, t1 - t0);
     for (int t = t0; t < t1; t++) {  // each also keeps its output's max |.| for the quantizer
         float *x = s->x + (size_t)t * C;
         switch (a->kind) {
         case TT_RESID_NORM:  // x += xb2; xb = rmsnorm(x)
             s->amax[t] = dq_rmsnorm_f32(s->xb + (size_t)t * C, x, s->xb2 + (size_t)t * C, a->w, C, c->norm_eps);
             break;
-        case TT_NORM: s->amax[t] = dq_rmsnorm_f32(s->xb + (size_t)t * C, x, NULL, a->w, C, c->norm_eps); break;
+        case TT_EMBED_NORM: s->amax[t] = dq_rmsnorm_f32(s->xb + (size_t)t * C, x, NULL, a->w, C, c->norm_eps); break;
         case TT_SWIGLU:
             s->amax[t] = dq_swiglu_f32(s->hb + (size_t)t * F, s->hb + (size_t)t * F, s->hb2 + (size_t)t * F, (size_t)F);
             break;
@@ -670,8 +687,8 @@ static void tok_worker(void *ctx, int ith, int nth) {
 // gate; SwiGLU: down); if it is INT8, the step also quantizes each token's output, and returns
 // s->qa ready for it (else NULL).
 static const dq_qact *per_token(dq_state *s, const dq_model *m, int kind, int B, int pos, int layer, const float *w,
-                                const dq_mat *next) {
-    tok_task a = {&m->c, s, kind, B, pos, layer, w, next && !next->f && s->act != DQ_ACT_TENSOR, {{0}}};
+                                const dq_mat *next, const int32_t *tokens) {
+    tok_task a = {&m->c, s, kind, B, pos, layer, w, next && !next->f && s->act != DQ_ACT_TENSOR, &m->tok_emb, tokens, {{0}}};
     if (a.quant) dq_quantize_act_begin(s->pool, &s->qa, B, next->k, s->act);
     if (B >= 4) dq_pool_run_adaptive(s->pool, tok_worker, &a);
     else tok_range(&a, 0, B);
@@ -766,16 +783,6 @@ static void attn_worker(void *ctx, int ith, int nth) {
     while ((it = dq_claim_next(a->reg, items, ith, nth, &k)) >= 0) attn_item(a, it, per_head, att, ith);
 }
 
-static void embed(float *x, const dq_mat *E, int tok, int C) {
-    if (E->f) {
-        memcpy(x, E->f + (size_t)tok * C, (size_t)C * sizeof(float));
-    } else {
-        int8_t r[DQ_MAX_K];  // C <= DQ_MAX_K: the embedding was packed as a k = C matrix
-        dq_qweight_row(&E->q, tok, r);
-        float sc = E->q.scale[tok];
-        for (int j = 0; j < C; j++) x[j] = sc * (float)r[j];
-    }
-}
 
 // Decode: the INT8 matmul of ws[0..count) follows the next pool job; the threads warm their shares
 // of it while they wait (dq_matmul_q8_warm).
@@ -791,12 +798,11 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
     const dq_config *c = &m->c;
     int C = (int)c->dim;
     float eps = c->norm_eps;
-    for (int t = 0; t < B; t++) embed(s->x + (size_t)t * C, &m->tok_emb, tokens[t], C);
     s->serial++;
     for (uint32_t l = 0; l < c->n_layers; l++) {
         const dq_layer *L = &m->layers[l];
         // x += the previous layer's FFN output (kept in xb2 until here), then the attention norm
-        const dq_qact *qa = per_token(s, m, l ? TT_RESID_NORM : TT_NORM, B, pos, (int)l, L->rms_att, &L->wq);
+        const dq_qact *qa = per_token(s, m, l ? TT_RESID_NORM : TT_EMBED_NORM, B, pos, (int)l, L->rms_att, &L->wq, tokens);
         if (l && s->capture) memcpy(s->capture + (size_t)(l - 1) * B * C, s->x, (size_t)B * C * sizeof(float));
         matmul_shared(s, s->xb, qa, s->amax, B, 3, (float *const[]){s->q, s->k, s->v},
                       (const dq_mat *const[]){&L->wq, &L->wk, &L->wv});
@@ -805,16 +811,16 @@ static void forward_batch(const dq_model *m, dq_state *s, const int32_t *tokens,
         // workers wait. (One thread keeps the separate step: its cache writes, all heads' at once,
         // overlap one another's misses better; paired per-token A/B, docs/PERFORMANCE.md.)
         const int fused = B == 1 && c->n_heads / c->n_kv_heads <= DQ_ATTN_NQ && dq_pool_nthreads_now(s->pool) > 1;
-        if (!fused) per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL);
+        if (!fused) per_token(s, m, TT_ROPE_CACHE, B, pos, (int)l, NULL, NULL, NULL);
         attn_task at = {c, s, (int)l, B, pos, fused, s->xb, {{0}}};
         warm(s, B, 1, (const dq_mat *const[]){&L->wo});
         dq_pool_run_adaptive(s->pool, attn_worker, &at);
         warm(s, B, 2, (const dq_mat *const[]){&L->w1, &L->w3});
         matmul_shared(s, s->xb, NULL, NULL, B, 1, &s->xb2, (const dq_mat *const[]){&L->wo});
-        qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1);
+        qa = per_token(s, m, TT_RESID_NORM, B, pos, (int)l, L->rms_ffn, &L->w1, NULL);
         warm(s, B, 1, (const dq_mat *const[]){&L->w2});
         matmul_shared(s, s->xb, qa, s->amax, B, 2, (float *const[]){s->hb, s->hb2}, (const dq_mat *const[]){&L->w1, &L->w3});
-        qa = per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL, &L->w2);
+        qa = per_token(s, m, TT_SWIGLU, B, pos, (int)l, NULL, &L->w2, NULL);
         if (l + 1 < c->n_layers) warm(s, B, 3, (const dq_mat *const[]){&L[1].wq, &L[1].wk, &L[1].wv});
         else if (logits_mode != DQ_LOGITS_NONE) warm(s, B, 1, (const dq_mat *const[]){&m->cls});
         matmul_shared(s, s->hb, qa, s->amax, B, 1, &s->xb2, (const dq_mat *const[]){&L->w2});

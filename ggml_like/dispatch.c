@@ -394,6 +394,26 @@ void dq_qweight_row(const dq_qweight *w, int i, int8_t *out) {
     }
 }
 
+void dq_qweight_rows_f32(const dq_qweight *w, const int32_t *rows, int n, float *out, size_t ldo) {
+    if (w->w) {
+        for (int t = 0; t < n; t++) {
+            const int8_t *q = w->w + (size_t)rows[t] * w->k;
+            const float sc = w->scale[rows[t]];
+            for (int j = 0; j < w->k; j++) out[(size_t)t * ldo + j] = sc * (float)q[j];
+        }
+        return;
+    }
+    const int kp = dq_round_up(w->k, DQ_KALIGN);
+    for (int j = 0; j < w->k; j += 4) {
+        const int len = w->k - j < 4 ? w->k - j : 4;
+        for (int t = 0; t < n; t++) {
+            const int8_t *q = w->panels + panel_index(rows[t], j, kp);
+            const float sc = w->scale[rows[t]];
+            for (int d = 0; d < len; d++) out[(size_t)t * ldo + j + d] = sc * (float)q[d];
+        }
+    }
+}
+
 void dq_qweight_release(dq_qweight *w) {
     dq_wpack *p = w->packed;
     if (p && p->arena) {

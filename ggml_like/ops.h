@@ -97,6 +97,11 @@ size_t dq_panel_bytes(int n, int k);
 void dq_panelize(int8_t *dst, const int8_t *q, int n, int k);
 // Row i of w (k values) into out, from either layout.
 void dq_qweight_row(const dq_qweight *w, int i, int8_t *out);
+// Rows rows[0..n) of w dequantized (scale[row] * code, as FP32) into out, ldo floats apart. The
+// rows are read side by side (4-byte group outer, row inner): in the panel layout one row's values
+// lie 64 bytes apart, so a row is a 16x read over a short stream, and a prompt's rows one after
+// another each paid the prefetchers' start (the embedding lookup of a prompt).
+void dq_qweight_rows_f32(const dq_qweight *w, const int32_t *rows, int n, float *out, size_t ldo);
 int dq_qweight_prepare(dq_qweight *w, dq_err *e);
 void dq_qweight_release(dq_qweight *w);
 

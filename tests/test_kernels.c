@@ -531,6 +531,41 @@ static void check_forcing(void) {
 
 // dq_quantize_act_begin + _rows (token by token, in uneven ranges, max |x| given or not) give
 // the codes, scales and offsets of dq_quantize_act, for each scheme they accept.
+// dq_qweight_rows_f32 (the embedding lookup): scale[r] * q[r][j] for a list of rows (repeats, the
+// last row, a zero scale, all-zero rows), k not a multiple of 4, from a row-major matrix and from
+// panels written by kc_w_panels; the expectation is formed here from the row-major codes.
+static void check_qweight_rows(void) {
+    const int shapes[][2] = {{37, 300}, {16, 64}, {53, 771}, {1, 5}};
+    int bad = 0, cases = 0;
+    for (int sh = 0; sh < 4 && !bad; sh++)
+        for (int pan = 0; pan < 2 && !bad; pan++) {
+            const int n = shapes[sh][0], k = shapes[sh][1], ldo = k + 3;
+            kc_w t;
+            kc_w_make(&t, n, k, 2);
+            if (pan) kc_w_panels(&t);
+            int32_t rows[9];
+            for (int i = 0; i < 9; i++) rows[i] = i == 0 ? n - 1 : i == 3 ? rows[1] : (int32_t)(kc_u32() % (uint32_t)n);
+            for (int cnt = 1; cnt <= 9 && !bad; cnt += 4) {
+                float *out = malloc((size_t)cnt * ldo * sizeof(float));
+                for (int i = 0; i < cnt * ldo; i++) out[i] = -7.0f;
+                dq_qweight_rows_f32(&t.w, rows, cnt, out, (size_t)ldo);
+                for (int r = 0; r < cnt && !bad; r++)
+                    for (int j = 0; j < ldo && !bad; j++) {
+                        const float want = j < k ? t.s[rows[r]] * (float)t.q[(size_t)rows[r] * k + j] : -7.0f;
+                        if (memcmp(&out[(size_t)r * ldo + j], &want, sizeof want) != 0) {
+                            KC_FAIL("qweight_rows", "n=%d k=%d %s, %d rows: row %d (matrix row %d) value %d: %g, want %g",
+                                    n, k, pan ? "panels" : "row-major", cnt, r, rows[r], j, out[(size_t)r * ldo + j], want);
+                            bad = 1;
+                        }
+                    }
+                free(out);
+                cases++;
+            }
+            kc_w_free(&t);
+        }
+    if (!bad) printf("ok qweight_rows (%d cases: row-major and panels, ragged k, repeated rows, zero scales)\n", cases);
+}
+
 static void check_quant_rows(dq_pool *pool) {
     int m = 37, k = 300, bad = 0;
     float *x = malloc((size_t)m * k * 4), amax[37];
@@ -708,6 +743,7 @@ int main(int argc, char **argv) {
         if (!only && vt[i]) kc_check_table_other_pf(vt[i], vn[i], pool);
 #endif
     if (!only) check_quant_rows(pool);
+    if (!only) check_qweight_rows();
     if (!only) check_warm_ranges();
     if (!only) check_fall_back(dq_kernels_current(), pool);
     dq_pool_free(pool);
