@@ -563,19 +563,6 @@ static int unit_start(int kind, int B, int pos, int u) {
     return t < 0 ? 0 : t < B ? t : B;
 }
 
-typedef float dq_v4f __attribute__((vector_size(16)));
-
-// dst[i * ldd + j] = src[j * lds + i] for i, j < 4.
-static void transpose4(float *dst, size_t ldd, const float *src, size_t lds) {
-    dq_v4f r0, r1, r2, r3;
-    memcpy(&r0, src, 16), memcpy(&r1, src + lds, 16), memcpy(&r2, src + 2 * lds, 16), memcpy(&r3, src + 3 * lds, 16);
-    const dq_v4f a = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), b = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
-    const dq_v4f c = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), d = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
-    const dq_v4f c0 = __builtin_shufflevector(a, c, 0, 1, 4, 5), c1 = __builtin_shufflevector(a, c, 2, 3, 6, 7);
-    const dq_v4f c2 = __builtin_shufflevector(b, d, 0, 1, 4, 5), c3 = __builtin_shufflevector(b, d, 2, 3, 6, 7);
-    memcpy(dst, &c0, 16), memcpy(dst + ldd, &c1, 16), memcpy(dst + 2 * ldd, &c2, 16), memcpy(dst + 3 * ldd, &c3, 16);
-}
-
 // Tokens [t0, t1) of a batch at positions pos..: RoPE on the query heads of KV heads [g0, g1) and
 // on those KV heads' keys, then their keys and values into the caches. Each head's arithmetic is
 // its own, so splitting the heads (the decode attention does, attn_item) changes no result.
@@ -626,17 +613,17 @@ static void rope_cache(const dq_config *c, dq_state *s, int layer, int pos, int 
             }
             continue;
         }
-        // block by block (dq_kt_index): 4 positions x 4 dimensions at a time, transposed in
-        // registers, where the block allows; the rest one value at a time
+        // block by block (dq_kt_index): a whole block by the kernel (dq_kblock_f32), a part of
+        // one (a batch's first or last positions) value by value
         for (int t = t0; t < t1;) {
-            int p = pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t, j = 0;
+            int p = pos + t, lane = p % 16, n = 16 - lane < t1 - t ? 16 - lane : t1 - t;
             float *kb = (float *)kh + dq_kt_index(p, 0, hd);
             const float *src = kt + (size_t)t * KD;
-            if (hd % 4 == 0 && lane % 4 == 0)
-                for (; j + 4 <= n; j += 4)
-                    for (int d = 0; d < hd; d += 4) transpose4(kb + (size_t)d * 16 + j, 16, src + (size_t)j * KD + d, KD);
-            for (; j < n; j++)
-                for (int d = 0; d < hd; d++) kb[d * 16 + j] = src[(size_t)j * KD + d];
+            if (n == 16)
+                dq_kblock_f32(kb, src, (size_t)KD, hd);
+            else
+                for (int j = 0; j < n; j++)
+                    for (int d = 0; d < hd; d++) kb[d * 16 + j] = src[(size_t)j * KD + d];
             t += n;
         }
     }

@@ -244,8 +244,28 @@ static int64_t int8_peak_amx(int64_t iters, int32_t *sink) {
     return iters * 4 * 16 * 16 * 64 * 2;
 }
 
+// ---------------------------------------------------------------- FP32 key block
+// kb[d * 16 + j] = src[j * lds + d] (dq_kblock_f32, ops.h): each dimension's 16 positions gathered
+// into one zmm and stored as one whole 64-byte line. The generic version (vec_f32.h) stores each
+// line in four 16-byte pieces, interleaved with three other lines, and on the Xeon with AMX those
+// stores were most of the RoPE/cache step's time (the block's lines are usually not in L1: each
+// layer writes ~0.4 MiB of keys per 128 tokens): prefill of stories110M 1.019-1.022x at one
+// thread, 1.011-1.017x at two (scripts/ab_decode.c ... 128 31 prefill). Only this table has it: on
+// the AMD Zen 4 the zmm gather is slow, and the same kernel took 1.23-1.31x the generic one's
+// time (docs/PERFORMANCE.md, fourth AMX session). Gather indices are int32, so an lds above 2^24
+// (no model's: the model check bounds attention widths by 2^20) takes the generic way.
+static void kblock_gather__amx(float *kb, const float *src, size_t lds, int hd) {
+    static const int32_t iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    if (lds > (size_t)1 << 24) {
+        dq_kernels_avx512vnni()->kblock(kb, src, lds, hd);
+        return;
+    }
+    const __m512i idx = _mm512_mullo_epi32(_mm512_loadu_si512((const void *)iota), _mm512_set1_epi32((int)lds));
+    for (int d = 0; d < hd; d++) _mm512_storeu_ps(kb + (size_t)d * 16, _mm512_i32gather_ps(idx, src + d, 4));
+}
+
 // The AVX-512 table (its quantizer: the same code format; FP32 GEMM; vec_f32.h kernels) with the
-// tile GEMM.
+// tile GEMM and the gathering key-block store.
 static dq_kernels amx_table;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_table_init(void) {
@@ -256,6 +276,7 @@ static void amx_table_init(void) {
     amx_table.act_bias = 128;
     amx_table.gemm_q8 = gemm_q8_amx;
     amx_table.int8_peak = int8_peak_amx;
+    amx_table.kblock = kblock_gather__amx;
 }
 const dq_kernels *dq_kernels_amx(void) {
     pthread_once(&amx_once, amx_table_init);

@@ -743,6 +743,8 @@ void dq_rope_f32(float *x, int n_h, int hd, int halves, const float *c, const fl
     dq_kernels_current()->rope(x, n_h, hd, halves, c, s);
 }
 
+void dq_kblock_f32(float *kb, const float *src, size_t lds, int hd) { dq_kernels_current()->kblock(kb, src, lds, hd); }
+
 void dq_rope_tables(float *c, float *s, int pos, int hd, int halves, float theta) {
     const int half = hd / 2;
     for (int i = 0; i < half; i++) {

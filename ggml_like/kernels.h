@@ -75,6 +75,8 @@ typedef struct dq_kernels {
     float (*rmsnorm)(float *o, float *x, const float *r, const float *w, int n, float eps);
     // dq_rope_f32 (ops.h)
     void (*rope)(float *x, int n_h, int hd, int halves, const float *c, const float *s);
+    // dq_kblock_f32 (ops.h): kb[d * 16 + j] = src[j * lds + d], j < 16, d < hd
+    void (*kblock)(float *kb, const float *src, size_t lds, int hd);
 } dq_kernels;
 
 // Kernel tables. x86 files exist only on x86-64 builds, neon.c only on aarch64.

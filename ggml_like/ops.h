@@ -269,6 +269,9 @@ static inline size_t dq_kt_index(int p, int d, int hd) {
     return ((size_t)(p / 16) * (size_t)hd + (size_t)d) * 16 + (size_t)(p % 16);
 }
 float dq_swiglu_f32(float *h, const float *g, const float *u, size_t n);  // h = silu(g) * u; max |h|
+// One whole block of 16 positions of an FP32 key cache: kb[d * 16 + j] = src[j * lds + d] for
+// j < 16, d < hd (kb = the block's first float, dq_kt_index(16 b, 0, hd)).
+void dq_kblock_f32(float *kb, const float *src, size_t lds, int hd);
 // RoPE, in place, of n_h heads of hd values (hd even; one position): x'[j] = x[j] c[j] + x[j'] s[j] with
 // j' = j ^ 1 (halves = 0: llama2.c's pairs (2i, 2i+1)) or j +- hd/2 (halves = 1: HF's (i, i+hd/2)).
 // c, s: the position's hd-long tables from dq_rope_tables. Bit-identical to x0 cos - x1 sin,

@@ -8,6 +8,8 @@
 //   swiglu_f32__vec   h = silu(g) * u
 //   rmsnorm_f32__vec  x += r; o = w * x / rms(x)
 //   rope_f32__vec     rotary position embedding of one position's heads
+//   kblock_f32__vec   16 positions' keys into one FP32 key block (transposed; the AMX table has
+//                     its own, amx.c)
 // Every ISA therefore runs the same lane-wise IEEE operations in the same order (-ffp-contract=off
 // in ggml_like.mk: the compiler fuses nothing; multiply-adds are explicit FMAs, exactly rounded by
 // definition on every ISA), so the results are bit-identical across ISAs and the scalar table's
@@ -815,6 +817,29 @@ static float swiglu_f32__vec(float *h, const float *g, const float *u, size_t n)
     return vn16_hmax(am);
 }
 
+// kb[d * 16 + j] = src[j * lds + d] for j < 16, d < hd: one whole block of the FP32 key cache
+// (dq_kt_index, ops.h). Pure data movement, so every version is bit-identical. Here 4 positions x 4
+// dimensions at a time, transposed in registers (16-byte vectors whatever the ISA: the ymm/zmm
+// ways to transpose are not expressible with generic vectors), then the rest one value at a time.
+typedef float dq_v4f __attribute__((vector_size(16)));
+static void kblock_f32__vec(float *kb, const float *src, size_t lds, int hd) {
+    int d = 0;
+    for (; d + 4 <= hd; d += 4)
+        for (int j = 0; j < 16; j += 4) {
+            const float *x = src + (size_t)j * lds + d;
+            dq_v4f r0, r1, r2, r3;
+            memcpy(&r0, x, 16), memcpy(&r1, x + lds, 16), memcpy(&r2, x + 2 * lds, 16), memcpy(&r3, x + 3 * lds, 16);
+            const dq_v4f a = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), b = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+            const dq_v4f c = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), e = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+            const dq_v4f c0 = __builtin_shufflevector(a, c, 0, 1, 4, 5), c1 = __builtin_shufflevector(a, c, 2, 3, 6, 7);
+            const dq_v4f c2 = __builtin_shufflevector(b, e, 0, 1, 4, 5), c3 = __builtin_shufflevector(b, e, 2, 3, 6, 7);
+            float *o = kb + (size_t)d * 16 + j;
+            memcpy(o, &c0, 16), memcpy(o + 16, &c1, 16), memcpy(o + 32, &c2, 16), memcpy(o + 48, &c3, 16);
+        }
+    for (; d < hd; d++)
+        for (int j = 0; j < 16; j++) kb[(size_t)d * 16 + j] = src[(size_t)j * lds + d];
+}
+
 #undef VN_LANES
 #undef VN_PER16
 
@@ -822,6 +847,7 @@ static float swiglu_f32__vec(float *h, const float *g, const float *u, size_t n)
 // one macro, so a kernel added here is added to every table at once.
 #define DQ_VEC_F32_MEMBERS                                                                               \
     .attn = attn_kv__vec, .to_f16 = to_f16__vec, .to_f32 = to_f32__vec, .to_q8 = to_q8__vec,              \
-    .q8_to_f32 = q8_to_f32__vec, .swiglu = swiglu_f32__vec, .rmsnorm = rmsnorm_f32__vec, .rope = rope_f32__vec
+    .q8_to_f32 = q8_to_f32__vec, .swiglu = swiglu_f32__vec, .rmsnorm = rmsnorm_f32__vec, .rope = rope_f32__vec, \
+    .kblock = kblock_f32__vec
 
 #endif

@@ -60,7 +60,16 @@ static inline simde__m256 dqs_mm256_maskload_ps(const float *p, simde__m256i mas
     for (int i = 0; i < 8; i++) f[i] = m[i] < 0 ? p[i] : 0.0f;
     return simde_mm256_loadu_ps(f);
 }
+// vgatherdps with every lane enabled: lane i loads base + idx[i] * scale bytes
+static inline simde__m512 dqs_i32gather_ps(simde__m512i idx, const void *base, int scale) {
+    int32_t v[16];
+    float f[16];
+    simde_mm512_storeu_si512(v, idx);
+    for (int i = 0; i < 16; i++) memcpy(&f[i], (const char *)base + (ptrdiff_t)v[i] * scale, 4);
+    return simde_mm512_loadu_ps(f);
+}
 #define _mm512_cvtepi32_ps dqs_cvtepi32_ps
+#define _mm512_i32gather_ps dqs_i32gather_ps
 #define _mm512_cvtps_epi32 dqs_cvtps_epi32
 #define _mm512_mask_storeu_ps dqs_mask_storeu_ps
 #define _mm512_maskz_loadu_ps dqs_maskz_loadu_ps

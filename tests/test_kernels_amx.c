@@ -22,6 +22,7 @@ int main(void) {
     }
     const dq_kernels *K = dq_kernels_amx_model();
     kc_check_table(K, "amx_model", pool, 0);
+    kc_check_kblock(K, "amx_model");  // its own key-block store (the rest of vec_f32.h is the AVX-512 table's)
     // The tile path must really have run (m >= 16 shapes), not only the VNNI fallback.
     if (amxm_ops > 0) printf("ok amx_model_tiles_used (%ld TDPBUSD executed)\n", amxm_ops);
     else printf("FAIL amx_model_tiles_used: no tile instruction ran\n");
