@@ -524,7 +524,7 @@ static void gemm_q8_avx2(float *y, int ldy, const dq_qact *qa, int t0, int t1, c
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 0 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        const int run = dq_gemv_runs(i0, i1);  // four streams: the tile's panels in four runs
+        const int run = dq_gemv_runs(i0, i1, kp);  // four streams: the tile's panels in four runs
         const int32_t ncs = neg_code_sum(qa->q + (size_t)t0 * kp, kp);
         for (int j = 0; j < run; j++)
             gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p, ncs);

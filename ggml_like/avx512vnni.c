@@ -160,8 +160,28 @@ ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int r
     for (int q = 0; q < 4; q++) _mm512_storeu_si512((void *)(y + rows[q]), a[q]);  // every row of a run is under n
 }
 
-// y[r0, r1) (r1 - r0 a multiple of 16, all rows of the matrix) holds gemv_panels4's int32 sums as
-// they are (their bit patterns): turn them into what store_panel would have stored, reading the
+// GEMV over the whole panels of rows [i0, i1) one after another, as one stream (short rows:
+// dq_gemv_one_by_kp, kernels.h): the int32 sums to y as gemv_panels4 leaves them, and no software
+// prefetch, the hardware prefetchers alone (on the Zen 4, the one stream 1024 bytes ahead read
+// 21 GB/s against 27 without, k = 768, the harness of dq_gemv4_min_kp); 4 accumulators over
+// consecutive 4-input groups hide vpdpbusd latency.
+static void gemv_panels1(float *y, const int8_t *x, int kp, int i0, int i1, const dq_wpack *p) {
+    for (int i = i0; i < i1; i += 16) {
+        const int8_t *wp = p->panels + (size_t)i * kp;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < kp; j += 16) {
+            const int8_t *w = wp + (size_t)j * 16;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(load4(x + j)), _mm512_loadu_si512((const void *)w));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(load4(x + j + 4)), _mm512_loadu_si512((const void *)(w + 64)));
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(load4(x + j + 12)), _mm512_loadu_si512((const void *)(w + 192)));
+        }
+        _mm512_storeu_si512((void *)(y + i), _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
+    }
+}
+
+// y[r0, r1) (r1 - r0 a multiple of 16, all rows of the matrix) holds gemv_panels4's (or
+// gemv_panels1's) int32 sums as they are (their bit patterns): turn them into what store_panel would have stored, reading the
 // rows' sums and scales as one sequential pass.
 static void epilogue_rows(float *y, int r0, int r1, const dq_wpack *p, float sx, int32_t off) {
     DQ_ASSERT((r1 - r0) % 16 == 0);
@@ -176,12 +196,17 @@ static void gemm_q8_avx512vnni(float *y, int ldy, const dq_qact *qa, int t0, int
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        const int run = dq_gemv_runs(i0, i1);  // four streams: the tile's panels in four runs
-        for (int j = 0; j < run; j++) gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p);
-        epilogue_rows(y + (size_t)t0 * ldy, i0, i0 + 64 * run, p, qa->scale[t0], qa->off[t0]);
-        for (int i = i0 + 64 * run; i < i1; i += 16)
-            gemv_panel(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, p->panels + (size_t)i * kp, p, i, n,
-                       qa->scale[t0], qa->off[t0]);
+        float *yt = y + (size_t)t0 * ldy;
+        const int8_t *xt = qa->q + (size_t)t0 * kp;
+        const int run = dq_gemv_runs(i0, i1, kp);  // four streams: the tile's panels in four runs
+        // or, for short rows, the tile's whole panels as one stream; then the rest (a ragged last
+        // panel, fewer than 64 rows, or DYNQ_GEMV_STREAMS=1) one panel at a time with its epilogue
+        const int sums_to = dq_gemv_one_by_kp(kp) ? i0 + (i1 - i0) / 16 * 16 : i0 + 64 * run;
+        for (int j = 0; j < run; j++) gemv_panels4(yt, xt, kp, i0, run, j, p);
+        if (!run) gemv_panels1(yt, xt, kp, i0, sums_to, p);
+        epilogue_rows(yt, i0, sums_to, p, qa->scale[t0], qa->off[t0]);
+        for (int i = sums_to; i < i1; i += 16)
+            gemv_panel(yt, xt, kp, p->panels + (size_t)i * kp, p, i, n, qa->scale[t0], qa->off[t0]);
         return;
     }
     int i = i0;

@@ -151,7 +151,7 @@ static void gemm_q8_avxvnni(float *y, int ldy, const dq_qact *qa, int t0, int t1
     const int kp = p->kp, n = i1;
     DQ_ASSERT(qa->bias == 128 && qa->kp == kp && i0 % 16 == 0);
     if (t1 - t0 == 1) {
-        const int run = dq_gemv_runs(i0, i1);  // four streams: the tile's panels in four runs
+        const int run = dq_gemv_runs(i0, i1, kp);  // four streams: the tile's panels in four runs
         for (int j = 0; j < run; j++) vnni_gemv_panels4(y + (size_t)t0 * ldy, qa->q + (size_t)t0 * kp, kp, i0, run, j, p);
         vnni_epilogue_rows(y + (size_t)t0 * ldy, i0, i0 + 64 * run, p, qa->scale[t0], qa->off[t0]);
         for (int i = i0 + 64 * run; i < i1; i += 16)

@@ -66,6 +66,7 @@ static inline dq_cpu *probed_cpu(void) { return &g.cpu; }  // filled first thing
 // streams (kernels.h).
 int dq_gemv_prefetch_bytes = 4096;
 int dq_gemv_streams = 4;
+int dq_gemv4_min_kp = 0;
 int dq_avx2_widen = 0;
 int dq_gemv4_prefetch_bytes = 0;
 int dq_decode_warm = 0;
@@ -137,6 +138,8 @@ static void init_once(void) {
         }
     }
     g.K = built_table(g.chosen);
+    // AMD family 25 with AVX-512 is Zen 4 (Zen 3 has none): short rows as one stream (kernels.h)
+    if (amd && g.cpu.family == 25 && g.chosen == DQ_ISA_AVX512VNNI) dq_gemv4_min_kp = 2048;
     g.status = DQ_OK;
 }
 
@@ -192,8 +195,10 @@ void dq_cpu_describe(char *buf, size_t cap) {
     else OUT("chosen: %s%s\nkernels: %s\n", isa_names[g.chosen], force && *force ? " (forced by DYNQ_ISA)" : "",
              g.K->name);
     const char *streams = getenv("DYNQ_GEMV_STREAMS"), *warm = getenv("DYNQ_DECODE_WARM");
-    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s; four-stream prefetch: %d bytes ahead; decode warming: %s%s\n",
-        dq_gemv_prefetch_bytes, dq_gemv_streams, streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "", dq_gemv4_prefetch_bytes,
+    char below[64] = "";
+    if (dq_gemv_streams == 4 && dq_gemv4_min_kp > 0) snprintf(below, sizeof below, ", one for rows under %d bytes", dq_gemv4_min_kp);
+    OUT("gemv prefetch: %d bytes ahead; gemv panel streams: %d%s%s; four-stream prefetch: %d bytes ahead; decode warming: %s%s\n",
+        dq_gemv_prefetch_bytes, dq_gemv_streams, streams && *streams ? " (DYNQ_GEMV_STREAMS)" : "", below, dq_gemv4_prefetch_bytes,
         dq_decode_warm ? "on" : "off", warm && *warm ? " (DYNQ_DECODE_WARM)" : "");
 #if defined(__x86_64__)
     const char *widen = getenv("DYNQ_AVX2_WIDEN");
@@ -648,7 +653,7 @@ int dq_matmul_q8_warm_ranges(int nth, int count, const dq_qweight *const *ws, dq
         tile_bounds(&c, first, &j, &i0, &i1, &t0, &t1);
         const dq_wpack *p = ws[j]->packed;
         if (!p->panels) continue;  // scalar over a row-major matrix: not worth it
-        const int run = dq_gemv_runs(i0, i1), streams = run ? 4 : 1;
+        const int run = dq_gemv_runs(i0, i1, p->kp), streams = run ? 4 : 1;
         int rows[4];
         dq_gemv_run_rows(i0, run, 0, rows);  // the runs' first rows: run 0 of the four streams
         const size_t len = (size_t)(run ? rows[1] - rows[0] : dq_round_up(i1 - i0, 16)) * (size_t)p->kp;

@@ -143,6 +143,15 @@ extern int dq_gemv_prefetch_bytes;
 // measured two interleaved streams slower than one in the AVX-512 GEMV, before the four-run form
 // with its deferred epilogue; four were not measured there.
 extern int dq_gemv_streams;
+// The shortest rows (kp, bytes) the four runs read; shorter ones are read as one stream. 0 (four
+// runs for every matrix) but on the AMD Zen 4 with the AVX-512 VNNI table, where it is 2048: a
+// throw-away harness over 256 MiB of panels (one thread, the four runs and the one-stream sums
+// form alternating in one process, medians of 9 passes, GB/s): k = 512 24.3 / 26.2, 768 21-23 /
+// 25-27 (three runs), 1024 25.3 / 24.1-25.5, 1536 24.9 / 26.0, 2048 28.5 / 27.8, 2560 25.7 /
+// 25.1, 4096 25.5 / 24.5, 5632 26-29 / 23.5-27; stories110M decode (k = 768 but for w2) 1.06x and
+// 1.07x at one thread, 1.03x at two (scripts/ab_decode.c). The read probe's one-stream loop read
+// 28-29 GB/s there, its four-stream loop 20-22.
+extern int dq_gemv4_min_kp;
 // The x86 four-stream GEMVs' software prefetch distance per stream (avx2.c gemv4_xs_asm, avxvnni.c
 // and avx512vnni.c gemv_panels4): 0, the hardware prefetchers alone (AMD from Zen 3 on); 256 on
 // AMD family 23; 2048 on Intel (Xeon family 6 model 207, scripts/ab_decode.c against none,
@@ -173,7 +182,13 @@ extern int dq_avx2_widen;
 // each, run j reading panels j, j + run, j + 2 run, j + 3 run (rows[] their first rows); the
 // panels from i0 + 64 run on (all of them with one stream, else a tile under 64 rows or a ragged
 // end) are read one at a time.
-static inline int dq_gemv_runs(int i0, int i1) { return dq_gemv_streams == 4 ? (i1 - i0) / 64 : 0; }
+static inline int dq_gemv_runs(int i0, int i1, int kp) {
+    return dq_gemv_streams == 4 && kp >= dq_gemv4_min_kp ? (i1 - i0) / 64 : 0;
+}
+// 1 where a GEMV reads one stream because its rows are short (kp < dq_gemv4_min_kp), not because
+// DYNQ_GEMV_STREAMS=1 asked for it: the AVX-512 VNNI GEMV then reads its panels in the sums form
+// (avx512vnni.c, gemv_panels1).
+static inline int dq_gemv_one_by_kp(int kp) { return dq_gemv_streams == 4 && kp < dq_gemv4_min_kp; }
 static inline void dq_gemv_run_rows(int i0, int run, int j, int rows[4]) {
     for (int q = 0; q < 4; q++) rows[q] = i0 + 16 * (j + q * run);
 }

@@ -232,28 +232,30 @@ static void kc_check_absmax(const dq_kernels *K, const char *label) {
 }
 
 // The GEMV (M = 1) reads one panel at a time or four side by side (dq_gemv_streams, set by CPU
-// vendor; the x86 GEMVs): both, whatever this CPU's vendor, on shapes with several groups of four panels
-// and a ragged rest, symmetric and asymmetric activations.
+// vendor; the x86 GEMVs), and with four, rows shorter than dq_gemv4_min_kp as one stream (the
+// AVX-512 VNNI GEMV's sums form; set on the Zen 4): every form, whatever this CPU, on shapes with
+// several groups of four panels and a ragged rest, symmetric and asymmetric activations.
 static void kc_check_gemv_streams(const dq_kernels *K, const char *label, dq_pool *pool) {
-    static const int shapes[][2] = {{64, 65}, {97, 768}, {300, 129}, {1000, 300}, {1024, 2048}};
-    const int nshapes = (int)(sizeof shapes / sizeof *shapes), saved = dq_gemv_streams;
+    static const int shapes[][2] = {{64, 65}, {97, 768}, {300, 129}, {1000, 300}, {1024, 2048}, {47, 200}};
+    static const int forms[][2] = {{1, 0}, {4, 0}, {4, 1 << 30}, {4, 1024}};  // streams, min kp
+    const int nshapes = (int)(sizeof shapes / sizeof *shapes), saved = dq_gemv_streams, saved_kp = dq_gemv4_min_kp;
     char name[128], why[600];
     int bad = 0;
-    for (int st = 1; st <= 4 && !bad; st += 3) {
-        dq_gemv_streams = st;
+    for (int f = 0; f < 4 && !bad; f++) {
+        dq_gemv_streams = forms[f][0], dq_gemv4_min_kp = forms[f][1];
         for (int i = 0; i < nshapes && !bad; i++) {
             int n = shapes[i][0], k = shapes[i][1];
             if (kc_one(K, pool, 1, n, k, i % 3, (i + 1) % 3, (dq_act_scheme)(i % 2), i % 4, why, sizeof why)) {
                 snprintf(name, sizeof name, "%s_gemv_streams", label);
-                KC_FAIL(name, "streams=%d n=%d k=%d: %s", st, n, k, why);
+                KC_FAIL(name, "streams=%d min_kp=%d n=%d k=%d: %s", forms[f][0], forms[f][1], n, k, why);
                 bad = 1;
             }
         }
     }
-    dq_gemv_streams = saved;
+    dq_gemv_streams = saved, dq_gemv4_min_kp = saved_kp;
     if (!bad)
-        printf("ok %s_gemv_streams (M = 1, one and four panel streams, %d shapes each, bit-identical to scalar)\n", label,
-               nshapes);
+        printf("ok %s_gemv_streams (M = 1, one and four panel streams, short rows as one stream, %d shapes each, "
+               "bit-identical to scalar)\n", label, nshapes);
 }
 
 // Long rows, K 8193-11008 (Llama-2-7B's FFN is 11008): the AVX2 GEMM prepares panels of that

@@ -359,7 +359,7 @@ static int warm_check_one(int nth, int count, const int *n, int k, char *why, si
             break;
         }
         const dq_wpack *pk = warm_tile[hit].w->packed;
-        const int i0 = warm_tile[hit].i0, i1 = warm_tile[hit].i1, run = dq_gemv_runs(i0, i1);
+        const int i0 = warm_tile[hit].i0, i1 = warm_tile[hit].i1, run = dq_gemv_runs(i0, i1, pk->kp);
         const size_t stream = (size_t)(run ? 16 * run : (i1 - i0 + 15) / 16 * 16) * pk->kp;
         const int8_t *end = pk->panels + (size_t)pk->np * pk->kp;
         if (r[s].streams != (run ? 4 : 1) || r[s].stride != stream || r[s].bytes > stream ||
@@ -396,16 +396,21 @@ static void check_warm_ranges(void) {
     }
     char why[256];
     int runs = 0;
+    const int saved_kp = dq_gemv4_min_kp;
     for (int it = 0; it < 24; it++) {
         const int nth = 2 + it % 3, count = 1 + it % 3, k = 64 + (int)(kc_u32() % 900);
+        dq_gemv4_min_kp = it % 2 ? 1 << 30 : 0;  // four runs, or every matrix's rows as one stream
         int n[3];
         for (int j = 0; j < count; j++) n[j] = 1 + (int)(kc_u32() % 2200);
         if (warm_check_one(nth, count, n, k, why, sizeof why)) {
-            KC_FAIL("warm_ranges", "%d threads, %d matrices (n %d..., k %d): %s", nth, count, n[0], k, why);
+            KC_FAIL("warm_ranges", "%d threads, %d matrices (n %d..., k %d, min kp %d): %s", nth, count, n[0], k,
+                    dq_gemv4_min_kp, why);
+            dq_gemv4_min_kp = saved_kp;
             return;
         }
         runs++;
     }
+    dq_gemv4_min_kp = saved_kp;
     printf("ok warm_ranges (%d one-token plans on 2-4 threads: each slot's range is the start of a tile the matmul runs)\n", runs);
 }
 
