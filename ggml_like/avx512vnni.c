@@ -113,22 +113,28 @@ ALWAYS_INLINE void store_panel(float *y, __m512i acc, int row, int n, const dq_w
     _mm512_mask_storeu_ps(y + row, mk, _mm512_mul_ps(f, sc));
 }
 
-// GEMV (one token): one panel at a time, so the whole matrix is read as one sequential stream
-// (measured faster on Intel than interleaving two panel streams), prefetched
-// dq_gemv_prefetch_bytes ahead (kernels.h); 4 accumulators over consecutive 4-input groups hide
-// vpdpbusd latency. kp is a multiple of 64, so groups come in 16s.
-static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
-                       float sx, int32_t off) {
+// One panel's int32 sums (one token): 4 accumulators over consecutive 4-input groups hide
+// vpdpbusd latency; kp is a multiple of 64, so groups come in 16s. pf: prefetch the lines
+// dq_gemv_prefetch_bytes ahead (kernels.h), or nothing.
+ALWAYS_INLINE __m512i panel_sums(const int8_t *x, int kp, const int8_t *wp, const int pf) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (int j = 0; j < kp; j += 16) {
         const int8_t *w = wp + (size_t)j * 16;
-        dq_gemv_prefetch(w, 4);
+        if (pf) dq_gemv_prefetch(w, 4);
         a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(load4(x + j)), _mm512_loadu_si512((const void *)w));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(load4(x + j + 4)), _mm512_loadu_si512((const void *)(w + 64)));
         a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));
         a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(load4(x + j + 12)), _mm512_loadu_si512((const void *)(w + 192)));
     }
-    store_panel(y, _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)), row, n, p, sx, off);
+    return _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+}
+
+// GEMV (one token): one panel at a time, so the whole matrix is read as one sequential stream
+// (measured faster on Intel than interleaving two panel streams), prefetched
+// dq_gemv_prefetch_bytes ahead, each panel with its epilogue.
+static void gemv_panel(float *y, const int8_t *x, int kp, const int8_t *wp, const dq_wpack *p, int row, int n,
+                       float sx, int32_t off) {
+    store_panel(y, panel_sums(x, kp, wp, 1), row, n, p, sx, off);
 }
 
 // GEMV over four panels side by side (run j of the tile at i0, kernels.h: dq_gemv_runs): four
@@ -163,26 +169,14 @@ ALWAYS_INLINE void gemv_panels4(float *y, const int8_t *x, int kp, int i0, int r
 // GEMV over the whole panels of rows [i0, i1) one after another, as one stream (short rows:
 // dq_gemv_one_by_kp, kernels.h): the int32 sums to y as gemv_panels4 leaves them, and no software
 // prefetch, the hardware prefetchers alone (on the Zen 4, the one stream 1024 bytes ahead read
-// 21 GB/s against 27 without, k = 768, the harness of dq_gemv4_min_kp); 4 accumulators over
-// consecutive 4-input groups hide vpdpbusd latency.
+// 21 GB/s against 27 without, k = 768, the harness of dq_gemv4_min_kp).
 static void gemv_panels1(float *y, const int8_t *x, int kp, int i0, int i1, const dq_wpack *p) {
-    for (int i = i0; i < i1; i += 16) {
-        const int8_t *wp = p->panels + (size_t)i * kp;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (int j = 0; j < kp; j += 16) {
-            const int8_t *w = wp + (size_t)j * 16;
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(load4(x + j)), _mm512_loadu_si512((const void *)w));
-            a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(load4(x + j + 4)), _mm512_loadu_si512((const void *)(w + 64)));
-            a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(load4(x + j + 8)), _mm512_loadu_si512((const void *)(w + 128)));
-            a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(load4(x + j + 12)), _mm512_loadu_si512((const void *)(w + 192)));
-        }
-        _mm512_storeu_si512((void *)(y + i), _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
-    }
+    for (int i = i0; i < i1; i += 16) _mm512_storeu_si512((void *)(y + i), panel_sums(x, kp, p->panels + (size_t)i * kp, 0));
 }
 
 // y[r0, r1) (r1 - r0 a multiple of 16, all rows of the matrix) holds gemv_panels4's (or
-// gemv_panels1's) int32 sums as they are (their bit patterns): turn them into what store_panel would have stored, reading the
-// rows' sums and scales as one sequential pass.
+// gemv_panels1's) int32 sums as they are (their bit patterns): turn them into what store_panel
+// would have stored, reading the rows' sums and scales as one sequential pass.
 static void epilogue_rows(float *y, int r0, int r1, const dq_wpack *p, float sx, int32_t off) {
     DQ_ASSERT((r1 - r0) % 16 == 0);
     for (int r = r0; r < r1; r += 16) store_panel(y, _mm512_loadu_si512((const void *)(y + r)), r, r1, p, sx, off);
