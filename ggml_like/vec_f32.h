@@ -466,14 +466,14 @@ VN_INLINE void attn_softmax(const int NQ, float *att, int lda, int np0, int dnp)
 VN_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, const float *att, int lda, const void *v,
                              const int VT, int ldv, int hd, int d0, int npm) {
     enum { NV = VN_PER16 };
-    dq_vnf e[DQ_ATTN_MAXQ][2 * NV], o[DQ_ATTN_MAXQ][2 * NV];
+    dq_vnf e[DQ_ATTN_MAXQ][4 * NV], o[DQ_ATTN_MAXQ][4 * NV];  // DW <= 4
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; i++)
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) e[i][c] = o[i][c] = (dq_vnf){0};
     int p = 0;
     for (; p + 2 <= npm; p += 2) {
-        dq_vnf a[2 * NV], b[2 * NV];
+        dq_vnf a[4 * NV], b[4 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) {
             a[c] = vn_load_val(v, VT, p, ldv, d0 + c * VN_LANES, hd), b[c] = vn_load_val(v, VT, p + 1, ldv, d0 + c * VN_LANES, hd);
@@ -490,7 +490,7 @@ VN_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, con
         }
     }
     if (p < npm) {  // the last position, even
-        dq_vnf a[2 * NV];
+        dq_vnf a[4 * NV];
 #pragma GCC unroll 8
         for (int c = 0; c < DW * NV; c++) a[c] = vn_load_val(v, VT, p, ldv, d0 + c * VN_LANES, hd);
 #pragma GCC unroll 4
@@ -513,9 +513,15 @@ VN_INLINE void attn_mix_blk(const int NQ, const int DW, float *out, int ldo, con
 #define ATTN_MQ 2
 #define ATTN_DW 1
 #endif
-// A lone query (decode without grouped heads): 8 ymm accumulators take 32 dimensions per pass, so
-// each value row is read in 128-byte pieces (two adjacent lines) rather than 64.
-#if !DQ_ATTN_WIDE && DQ_VEC_BYTES == 32
+// A lone query (decode without grouped heads): on 32 zmm, 8 accumulators take 64 dimensions per
+// pass, so a 64-wide head's value rows are read once, whole, instead of in two passes of 128-byte
+// halves (the second half's pass found its lines evicted on long caches): stories110M decode on
+// the Zen 4, scripts/ab_decode.c, one / two threads, 1.008x / 1.017x over 64 tokens, 1.038-1.040x
+// / 1.033x over 256, 1.148x / 1.084x over 768. With 16 ymm, 8 accumulators take 32 dimensions
+// per pass, so each value row is read in 128-byte pieces (two adjacent lines) rather than 64.
+#if DQ_ATTN_WIDE
+#define ATTN_DW_1 4
+#elif DQ_VEC_BYTES == 32
 #define ATTN_DW_1 2
 #else
 #define ATTN_DW_1 ATTN_DW
