@@ -148,9 +148,10 @@ extern int dq_gemv_streams;
 // throw-away harness over 256 MiB of panels (one thread, the four runs and the one-stream sums
 // form alternating in one process, medians of 9 passes, GB/s): k = 512 24.3 / 26.2, 768 21-23 /
 // 25-27 (three runs), 1024 25.3 / 24.1-25.5, 1536 24.9 / 26.0, 2048 28.5 / 27.8, 2560 25.7 /
-// 25.1, 4096 25.5 / 24.5, 5632 26-29 / 23.5-27; stories110M decode (k = 768 but for w2) 1.06x and
-// 1.07x at one thread, 1.03x at two (scripts/ab_decode.c). The read probe's one-stream loop read
-// 28-29 GB/s there, its four-stream loop 20-22.
+// 25.1, 4096 25.5 / 24.5, 5632 26-29 / 23.5-27. stories110M decode (k = 768 but for w2), this
+// bound against 0, 1.043x and 1.055x at one thread, 1.019x and 1.022x at two; every matrix as one
+// stream, TinyLlama (k = 2048, 5632) 0.983x / 0.995x (scripts/ab_decode.c). The read probe's
+// one-stream loop read 28-29 GB/s there, its four-stream loop 20-22.
 extern int dq_gemv4_min_kp;
 // The x86 four-stream GEMVs' software prefetch distance per stream (avx2.c gemv4_xs_asm, avxvnni.c
 // and avx512vnni.c gemv_panels4): 0, the hardware prefetchers alone (AMD from Zen 3 on); 256 on
