@@ -195,9 +195,9 @@ static void gemm_q8_avx512vnni(float *y, int ldy, const dq_qact *qa, int t0, int
         const int run = dq_gemv_runs(i0, i1, kp);  // four streams: the tile's panels in four runs
         // or, for short rows, the tile's whole panels as one stream; then the rest (a ragged last
         // panel, fewer than 64 rows, or DYNQ_GEMV_STREAMS=1) one panel at a time with its epilogue
-        const int sums_to = dq_gemv_one_by_kp(kp) ? i0 + (i1 - i0) / 16 * 16 : i0 + 64 * run;
+        const int one = dq_gemv_one_by_kp(kp), sums_to = one ? i0 + (i1 - i0) / 16 * 16 : i0 + 64 * run;
         for (int j = 0; j < run; j++) gemv_panels4(yt, xt, kp, i0, run, j, p);
-        if (!run) gemv_panels1(yt, xt, kp, i0, sums_to, p);
+        if (one) gemv_panels1(yt, xt, kp, i0, sums_to, p);
         epilogue_rows(yt, i0, sums_to, p, qa->scale[t0], qa->off[t0]);
         for (int i = sums_to; i < i1; i += 16)
             gemv_panel(yt, xt, kp, p->panels + (size_t)i * kp, p, i, n, qa->scale[t0], qa->off[t0]);

@@ -371,8 +371,6 @@ static void kc_q8_ref(int8_t *q, size_t qs, float *sc, size_t ss, const float *x
     }
 }
 
-// FP32 kernels of vec_f32.h (attention, SwiGLU): bit-identical to the scalar table's copy on
-// every shape (np and hd with tails of every size), and near a double-precision reference.
 // FP32 key block (kblock): every (j, d) of the block from src[j * lds + d], nothing else written;
 // the same bytes as the scalar table's
 static void kc_check_kblock(const dq_kernels *K, const char *label) {
@@ -380,41 +378,41 @@ static void kc_check_kblock(const dq_kernels *K, const char *label) {
     char name[128];
     int ok = 1;
     snprintf(name, sizeof name, "%s_kblock", label);
-    {
-        static const int khds[] = {1, 2, 3, 4, 6, 14, 16, 18, 62, 64, 66, 128, 130, 256};
-        int done = 0;
-        for (size_t b = 0; b < sizeof khds / sizeof *khds && ok; b++)
-            for (int extra = 0; extra <= 37 && ok; extra += 37) {
-                const int hd = khds[b];
-                const size_t lds = (size_t)hd * (1 + b % 3) + (size_t)extra, nsrc = 15 * lds + (size_t)hd + 3;
-                float *src = malloc(nsrc * 4), *k1 = malloc(((size_t)16 * hd + 16) * 4), *k2 = malloc(((size_t)16 * hd + 16) * 4);
-                for (size_t i = 0; i < nsrc; i++) src[i] = kc_unif() * 100.0f;
-                src[0] = -0.0f, src[lds + (size_t)hd - 1] = NAN;
-                for (size_t i = 0; i < (size_t)16 * hd + 16; i++) k1[i] = k2[i] = 12345.0f;
-                K->kblock(k1 + 1, src + 1, lds, hd);  // unaligned on purpose
-                S->kblock(k2 + 1, src + 1, lds, hd);
-                if (memcmp(k1, k2, ((size_t)16 * hd + 16) * 4) != 0) {
-                    KC_FAIL(name, "hd=%d lds=%zu: not bit-identical to scalar", hd, lds);
-                    ok = 0;
-                }
-                for (int j = 0; j < 16 && ok; j++)
-                    for (int d = 0; d < hd && ok; d++)
-                        if (memcmp(&k1[1 + dq_kt_index(j, d, hd)], &src[1 + (size_t)j * lds + d], 4) != 0) {
-                            KC_FAIL(name, "hd=%d lds=%zu: position %d dim %d = %a, expected %a", hd, lds, j, d,
-                                    k1[1 + dq_kt_index(j, d, hd)], src[1 + (size_t)j * lds + d]);
-                            ok = 0;
-                        }
-                if (ok && (k1[0] != 12345.0f || k1[1 + (size_t)16 * hd] != 12345.0f)) {
-                    KC_FAIL(name, "hd=%d lds=%zu: wrote outside the block", hd, lds);
-                    ok = 0;
-                }
-                free(src), free(k1), free(k2);
-                done++;
+    static const int khds[] = {1, 2, 3, 4, 6, 14, 16, 18, 62, 64, 66, 128, 130, 256};
+    int done = 0;
+    for (size_t b = 0; b < sizeof khds / sizeof *khds && ok; b++)
+        for (int extra = 0; extra <= 37 && ok; extra += 37) {
+            const int hd = khds[b];
+            const size_t lds = (size_t)hd * (1 + b % 3) + (size_t)extra, nsrc = 15 * lds + (size_t)hd + 3;
+            float *src = malloc(nsrc * 4), *k1 = malloc(((size_t)16 * hd + 16) * 4), *k2 = malloc(((size_t)16 * hd + 16) * 4);
+            for (size_t i = 0; i < nsrc; i++) src[i] = kc_unif() * 100.0f;
+            src[0] = -0.0f, src[lds + (size_t)hd - 1] = NAN;
+            for (size_t i = 0; i < (size_t)16 * hd + 16; i++) k1[i] = k2[i] = 12345.0f;
+            K->kblock(k1 + 1, src + 1, lds, hd);  // unaligned on purpose
+            S->kblock(k2 + 1, src + 1, lds, hd);
+            if (memcmp(k1, k2, ((size_t)16 * hd + 16) * 4) != 0) {
+                KC_FAIL(name, "hd=%d lds=%zu: not bit-identical to scalar", hd, lds);
+                ok = 0;
             }
-        if (ok) printf("ok %s (%d blocks, hd 1..256, row strides hd..3 hd + 37: bit-identical to scalar and to the layout)\n", name, done);
-    }
+            for (int j = 0; j < 16 && ok; j++)
+                for (int d = 0; d < hd && ok; d++)
+                    if (memcmp(&k1[1 + dq_kt_index(j, d, hd)], &src[1 + (size_t)j * lds + d], 4) != 0) {
+                        KC_FAIL(name, "hd=%d lds=%zu: position %d dim %d = %a, expected %a", hd, lds, j, d,
+                                k1[1 + dq_kt_index(j, d, hd)], src[1 + (size_t)j * lds + d]);
+                        ok = 0;
+                    }
+            if (ok && (k1[0] != 12345.0f || k1[1 + (size_t)16 * hd] != 12345.0f)) {
+                KC_FAIL(name, "hd=%d lds=%zu: wrote outside the block", hd, lds);
+                ok = 0;
+            }
+            free(src), free(k1), free(k2);
+            done++;
+        }
+    if (ok) printf("ok %s (%d blocks, hd 1..256, row strides hd..3 hd + 37: bit-identical to scalar and to the layout)\n", name, done);
 }
 
+// FP32 kernels of vec_f32.h (attention, SwiGLU): bit-identical to the scalar table's copy on
+// every shape (np and hd with tails of every size), and near a double-precision reference.
 static void kc_check_vec(const dq_kernels *K, const char *label) {
     const dq_kernels *S = dq_kernels_scalar();
     static const int nps[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 100, 257};
