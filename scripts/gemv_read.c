@@ -10,7 +10,7 @@
 // a buffer of the same size (dq_read_probe_gbps, one round: the best of its loop variants, as
 // the bench's paired figure), R times. Prints the medians of both rates and of their ratios.
 //     make build/libdynq.a
-//     cc -O2 -I. -Iggml_like scripts/gemv_read.c build/libdynq.a -lm -pthread -o /tmp/gemv_read
+//     cc -O2 -I. scripts/gemv_read.c build/libdynq.a -lm -pthread -o /tmp/gemv_read
 //     /tmp/gemv_read THREADS [K=768] [MB=110] [CHUNK_MB=0: one matrix] [R=15]
 // Nothing here is built by the Makefile.
 #define _GNU_SOURCE

@@ -351,6 +351,22 @@ else
     bad ab_decode_builds "$(head -c 300 "$T/ab.err")"
 fi
 
+# scripts/gemv_read.c (the decode GEMV against the read probe, not built by the Makefile) still
+# builds and runs: a chain of small matrices on two threads; its rates are printed, not checked.
+if [ -n "${DYNQ_SANITIZED:-}" ]; then
+    echo "skip gemv_read: the sanitizer run's library needs the sanitizer's flags (runs in make test)"
+elif ${CC:-cc} -std=c11 -O1 -Wall -Wextra -Werror -I. -o "$T/gemv_read" scripts/gemv_read.c \
+        "${BUILD:-build}/libdynq.a" -lm -pthread 2> "$T/gr.err"; then
+    ok gemv_read_builds
+    expect_status gemv_read_usage 2 "$T/gemv_read"
+    expect_status gemv_read_bad_k 2 "$T/gemv_read" 1 100
+    "$T/gemv_read" 2 768 2 0.5 3 > "$T/gr.out" 2>&1 &&
+        grep -qE '^2 threads, 4 matrices of 640 x 768 \(2\.0 MB in all\): GEMV [0-9.]+ GB/s, read probe [0-9.]+ GB/s \(medians of 3\), GEMV / read median [0-9.]+$' "$T/gr.out" \
+        && ok gemv_read_runs || bad gemv_read_runs "$(head -c 300 "$T/gr.out")"
+else
+    bad gemv_read_builds "$(head -c 300 "$T/gr.err")"
+fi
+
 # Conversion is atomic: a failing conversion leaves neither the target nor a temporary file.
 head -c 100000 models/stories260K.bin > "$T/trunc.bin"
 expect_status convert_truncated 2 "$DYNQ" convert "$T/trunc.bin" --tokenizer models/tok512.bin -o "$T/x.dynq"
