@@ -51,6 +51,12 @@ static inline int dq_range_ok(uint64_t off, uint64_t len, uint64_t size) { retur
 // 64-byte aligned allocation (zeroed); NULL on failure. Free with dq_free.
 void *dq_alloc(size_t bytes);
 void dq_free(void *p);
+// The same for a large buffer read in long sweeps (the KV cache): from 2 MiB up, in 2 MiB pages
+// where the kernel allows (common.c). Free with dq_free_big and the same size. dq_big_pages:
+// whether dq_alloc_big maps a buffer of that size itself (else it is dq_alloc's).
+int dq_big_pages(size_t bytes);
+void *dq_alloc_big(size_t bytes);
+void dq_free_big(void *p, size_t bytes);
 
 // Monotonic time in seconds.
 double dq_now(void);
@@ -65,8 +71,11 @@ int dq_read_stream(FILE *f, const char *what, uint8_t **data, size_t *size, dq_e
 // Maps a whole regular file read-only; files shorter than min_size (or empty) are an error.
 int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, dq_err *e);
 void dq_unmap_file(const uint8_t *data, size_t size);
-// Fraction of a dq_map_file mapping (data, size) that the kernel maps in 2 MiB pages right now
-// (FilePmdMapped in /proc/self/smaps; only pages touched so far count); -1 where it cannot tell.
+// Fraction of the mapping that holds data (a dq_map_file mapping, or a dq_alloc_big buffer of
+// size bytes) that the kernel maps in 2 MiB pages right now, from /proc/self/smaps: file pages
+// (FilePmdMapped) or anonymous ones (AnonHugePages) over the whole mapping, which for
+// neighbouring dq_alloc_big buffers the kernel may have merged into one (only pages touched so
+// far count); -1 where it cannot tell.
 double dq_map_huge_fraction(const uint8_t *data, size_t size);
 
 // Length (1..4) of the well-formed UTF-8 character at s[0..n), or 0 if it is ill-formed

@@ -1045,16 +1045,18 @@ static int cmd_bench(int argc, char **argv) {
             }
             const char *isa = dq_isa_name(dq_isa_chosen());
             const double huge = dq_map_huge_fraction(m.map, m.size);  // after the runs touched every weight
+            const double kv_huge = dq_state_kv_huge_fraction(&s);
             if (json) {
                 printf("{\"model\": ");
                 json_string(so.model, strlen(so.model));
                 printf(", \"wtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
                        "\"reps\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_gbps\": %.3f, \"tg_kv_gbps\": %.3f, "
                        "\"pp_gops\": %.2f, \"weight_bytes\": %.0f, \"tg_kv_bytes\": %.0f, \"load_ms\": %.1f, \"pool_stalls\": %ld, "
-                       "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"file_2m_fraction\": %.3f",
+                       "\"pool_backoffs\": %ld, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"file_2m_fraction\": %.3f, "
+                       "\"kv_2m_fraction\": %.3f",
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, depth, reps, pps, tgs,
                        tg_gbps, tg_all_gbps, pp_gops, wbytes, kv_bytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
-                       dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge);
+                       dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge, kv_huge);
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
                            "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f, \"tg_bw_fraction_paired\": %.4f, "
@@ -1063,16 +1065,18 @@ static int cmd_bench(int argc, char **argv) {
                            pp_gops / roof);
                 printf("}\n");
             } else {
-                char hbuf[32];
+                char hbuf[32], kbuf[48];
                 if (huge < 0) snprintf(hbuf, sizeof hbuf, "unknown");
                 else snprintf(hbuf, sizeof hbuf, "%.0f %%", 100 * huge);
+                if (kv_huge < 0) snprintf(kbuf, sizeof kbuf, "unknown or under 2 MiB");
+                else snprintf(kbuf, sizeof kbuf, "%.0f %%", 100 * kv_huge);
                 char dbuf[24] = "";
                 if (depth) snprintf(dbuf, sizeof dbuf, " @ d%d", depth);
                 printf("%s (%s, %s, %d threads, KV %s/%s): pp%d%s %.1f tok/s (%.1f GOPS) | tg%d%s %.1f tok/s (%.2f GB/s weights, "
-                       "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off) | file in 2 MiB pages: %s\n",
+                       "%.2f with the KV cache) | load %.1f ms | pool stalls %ld (%ld backed off) | file in 2 MiB pages: %s, KV cache: %s\n",
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),
                        dq_kv_name(s.vty), n_pp, dbuf, pps, pp_gops, n_tg, dbuf, tgs,
-                       tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf);
+                       tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf, kbuf);
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "
                            "with the KV cache); int8 peak %.1f GOPS -> pp at %.0f %% (of the roofline at pp%d, %.1f GOPS: %.0f %%)\n"

@@ -470,8 +470,12 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     s->amax = dq_alloc(B * sizeof(float));
     s->att = dq_alloc((size_t)s->n_threads * dq_attn_scratch(T) * sizeof(float));
     s->logits = dq_alloc(B * V * sizeof(float));
-    s->key_cache = dq_alloc(kv_elems / hd * krow);
-    s->value_cache = dq_alloc(kv_elems / hd * vrow);
+    // In 2 MiB pages where the kernel allows (dq_alloc_big): decode sweeps every cached
+    // position of every head once per token, from memory on long contexts, and in 4 KiB pages
+    // each page costs a TLB miss (docs/PERFORMANCE.md, "KV cache in 2 MiB pages").
+    s->key_bytes = kv_elems / hd * krow, s->value_bytes = kv_elems / hd * vrow;
+    s->key_cache = dq_alloc_big(s->key_bytes);
+    s->value_cache = dq_alloc_big(s->value_bytes);
     if (widen) {
         s->widen = dq_alloc((size_t)s->n_threads * 2 * TP * c->head_dim * sizeof(float));
         s->wtag = dq_alloc((size_t)s->n_threads * sizeof *s->wtag);
@@ -495,10 +499,17 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     return DQ_OK;
 }
 
+double dq_state_kv_huge_fraction(const dq_state *s) {
+    if (!dq_big_pages(s->key_bytes) || !dq_big_pages(s->value_bytes)) return -1.0;
+    const double k = dq_map_huge_fraction(s->key_cache, s->key_bytes), v = dq_map_huge_fraction(s->value_cache, s->value_bytes);
+    if (k < 0 || v < 0) return -1.0;
+    return (k * (double)s->key_bytes + v * (double)s->value_bytes) / (double)(s->key_bytes + s->value_bytes);
+}
+
 void dq_state_free(dq_state *s) {
     dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
     dq_free(s->hb), dq_free(s->hb2), dq_free(s->amax), dq_free(s->att), dq_free(s->logits);
-    dq_free(s->key_cache), dq_free(s->value_cache), dq_free(s->rope_cos), dq_free(s->rope_sin);
+    dq_free_big(s->key_cache, s->key_bytes), dq_free_big(s->value_cache, s->value_bytes), dq_free(s->rope_cos), dq_free(s->rope_sin);
     dq_free(s->widen), dq_free(s->wtag);
     if (s->pool) dq_pool_free(s->pool);
     memset(s, 0, sizeof *s);

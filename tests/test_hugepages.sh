@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/test_hugepages.sh: a model that `dynq convert` has just written is mapped in 2 MiB pages
+# tests/test_hugepages.sh: the KV cache is in 2 MiB pages where the kernel gives anonymous
+# mappings such pages, and a model that `dynq convert` has just written is mapped in 2 MiB pages
 # when it is loaded, where the kernel can do that for this directory's filesystem.
 # dq_map_file maps models 2 MiB-aligned with MADV_HUGEPAGE, and convert drops its output from the
 # page cache after the fsync, so the first load reads the file back into 2 MiB folios; a file
@@ -15,6 +16,38 @@ if [ ! -x "$DYNQ" ]; then echo "skip hugepages: $DYNQ not built"; exit 0; fi
 if ! "$PY" -c 'import numpy' 2> /dev/null; then echo "skip hugepages: numpy missing (scripts/random_model.py)"; exit 0; fi
 T=$(mktemp -d "${DYNQ_TMP:-/tmp}/dynq-huge.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+# 12.6 M parameters: a 13 MB int8 file, six 2 MiB pages and more
+if ! "$PY" scripts/random_model.py --dim 512 --hidden 1376 --layers 4 --heads 8 --kv-heads 8 --vocab 512 --seq 64 \
+        --seed 3 -o "$T/m.bin" > "$T/gen.log" 2>&1 ||
+    ! "$DYNQ" convert "$T/m.bin" --tokenizer models/tok512.bin -o "$T/m.dynq" 2> "$T/conv.err"; then
+    echo "FAIL hugepages_setup: $(tail -2 "$T/gen.log" "$T/conv.err" | tr '\n' ' ')"; exit 1
+fi
+# The KV cache (dq_alloc_big: 2 MiB-aligned anonymous mappings with MADV_HUGEPAGE, every page
+# touched when the state is made) is in 2 MiB pages where this kernel gives them to an anonymous
+# mapping that asks: asked independently first (Python maps 18 MiB with MADV_HUGEPAGE, writes
+# every 4 KiB page and sums AnonHugePages over its mappings in /proc/self/smaps).
+anon=$("$PY" - <<'EOF'
+import mmap
+m = mmap.mmap(-1, 18 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # shared ones are shmem
+if hasattr(mmap, "MADV_HUGEPAGE"):
+    m.madvise(mmap.MADV_HUGEPAGE)
+for i in range(0, len(m), 4096):
+    m[i] = 1
+print(sum(int(l.split()[1]) for l in open("/proc/self/smaps") if l.startswith("AnonHugePages:")))
+EOF
+)
+kvfrac() { "$DYNQ" bench -m "$T/m.dynq" "$@" -t 1 -r 1 --json 2> /dev/null | sed -n 's/.*"kv_2m_fraction": \([-0-9.]*\).*/\1/p'; }
+# -d 300: 304 positions x 4 layers x 512 x 4 bytes = 2.4 MiB of keys, as much of values
+if [ -n "$anon" ] && [ "$anon" -gt 0 ]; then
+    k1=$(kvfrac -p 4 -n 4 -d 300)
+    awk -v f="$k1" 'BEGIN { exit !(f >= 0.5) }' && echo "ok hugepages_kv_cache (kv_2m_fraction $k1; probe $anon kB)" \
+        || echo "FAIL hugepages_kv_cache: kv_2m_fraction '$k1' (the probe got $anon kB in 2 MiB pages)"
+else
+    echo "skip hugepages_kv_cache: this kernel gave no 2 MiB page to an anonymous mapping (probe: '${anon}' kB)"
+fi
+# A cache under 2 MiB stays in dq_alloc's memory, and the report says it cannot tell (-1).
+k2=$(kvfrac -p 4 -n 4)
+[ "$k2" = "-1.000" ] && echo "ok hugepages_kv_small_unknown" || echo "FAIL hugepages_kv_small_unknown: kv_2m_fraction '$k2'"
 probe=$("$PY" - "$T/probe" <<'EOF'
 import mmap, os, sys
 path, size = sys.argv[1], 16 << 20
@@ -36,12 +69,6 @@ EOF
 if [ -z "$probe" ] || [ "$probe" -eq 0 ]; then
     echo "skip hugepages: this kernel did not map a freshly read file in 2 MiB pages here (probe: '${probe}' kB)"
     exit 0
-fi
-# 12.6 M parameters: a 13 MB int8 file, six 2 MiB pages and more
-if ! "$PY" scripts/random_model.py --dim 512 --hidden 1376 --layers 4 --heads 8 --kv-heads 8 --vocab 512 --seq 64 \
-        --seed 3 -o "$T/m.bin" > "$T/gen.log" 2>&1 ||
-    ! "$DYNQ" convert "$T/m.bin" --tokenizer models/tok512.bin -o "$T/m.dynq" 2> "$T/conv.err"; then
-    echo "FAIL hugepages_setup: $(tail -2 "$T/gen.log" "$T/conv.err" | tr '\n' ' ')"; exit 1
 fi
 frac() { "$DYNQ" bench -m "$1" -p 4 -n 4 -t 1 -r 1 --json 2> /dev/null | sed -n 's/.*"file_2m_fraction": \([-0-9.]*\).*/\1/p'; }
 f1=$(frac "$T/m.dynq")
