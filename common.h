@@ -53,7 +53,8 @@ void *dq_alloc(size_t bytes);
 void dq_free(void *p);
 // The same for a large buffer read in long sweeps (the KV cache): from 2 MiB up, in 2 MiB pages
 // where the kernel allows (common.c). Free with dq_free_big and the same size. dq_big_pages:
-// whether dq_alloc_big maps a buffer of that size itself (else it is dq_alloc's).
+// whether dq_alloc_big maps a buffer of that size itself (else it is dq_alloc's; always under
+// AddressSanitizer, whose redzones only heap blocks get).
 int dq_big_pages(size_t bytes);
 void *dq_alloc_big(size_t bytes);
 void dq_free_big(void *p, size_t bytes);
