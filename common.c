@@ -61,7 +61,13 @@ void dq_free(void *p) { free(p); }
 #ifndef BIG_MAPPED
 #define BIG_MAPPED 1
 #endif
-int dq_big_pages(size_t bytes) { return BIG_MAPPED && bytes >= BIG_PAGE; }
+// DYNQ_KV_HUGE=off keeps them there too, in 4 KiB pages: a first touch of 2 MiB pages can cost
+// more at startup on these VMs (docs/PERFORMANCE.md, "KV cache in 2 MiB pages").
+static int big_wanted(void) {
+    const char *v = getenv("DYNQ_KV_HUGE");
+    return !(v && strcmp(v, "off") == 0);
+}
+int dq_big_pages(size_t bytes) { return BIG_MAPPED && bytes >= BIG_PAGE && big_wanted(); }
 void *dq_alloc_big(size_t bytes) {
     if (!dq_big_pages(bytes)) return dq_alloc(bytes);
     if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;

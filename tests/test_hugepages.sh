@@ -47,7 +47,9 @@ elif [ -n "$anon" ] && [ "$anon" -gt 0 ]; then
 else
     echo "skip hugepages_kv_cache: this kernel gave no 2 MiB page to an anonymous mapping (probe: '${anon}' kB)"
 fi
-# A cache under 2 MiB stays in dq_alloc's memory, and the report says it cannot tell (-1).
+# DYNQ_KV_HUGE=off, or a cache under 2 MiB: dq_alloc's memory, and the report says it cannot tell (-1).
+k3=$(DYNQ_KV_HUGE=off kvfrac -p 4 -n 4 -d 300)
+[ "$k3" = "-1.000" ] && echo "ok hugepages_kv_off" || echo "FAIL hugepages_kv_off: kv_2m_fraction '$k3'"
 k2=$(kvfrac -p 4 -n 4)
 [ "$k2" = "-1.000" ] && echo "ok hugepages_kv_small_unknown" || echo "FAIL hugepages_kv_small_unknown: kv_2m_fraction '$k2'"
 probe=$("$PY" - "$T/probe" <<'EOF'
