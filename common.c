@@ -68,19 +68,34 @@ static int big_wanted(void) {
     return !(v && strcmp(v, "off") == 0);
 }
 int dq_big_pages(size_t bytes) { return BIG_MAPPED && bytes >= BIG_PAGE && big_wanted(); }
-void *dq_alloc_big(size_t bytes) {
-    if (!dq_big_pages(bytes)) return dq_alloc(bytes);
-    if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;
-    const size_t len = (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
-    uint8_t *r = mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+// A fresh anonymous mapping (prot) of len bytes (len <= SIZE_MAX - 2 * BIG_PAGE) that starts on
+// a 2 MiB boundary: len + 2 MiB reserved, the slack on either side unmapped. NULL on failure.
+static uint8_t *map_aligned(size_t len, int prot) {
+    const size_t span = (len + 4095) & ~(size_t)4095;
+    uint8_t *r = mmap(NULL, span + BIG_PAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED) return NULL;
     uint8_t *a = (uint8_t *)(((uintptr_t)r + BIG_PAGE - 1) & ~(uintptr_t)(BIG_PAGE - 1));
     const size_t head = (size_t)(a - r);
     if (head) munmap(r, head);
-    if (BIG_PAGE - head) munmap(a + len, BIG_PAGE - head);
+    if (BIG_PAGE - head) munmap(a + span, BIG_PAGE - head);
+    return a;
+}
+
+static void advise_huge(void *p, size_t len) {
 #ifdef MADV_HUGEPAGE
-    (void)madvise(a, len, MADV_HUGEPAGE);
+    (void)madvise(p, len, MADV_HUGEPAGE);
+#else
+    (void)p, (void)len;
 #endif
+}
+
+void *dq_alloc_big(size_t bytes) {
+    if (!dq_big_pages(bytes)) return dq_alloc(bytes);
+    if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;
+    const size_t len = (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
+    uint8_t *a = map_aligned(len, PROT_READ | PROT_WRITE);
+    if (!a) return NULL;
+    advise_huge(a, len);
     for (size_t i = 0; i < len; i += 4096) ((volatile uint8_t *)a)[i] = 0;
     return a;
 }
@@ -216,23 +231,14 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
     // 6.x reads them in for such a mapping, ext4 among others), each maps with one TLB entry
     // instead of 512; decode streams every weight, and its TLB misses in 4 KiB pages cost it 4-7 %
     // here (docs/PERFORMANCE.md, "Huge pages"). Elsewhere the mapping is the plain one.
-    const size_t len = (size_t)st.st_size, huge = (size_t)2 << 20;
+    const size_t len = (size_t)st.st_size;
     void *p = MAP_FAILED;
-    if (len >= huge && len <= SIZE_MAX - huge) {
-        uint8_t *r = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (r != MAP_FAILED) {
-            uint8_t *a = (uint8_t *)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (len >= BIG_PAGE && len <= SIZE_MAX - 2 * BIG_PAGE) {
+        uint8_t *a = map_aligned(len, PROT_NONE);  // a reservation, then the file over it
+        if (a) {
             p = mmap(a, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
-            if (p == MAP_FAILED) {
-                munmap(r, len + huge);
-            } else {  // the reservation's slack on either side
-                const size_t head = (size_t)(a - r);
-                if (head) munmap(r, head);
-                if (huge - head) munmap(a + len, huge - head);
-#ifdef MADV_HUGEPAGE
-                (void)madvise(p, len, MADV_HUGEPAGE);
-#endif
-            }
+            if (p == MAP_FAILED) munmap(a, len);
+            else advise_huge(p, len);
         }
     }
     if (p == MAP_FAILED) p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
