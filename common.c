@@ -109,6 +109,21 @@ void dq_free_big(void *p, size_t bytes) {
     munmap(p, (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1));
 }
 
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void dq_sort_doubles(double *v, size_t n) {
+    if (n > 1) qsort(v, n, sizeof *v, cmp_double);
+}
+
+double dq_median(double *v, size_t n) {
+    if (!n) return 0.0;
+    dq_sort_doubles(v, n);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 double dq_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -61,6 +61,10 @@ void dq_free_big(void *p, size_t bytes);
 
 // Monotonic time in seconds.
 double dq_now(void);
+// v[0..n) in increasing order (benchmark timings: no NaNs); dq_median sorts v and returns its
+// median (the mean of the middle two for an even n; 0 for n = 0).
+void dq_sort_doubles(double *v, size_t n);
+double dq_median(double *v, size_t n);
 
 // Whole-file read (malloc'd, NUL-terminated beyond size). Returns status.
 int dq_read_file(const char *path, uint8_t **data, size_t *size, dq_err *e);

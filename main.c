@@ -892,16 +892,6 @@ out_text:
 
 // ---------------------------------------------------------------- bench
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static int cmd_bench(int argc, char **argv) {
     args a = {argc, 1, argv, "bench", 0};
     session_opts so;
@@ -1018,10 +1008,10 @@ static int cmd_bench(int argc, char **argv) {
             }
         }
         if (!rc) {
-            double pps = median(pp, reps), tgs = median(tg, reps);
+            double pps = dq_median(pp, (size_t)reps), tgs = dq_median(tg, (size_t)reps);
             double pp_gops = pp_ops * (pps / n_pp);
             double tg_gbps = wbytes * tgs / 1e9;
-            double tg_pair = roofline ? median(pair, reps) : 0, pp_pair = roofline ? median(pair + reps, reps) : 0;
+            double tg_pair = roofline ? dq_median(pair, (size_t)reps) : 0, pp_pair = roofline ? dq_median(pair + reps, (size_t)reps) : 0;
             // what a generated token also reads: the key and value caches of every layer up to its
             // position (positions depth .. depth + n_tg - 1, so on average depth + (n_tg + 1) / 2)
             double kv_bytes = (double)(dq_kv_row_bytes(s.kty, (int)c->head_dim) + dq_kv_row_bytes(s.vty, (int)c->head_dim)) *

@@ -26,11 +26,6 @@
 
 extern int dq_ab_mode;
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s MODEL.dynq THREADS [L=64] [R=25] [prefill]\n", argv[0]);
@@ -70,7 +65,7 @@ int main(int argc, char **argv) {
         ratio[r] = t[0] / t[1];
         total[0] += t[0], total[1] += t[1];
     }
-    qsort(ratio, (size_t)R, sizeof ratio[0], cmp);
+    dq_sort_doubles(ratio, (size_t)R);
     printf("%d threads, %d sequences of %d tokens: time A / time B median %.3f (quartiles %.3f-%.3f); "
            "A %.1f tok/s, B %.1f tok/s\n",
            nth, R, L, ratio[R / 2], ratio[R / 4], ratio[3 * R / 4], R * L / (prefill ? 1 : 2) / total[0],

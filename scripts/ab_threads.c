@@ -18,11 +18,6 @@
 #include "common.h"
 #include "model.h"
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.dynq [A=1] [B=2] [L=64] [R=11]\n", argv[0]);
@@ -63,7 +58,7 @@ int main(int argc, char **argv) {
         ratio[r] = t[0] / t[1];
         total[0] += t[0], total[1] += t[1];
     }
-    qsort(ratio, (size_t)R, sizeof ratio[0], cmp);
+    dq_sort_doubles(ratio, (size_t)R);
     printf("%d sequences of %d tokens: speed with %d threads / with %d: median %.3f (quartiles %.3f-%.3f); "
            "%d threads %.1f tok/s, %d threads %.1f tok/s\n",
            R, L, nth[1], nth[0], ratio[R / 2], ratio[R / 4], ratio[3 * R / 4], nth[0], R * L / total[0], nth[1],

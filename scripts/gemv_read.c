@@ -23,16 +23,6 @@
 #include "ggml_like/ops.h"
 #include "ggml_like/roofline.h"
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof v[0], cmp);
-    return v[n / 2];
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s THREADS [K=768] [MB=110] [CHUNK_MB=0] [R=15]\n", argv[0]);
@@ -103,7 +93,7 @@ int main(int argc, char **argv) {
     }
     printf("%d threads, %d matri%s of %d x %d (%.1f MB in all): GEMV %.1f GB/s, read probe %.1f GB/s "
            "(medians of %d), GEMV / read median %.3f\n",
-           nth, count, count == 1 ? "x" : "ces", n, k, total / 1e6, median(gemv, R), median(rd, R), R, median(ratio, R));
+           nth, count, count == 1 ? "x" : "ces", n, k, total / 1e6, dq_median(gemv, (size_t)R), dq_median(rd, (size_t)R), R, dq_median(ratio, (size_t)R));
     for (int c = 0; c < count; c++) dq_qweight_release(&w[c]);
     dq_read_probe_free(probe);
     dq_pool_free(pool);

@@ -188,6 +188,46 @@ static void check_cgroup_limit(void) {
     else KC_FAIL("physical_cores", "%d physical cores of %d CPUs", cores, avail);
 }
 
+// dq_alloc_big: zeroed, writable to the last byte, freed by dq_free_big; a buffer of 2 MiB or more
+// (dq_big_pages) starts on a 2 MiB boundary (its own mapping; not under AddressSanitizer or with
+// DYNQ_KV_HUGE=off, where it is dq_alloc's, 64-byte aligned). And dq_median / dq_sort_doubles
+// against values worked out by hand.
+static void check_alloc_big(void) {
+    const size_t sizes[] = {1000, (size_t)2 << 20, ((size_t)3 << 20) + 12345};
+    for (int off = 0; off < 2; off++) {
+        if (off) setenv("DYNQ_KV_HUGE", "off", 1);
+        for (int i = 0; i < 3; i++) {
+            const size_t n = sizes[i];
+            char name[64];
+            snprintf(name, sizeof name, "alloc_big_%zu%s", n, off ? "_off" : "");
+            uint8_t *p = dq_alloc_big(n);
+            if (!p) {
+                KC_FAIL(name, "NULL");
+                continue;
+            }
+            size_t nz = 0;
+            for (size_t j = 0; j < n; j++) nz += p[j] != 0;
+            const int big = dq_big_pages(n);
+            const uintptr_t align = big ? (uintptr_t)2 << 20 : 64;
+            p[0] = 1, p[n - 1] = 2;
+            if (nz || (uintptr_t)p % align || big != (!off && n >= ((size_t)2 << 20) && dq_big_pages((size_t)2 << 20)))
+                KC_FAIL(name, "%zu nonzero bytes, address %p, big %d", nz, (void *)p, big);
+            else
+                printf("ok %s\n", name);
+            dq_free_big(p, n);
+        }
+        if (off) unsetenv("DYNQ_KV_HUGE");
+    }
+    double a[] = {3, 1, 2}, b[] = {4, 1, 3, 2}, c[] = {5}, d[] = {2.5, -1, 2.5, 7, 0};
+    const double ma = dq_median(a, 3), mb = dq_median(b, 4), mc = dq_median(c, 1), md = dq_median(d, 5);
+    const double none = dq_median(NULL, 0);
+    if (ma == 2 && mb == 2.5 && mc == 5 && md == 2.5 && none == 0 && a[0] == 1 && a[2] == 3 && b[0] == 1 && b[3] == 4 &&
+        d[0] == -1 && d[1] == 0 && d[4] == 7)
+        printf("ok median\n");
+    else
+        KC_FAIL("median", "%g %g %g %g %g", ma, mb, mc, md, none);
+}
+
 // The end of a back-off: /proc/loadavg's running count (the reader included) against nth threads
 // and ncpu CPUs; 0 for text that is not loadavg's. The real file parses (it counts its reader, so
 // at least one thread runs: every CPU "taken" when there are none).
@@ -705,6 +745,7 @@ int main(int argc, char **argv) {
         check_backoff();
         check_cgroup_limit();
         check_loadavg();
+        check_alloc_big();
 #ifdef HW_F16
         check_f16_conversions();
 #endif
