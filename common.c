@@ -89,7 +89,8 @@ static void advise_huge(void *p, size_t len) {
 #endif
 }
 
-void *dq_alloc_big(size_t bytes) {
+void *dq_alloc_big(size_t bytes, int *mapped) {
+    *mapped = 0;
     if (!dq_big_pages(bytes)) return dq_alloc(bytes);
     if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;
     const size_t len = (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
@@ -97,16 +98,14 @@ void *dq_alloc_big(size_t bytes) {
     if (!a) return NULL;
     advise_huge(a, len);
     for (size_t i = 0; i < len; i += 4096) ((volatile uint8_t *)a)[i] = 0;
+    *mapped = 1;
     return a;
 }
 
-void dq_free_big(void *p, size_t bytes) {
+void dq_free_big(void *p, size_t bytes, int mapped) {
     if (!p) return;
-    if (!dq_big_pages(bytes)) {
-        dq_free(p);
-        return;
-    }
-    munmap(p, (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1));
+    if (mapped) munmap(p, (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1));
+    else dq_free(p);
 }
 
 static int cmp_double(const void *a, const void *b) {

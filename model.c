@@ -474,8 +474,8 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     // position of every head once per token, from memory on long contexts, and in 4 KiB pages
     // each page costs a TLB miss (docs/PERFORMANCE.md, "KV cache in 2 MiB pages").
     s->key_bytes = kv_elems / hd * krow, s->value_bytes = kv_elems / hd * vrow;
-    s->key_cache = dq_alloc_big(s->key_bytes);
-    s->value_cache = dq_alloc_big(s->value_bytes);
+    s->key_cache = dq_alloc_big(s->key_bytes, &s->key_mapped);
+    s->value_cache = dq_alloc_big(s->value_bytes, &s->value_mapped);
     if (widen) {
         s->widen = dq_alloc((size_t)s->n_threads * 2 * TP * c->head_dim * sizeof(float));
         s->wtag = dq_alloc((size_t)s->n_threads * sizeof *s->wtag);
@@ -500,7 +500,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
 }
 
 double dq_state_kv_huge_fraction(const dq_state *s) {
-    if (!dq_big_pages(s->key_bytes) || !dq_big_pages(s->value_bytes)) return -1.0;
+    if (!s->key_mapped || !s->value_mapped) return -1.0;
     const double k = dq_map_huge_fraction(s->key_cache, s->key_bytes), v = dq_map_huge_fraction(s->value_cache, s->value_bytes);
     if (k < 0 || v < 0) return -1.0;
     return (k * (double)s->key_bytes + v * (double)s->value_bytes) / (double)(s->key_bytes + s->value_bytes);
@@ -509,7 +509,9 @@ double dq_state_kv_huge_fraction(const dq_state *s) {
 void dq_state_free(dq_state *s) {
     dq_free(s->x), dq_free(s->xb), dq_free(s->xb2), dq_free(s->q), dq_free(s->k), dq_free(s->v);
     dq_free(s->hb), dq_free(s->hb2), dq_free(s->amax), dq_free(s->att), dq_free(s->logits);
-    dq_free_big(s->key_cache, s->key_bytes), dq_free_big(s->value_cache, s->value_bytes), dq_free(s->rope_cos), dq_free(s->rope_sin);
+    dq_free_big(s->key_cache, s->key_bytes, s->key_mapped);
+    dq_free_big(s->value_cache, s->value_bytes, s->value_mapped);
+    dq_free(s->rope_cos), dq_free(s->rope_sin);
     dq_free(s->widen), dq_free(s->wtag);
     if (s->pool) dq_pool_free(s->pool);
     memset(s, 0, sizeof *s);

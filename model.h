@@ -109,7 +109,8 @@ typedef struct dq_state {
     float *logits;         // (B, V)
     void *key_cache;       // (L, KV, kv_len / 16, 16 rows): blocks of 16 positions, dq_kt_index
     void *value_cache;     // (L, KV, kv_len rows): each head's value rows in position order
-    size_t key_bytes, value_bytes;  // their sizes (dq_alloc_big, dq_free_big)
+    size_t key_bytes, value_bytes;  // their sizes and whether each is a mapping of its own
+    int key_mapped, value_mapped;   // (dq_alloc_big, dq_free_big)
     dq_kv_type kty, vty;   // type of each cache: FP32, FP16 (half the memory traffic) or q8_0
                            // (rows of dq_kv_row_bytes: ops.h has the layouts)
     // Prefill over an FP16 or q8_0 cache: each pool slot widens the head it works on into FP32
@@ -131,7 +132,8 @@ typedef struct dq_state {
 int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n_threads,
                    dq_act_scheme act, dq_kv_type kty, dq_kv_type vty, dq_err *e);
 // Fraction of the KV cache the kernel maps in 2 MiB pages (dq_map_huge_fraction), -1 where it
-// cannot tell or the cache is too small to be mapped apart (dq_big_pages).
+// cannot tell or the cache is not in mappings of its own (dq_alloc_big: too small, or kept on
+// the heap).
 double dq_state_kv_huge_fraction(const dq_state *s);
 void dq_state_free(dq_state *s);
 

@@ -200,21 +200,24 @@ static void check_alloc_big(void) {
             const size_t n = sizes[i];
             char name[64];
             snprintf(name, sizeof name, "alloc_big_%zu%s", n, off ? "_off" : "");
-            uint8_t *p = dq_alloc_big(n);
+            int mapped = -1;
+            uint8_t *p = dq_alloc_big(n, &mapped);
             if (!p) {
                 KC_FAIL(name, "NULL");
                 continue;
             }
             size_t nz = 0;
             for (size_t j = 0; j < n; j++) nz += p[j] != 0;
-            const int big = dq_big_pages(n);
-            const uintptr_t align = big ? (uintptr_t)2 << 20 : 64;
+            const uintptr_t align = mapped ? (uintptr_t)2 << 20 : 64;
             p[0] = 1, p[n - 1] = 2;
-            if (nz || (uintptr_t)p % align || big != (!off && n >= ((size_t)2 << 20) && dq_big_pages((size_t)2 << 20)))
-                KC_FAIL(name, "%zu nonzero bytes, address %p, big %d", nz, (void *)p, big);
+            if (nz || (uintptr_t)p % align || mapped != dq_big_pages(n) ||
+                (mapped && (off || n < ((size_t)2 << 20))))
+                KC_FAIL(name, "%zu nonzero bytes, address %p, mapped %d", nz, (void *)p, mapped);
             else
-                printf("ok %s\n", name);
-            dq_free_big(p, n);
+                printf("ok %s%s\n", name, mapped ? " (own mapping)" : "");
+            if (off) unsetenv("DYNQ_KV_HUGE");  // the flag, not the environment, decides how it is freed
+            dq_free_big(p, n, mapped);
+            if (off) setenv("DYNQ_KV_HUGE", "off", 1);
         }
         if (off) unsetenv("DYNQ_KV_HUGE");
     }
