@@ -135,23 +135,29 @@ int dq_read_probe_new(dq_read_probe **out, size_t bytes) {
     return 0;
 }
 
-double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
+int dq_read_probe_passes(dq_read_probe *rp, dq_pool *pool, double *gbps) {
     bw_ctx c = {.buf = rp->buf, .bytes = rp->bytes};
-    double best = 0;
     // 32-byte loads only where the chosen kernels imply AVX2 (every x86 ISA but scalar)
     // and the four streams also with the four-stream GEMVs' prefetch where they have one (bit 3)
     static const int narrow[] = {0, 1, 4, 12}, wide[] = {0, 1, 2, 3, 4, 6, 12, 14};
     const int use_wide = BW_WIDE && dq_isa_chosen() != DQ_ISA_SCALAR, pf4 = dq_gemv4_prefetch_bytes > 0;
     const int *vs = use_wide ? wide : narrow, variants = (use_wide ? 6 : 3) + (pf4 ? 1 + use_wide : 0);
+    _Static_assert(sizeof wide / sizeof wide[0] <= DQ_READ_VARIANTS, "DQ_READ_VARIANTS");
     const int nth = dq_pool_nthreads(pool);
-    for (int rep = 0; rep < rounds * variants; rep++) {
-        c.variant = vs[rep % variants];
+    for (int v = 0; v < variants; v++) {
+        c.variant = vs[v];
         double t0 = dq_now();
         dq_pool_run(pool, bw_task, &c);
-        double dt = dq_now() - t0;
-        double gbps = (double)bw_share(rp->bytes, nth) * nth / dt / 1e9;
-        if (gbps > best) best = gbps;
+        gbps[v] = (double)bw_share(rp->bytes, nth) * nth / (dq_now() - t0) / 1e9;
     }
+    return variants;
+}
+
+double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
+    double best = 0, g[DQ_READ_VARIANTS];
+    for (int r = 0; r < rounds; r++)
+        for (int v = 0, n = dq_read_probe_passes(rp, pool, g); v < n; v++)
+            if (g[v] > best) best = g[v];
     return best;
 }
 

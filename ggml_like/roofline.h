@@ -20,6 +20,10 @@ double dq_roofline_read_gbps(dq_pool *pool, size_t bytes);
 typedef struct dq_read_probe dq_read_probe;
 int dq_read_probe_new(dq_read_probe **out, size_t bytes);
 double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds);
+// One pass of each loop variant (the same ones in the same order on every call), GB/s into
+// gbps[0 .. n); returns n <= DQ_READ_VARIANTS.
+#define DQ_READ_VARIANTS 8
+int dq_read_probe_passes(dq_read_probe *rp, dq_pool *pool, double *gbps);
 void dq_read_probe_free(dq_read_probe *rp);
 
 // Int8 dot-product peak in GOPS (2 ops per multiply-add) of the chosen ISA's dot instruction
