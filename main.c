@@ -979,10 +979,9 @@ static int cmd_bench(int argc, char **argv) {
         dq_read_probe *probe = NULL;
         int64_t peak_iters = 0;
         // pair: [0, reps) tg / read, [reps, 2 reps) pp / peak, [2 reps, 3 reps) tg / the read of
-        // one loop form (below), [3 reps, 4 reps) each repetition's tg (tg itself gets sorted for
-        // its median), then each repetition's DQ_READ_VARIANTS read passes
-        double *pair = roofline ? malloc(sizeof(double) * (4 + DQ_READ_VARIANTS) * (size_t)reps) : NULL;
-        double *vread = pair ? pair + 4 * (size_t)reps : NULL;
+        // one loop form (below), then each repetition's DQ_READ_VARIANTS read passes
+        double *pair = roofline ? malloc(sizeof(double) * (3 + DQ_READ_VARIANTS) * (size_t)reps) : NULL;
+        double *vread = pair ? pair + 3 * (size_t)reps : NULL;
         int nvar = 0;
         if (roofline && (!pair || dq_read_probe_new(&probe, wbytes > (double)(64 << 20) ? (size_t)wbytes : (size_t)64 << 20))) {
             free(toks), free(pp), free(tg), free(pair);
@@ -1011,20 +1010,16 @@ static int cmd_bench(int argc, char **argv) {
                 nvar = dq_read_probe_passes(probe, s.pool, g);
                 for (int v = 0; v < nvar; v++) best = g[v] > best ? g[v] : best;
                 pair[r] = wbytes * tg[r] / 1e9 / best;
-                pair[3 * reps + r] = tg[r];
                 pair[reps + r] = pp_ops * (pp[r] / n_pp) /
                                  dq_roofline_int8_gops_passes(s.pool, NULL, &peak_iters, 1);
             }
         }
         if (!rc) {
-            double pps = dq_median(pp, (size_t)reps), tgs = dq_median(tg, (size_t)reps);
-            double pp_gops = pp_ops * (pps / n_pp);
-            double tg_gbps = wbytes * tgs / 1e9;
-            double tg_pair = roofline ? dq_median(pair, (size_t)reps) : 0, pp_pair = roofline ? dq_median(pair + reps, (size_t)reps) : 0;
             // The paired read is the best of its loop forms in each pass, the generation one run: on
             // a host whose bandwidth jumps from pass to pass that maximum sits above a typical pass.
             // tg_form pairs each repetition with one loop form instead, the one whose passes read the
-            // most by median over the repetitions (like against like; docs/PERFORMANCE.md).
+            // most by median over the repetitions (like against like; docs/PERFORMANCE.md). Before the
+            // medians below, which sort tg.
             double tg_form = 0;
             if (roofline) {
                 double *col = pair + 2 * reps, best_med = -1;  // scratch until the ratios go there
@@ -1035,9 +1030,13 @@ static int cmd_bench(int argc, char **argv) {
                     if (med > best_med) best_med = med, form = v;
                 }
                 for (int r = 0; r < reps; r++)
-                    pair[2 * reps + r] = wbytes * pair[3 * reps + r] / 1e9 / vread[(size_t)r * DQ_READ_VARIANTS + form];
+                    pair[2 * reps + r] = wbytes * tg[r] / 1e9 / vread[(size_t)r * DQ_READ_VARIANTS + form];
                 tg_form = dq_median(pair + 2 * reps, (size_t)reps);
             }
+            double pps = dq_median(pp, (size_t)reps), tgs = dq_median(tg, (size_t)reps);
+            double pp_gops = pp_ops * (pps / n_pp);
+            double tg_gbps = wbytes * tgs / 1e9;
+            double tg_pair = roofline ? dq_median(pair, (size_t)reps) : 0, pp_pair = roofline ? dq_median(pair + reps, (size_t)reps) : 0;
             // what a generated token also reads: the key and value caches of every layer up to its
             // position (positions depth .. depth + n_tg - 1, so on average depth + (n_tg + 1) / 2)
             double kv_bytes = (double)(dq_kv_row_bytes(s.kty, (int)c->head_dim) + dq_kv_row_bytes(s.vty, (int)c->head_dim)) *
