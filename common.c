@@ -61,13 +61,7 @@ void dq_free(void *p) { free(p); }
 #ifndef BIG_MAPPED
 #define BIG_MAPPED 1
 #endif
-// DYNQ_KV_HUGE=off keeps them there too, in 4 KiB pages: a first touch of 2 MiB pages can cost
-// more at startup on these VMs (docs/PERFORMANCE.md, "KV cache in 2 MiB pages").
-static int big_wanted(void) {
-    const char *v = getenv("DYNQ_KV_HUGE");
-    return !(v && strcmp(v, "off") == 0);
-}
-int dq_big_pages(size_t bytes) { return BIG_MAPPED && bytes >= BIG_PAGE && big_wanted(); }
+int dq_big_pages(size_t bytes) { return BIG_MAPPED && bytes >= BIG_PAGE; }
 // A fresh anonymous mapping (prot) of len bytes (len <= SIZE_MAX - 2 * BIG_PAGE) that starts on
 // a 2 MiB boundary: len + 2 MiB reserved, the slack on either side unmapped. NULL on failure.
 static uint8_t *map_aligned(size_t len, int prot) {

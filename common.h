@@ -53,8 +53,8 @@ void *dq_alloc(size_t bytes);
 void dq_free(void *p);
 // The same for a large buffer read in long sweeps (the KV cache): from 2 MiB up, in 2 MiB pages
 // where the kernel allows (common.c), in a mapping of its own (*mapped = 1) where dq_big_pages
-// says so, else dq_alloc's (*mapped = 0; always under AddressSanitizer, whose redzones only heap
-// blocks get). Free with dq_free_big and the same size and flag.
+// says so (2 MiB and up), else dq_alloc's (*mapped = 0; always under AddressSanitizer, whose
+// redzones only heap blocks get). Free with dq_free_big and the same size and flag.
 int dq_big_pages(size_t bytes);
 void *dq_alloc_big(size_t bytes, int *mapped);
 void dq_free_big(void *p, size_t bytes, int mapped);

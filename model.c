@@ -473,9 +473,13 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     // In 2 MiB pages where the kernel allows (dq_alloc_big): decode sweeps every cached
     // position of every head once per token, from memory on long contexts, and in 4 KiB pages
     // each page costs a TLB miss (docs/PERFORMANCE.md, "KV cache in 2 MiB pages").
+    // DYNQ_KV_HUGE=off keeps it on the heap in 4 KiB pages: a first touch of 2 MiB pages can cost
+    // more at startup on these VMs (same section).
+    const char *kv_pages = getenv("DYNQ_KV_HUGE");
+    const int kv_huge = !(kv_pages && strcmp(kv_pages, "off") == 0);
     s->key_bytes = kv_elems / hd * krow, s->value_bytes = kv_elems / hd * vrow;
-    s->key_cache = dq_alloc_big(s->key_bytes, &s->key_mapped);
-    s->value_cache = dq_alloc_big(s->value_bytes, &s->value_mapped);
+    s->key_cache = kv_huge ? dq_alloc_big(s->key_bytes, &s->key_mapped) : dq_alloc(s->key_bytes);
+    s->value_cache = kv_huge ? dq_alloc_big(s->value_bytes, &s->value_mapped) : dq_alloc(s->value_bytes);
     if (widen) {
         s->widen = dq_alloc((size_t)s->n_threads * 2 * TP * c->head_dim * sizeof(float));
         s->wtag = dq_alloc((size_t)s->n_threads * sizeof *s->wtag);

@@ -4,7 +4,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kernels.h"
 
@@ -111,6 +110,7 @@ static void bw_task(void *arg, int ith, int nth) {
 struct dq_read_probe {
     uint8_t *buf;
     size_t bytes;
+    int mapped;  // dq_alloc_big's
 };
 
 int dq_read_probe_new(dq_read_probe **out, size_t bytes) {
@@ -119,16 +119,13 @@ int dq_read_probe_new(dq_read_probe **out, size_t bytes) {
     bytes &= ~(size_t)4095;
     dq_read_probe *rp = calloc(1, sizeof *rp);
     if (!rp) return DQ_ENOMEM;
-    // Anonymous mapping with huge pages requested: the best case for TLB behaviour, so the
-    // fraction reached does not flatter; every page is written before timing.
-    rp->buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (rp->buf == MAP_FAILED) {
+    // In 2 MiB pages where the kernel allows (dq_alloc_big): the best case for TLB behaviour, so
+    // the fraction reached does not flatter; every page is written before timing.
+    rp->buf = dq_alloc_big(bytes, &rp->mapped);
+    if (!rp->buf) {
         free(rp);
         return DQ_ENOMEM;
     }
-#ifdef MADV_HUGEPAGE
-    madvise(rp->buf, bytes, MADV_HUGEPAGE);
-#endif
     for (size_t i = 0; i < bytes; i += 4096) rp->buf[i] = (uint8_t)(i >> 12);
     rp->bytes = bytes;
     *out = rp;
@@ -163,7 +160,7 @@ double dq_read_probe_gbps(dq_read_probe *rp, dq_pool *pool, int rounds) {
 
 void dq_read_probe_free(dq_read_probe *rp) {
     if (!rp) return;
-    munmap(rp->buf, rp->bytes);
+    dq_free_big(rp->buf, rp->bytes, rp->mapped);
     free(rp);
 }
 

@@ -4,7 +4,7 @@
 // `dynq bench --roofline` sets a model's generation against the best pass of the read probe; the
 // generation also pays attention, the per-token steps and one pool hand-off per matmul. This
 // times only dq_matmul_q8_pre of one token over MB megabytes of int8 weights in the panel layout
-// (in 2 MiB pages where the kernel allows, as a mapped model), either one matrix or a chain of
+// (in 2 MiB pages where the kernel allows, dq_alloc_big, as a mapped model), either one matrix or a chain of
 // matrices of CHUNK_MB each (one hand-off each, as decode's, each announcing the next to the
 // decode warming, dq_matmul_q8_warm, where DYNQ_DECODE_WARM has it on), then one pass of the read probe over
 // a buffer of the same size (dq_read_probe_gbps, one round: the best of its loop variants, as
@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "common.h"
 #include "ggml_like/ops.h"
@@ -50,18 +49,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         return 1;
     }
-    int8_t *panels = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int mapped;
+    int8_t *panels = dq_alloc_big(total, &mapped);
     float *scale = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)k),
           *y = malloc(sizeof(float) * (size_t)n);
     int32_t *rowsum = calloc((size_t)n, sizeof(int32_t));
     dq_qweight *w = calloc((size_t)count, sizeof *w);
-    if (panels == MAP_FAILED || !scale || !x || !y || !rowsum || !w) {
+    if (!panels || !scale || !x || !y || !rowsum || !w) {
         fprintf(stderr, "%s: out of memory\n", argv[0]);
         return 1;
     }
-#ifdef MADV_HUGEPAGE
-    madvise(panels, total, MADV_HUGEPAGE);
-#endif
     uint32_t r = 12345;
     for (size_t i = 0; i < total; i++) r = r * 1664525u + 1013904223u, panels[i] = (int8_t)(r >> 24);
     for (int i = 0; i < n; i++) scale[i] = 1.0f / 127;
@@ -97,7 +94,7 @@ int main(int argc, char **argv) {
     for (int c = 0; c < count; c++) dq_qweight_release(&w[c]);
     dq_read_probe_free(probe);
     dq_pool_free(pool);
-    munmap(panels, total);
+    dq_free_big(panels, total, mapped);
     free(scale), free(x), free(y), free(rowsum), free(w);
     return 0;
 }

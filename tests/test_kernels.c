@@ -189,37 +189,31 @@ static void check_cgroup_limit(void) {
 }
 
 // dq_alloc_big: zeroed, writable to the last byte, freed by dq_free_big; a buffer of 2 MiB or more
-// (dq_big_pages) starts on a 2 MiB boundary (its own mapping; not under AddressSanitizer or with
-// DYNQ_KV_HUGE=off, where it is dq_alloc's, 64-byte aligned). And dq_median / dq_sort_doubles
-// against values worked out by hand.
+// (dq_big_pages) starts on a 2 MiB boundary (its own mapping; not under AddressSanitizer, where it
+// is dq_alloc's, 64-byte aligned), a smaller one is dq_alloc's. (DYNQ_KV_HUGE=off, which keeps
+// the KV cache off it, is tests/test_hugepages.sh's.) And dq_median / dq_sort_doubles against
+// values worked out by hand.
 static void check_alloc_big(void) {
     const size_t sizes[] = {1000, (size_t)2 << 20, ((size_t)3 << 20) + 12345};
-    for (int off = 0; off < 2; off++) {
-        if (off) setenv("DYNQ_KV_HUGE", "off", 1);
-        for (int i = 0; i < 3; i++) {
-            const size_t n = sizes[i];
-            char name[64];
-            snprintf(name, sizeof name, "alloc_big_%zu%s", n, off ? "_off" : "");
-            int mapped = -1;
-            uint8_t *p = dq_alloc_big(n, &mapped);
-            if (!p) {
-                KC_FAIL(name, "NULL");
-                continue;
-            }
-            size_t nz = 0;
-            for (size_t j = 0; j < n; j++) nz += p[j] != 0;
-            const uintptr_t align = mapped ? (uintptr_t)2 << 20 : 64;
-            p[0] = 1, p[n - 1] = 2;
-            if (nz || (uintptr_t)p % align || mapped != dq_big_pages(n) ||
-                (mapped && (off || n < ((size_t)2 << 20))))
-                KC_FAIL(name, "%zu nonzero bytes, address %p, mapped %d", nz, (void *)p, mapped);
-            else
-                printf("ok %s%s\n", name, mapped ? " (own mapping)" : "");
-            if (off) unsetenv("DYNQ_KV_HUGE");  // the flag, not the environment, decides how it is freed
-            dq_free_big(p, n, mapped);
-            if (off) setenv("DYNQ_KV_HUGE", "off", 1);
+    for (int i = 0; i < 3; i++) {
+        const size_t n = sizes[i];
+        char name[64];
+        snprintf(name, sizeof name, "alloc_big_%zu", n);
+        int mapped = -1;
+        uint8_t *p = dq_alloc_big(n, &mapped);
+        if (!p) {
+            KC_FAIL(name, "NULL");
+            continue;
         }
-        if (off) unsetenv("DYNQ_KV_HUGE");
+        size_t nz = 0;
+        for (size_t j = 0; j < n; j++) nz += p[j] != 0;
+        const uintptr_t align = mapped ? (uintptr_t)2 << 20 : 64;
+        p[0] = 1, p[n - 1] = 2;
+        if (nz || (uintptr_t)p % align || mapped != dq_big_pages(n) || (mapped && n < ((size_t)2 << 20)))
+            KC_FAIL(name, "%zu nonzero bytes, address %p, mapped %d", nz, (void *)p, mapped);
+        else
+            printf("ok %s%s\n", name, mapped ? " (own mapping)" : "");
+        dq_free_big(p, n, mapped);
     }
     double a[] = {3, 1, 2}, b[] = {4, 1, 3, 2}, c[] = {5}, d[] = {2.5, -1, 2.5, 7, 0};
     const double ma = dq_median(a, 3), mb = dq_median(b, 4), mc = dq_median(c, 1), md = dq_median(d, 5);
