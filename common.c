@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -221,9 +222,107 @@ void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]) {
 
 // ---------------------------------------------------------------- read-only mappings
 
-int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, dq_err *e) {
+// ---- re-reading a mapped file's small pages into 2 MiB ones (DQ_MAP_REHUGE)
+// The page cache keeps a file in the folios it was filled with: pages cached by writing it (a
+// download, `cp`) are 4 KiB ones, and so are parts read back after the kernel reclaimed them
+// piecemeal. A mapping of those takes a TLB miss every 4 KiB however it is advised, for as long as
+// the pages stay cached (the kernel here has no CONFIG_READ_ONLY_THP_FOR_FS, so neither
+// khugepaged nor MADV_COLLAPSE merges file pages). Decode streams every weight: one thread of
+// stories110M's shape ran 7-10 % slower from such a file (docs/PERFORMANCE.md, "Huge pages").
+// So each 2 MiB block of the mapping is touched once, and where the kernel maps it in smaller
+// pages (PAGEMAP_SCAN, Linux 6.7 and later, reports which), this mapping lets go of the block,
+// the block's clean pages are dropped from the page cache and the block is read again through the
+// aligned MADV_HUGEPAGE mapping, which makes one 2 MiB folio of it. The bytes are the file's
+// either way. Costs: the block's re-read from disk, once (later loads find the 2 MiB folios);
+// pages that another process maps stay as they are.
+// The ioctl's interface (linux/fs.h of Linux 6.7; Debian 12's headers predate it).
+struct dq_page_region {
+    uint64_t start, end, categories;
+};
+struct dq_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define DQ_PAGEMAP_SCAN _IOWR('f', 16, struct dq_pm_scan_arg)
+#define DQ_PAGE_IS_PRESENT (1u << 3)
+#define DQ_PAGE_IS_HUGE (1u << 6)
+
+// 1 if some page of [p, p + len) is mapped and not as part of a huge page, 0 if none is, -1 if
+// the kernel cannot tell (no PAGEMAP_SCAN).
+static int small_pages(int pagemap, const uint8_t *p, size_t len) {
+    struct dq_page_region r[1];
+    memset(r, 0, sizeof r);  // written by the kernel, which tools such as valgrind do not know
+    struct dq_pm_scan_arg a = {
+        .size = sizeof a,
+        .start = (uintptr_t)p,
+        .end = (uintptr_t)p + len,
+        .vec = (uintptr_t)r,
+        .vec_len = 1,
+        .category_inverted = DQ_PAGE_IS_HUGE,  // pages present and not huge
+        .category_mask = DQ_PAGE_IS_HUGE | DQ_PAGE_IS_PRESENT,
+        .return_mask = DQ_PAGE_IS_HUGE | DQ_PAGE_IS_PRESENT,
+    };
+    const int n = ioctl(pagemap, DQ_PAGEMAP_SCAN, &a);
+    return n < 0 ? -1 : n > 0;
+}
+
+// Transparent huge pages switched off altogether: no block could come back in 2 MiB pages.
+static int thp_never(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return 0;
+    char line[128] = "";
+    const int never = fgets(line, sizeof line, f) && strstr(line, "[never]");
+    fclose(f);
+    return never;
+}
+
+// 1 if a page of the 2 MiB block at p is in the page cache (mincore reports the cache for file
+// mappings this process could write to, otherwise the pages it maps itself), 0 if none is.
+static int cached(const uint8_t *p) {
+    unsigned char v[BIG_PAGE / 4096];
+    if (mincore((void *)p, BIG_PAGE, v) != 0) return 1;
+    for (size_t i = 0; i < sizeof v; i++)
+        if (v[i] & 1) return 1;
+    return 0;
+}
+
+// p: the 2 MiB-aligned, MADV_HUGEPAGE, read-only private mapping of fd's first len bytes. Returns
+// the bytes read again.
+static size_t rehuge(int fd, const uint8_t *p, size_t len) {
+    const size_t whole = len & ~(BIG_PAGE - 1);  // a last partial block cannot be one 2 MiB page
+    if (!whole || thp_never()) return 0;
+    const int pm = open("/proc/self/pagemap", O_RDONLY);
+    if (pm < 0) return 0;
+    size_t reread = 0;
+    for (size_t off = 0; off < whole; off += BIG_PAGE) {
+        const uint8_t *b = p + off;
+        (void)*(const volatile uint8_t *)b;  // maps the block: in one 2 MiB page if it is one
+        const int s = small_pages(pm, b, BIG_PAGE);
+        if (s < 0) break;  // a kernel without PAGEMAP_SCAN
+        if (!s) continue;
+        // Unmapped from this process (a private mapping of a file it never wrote to: it holds no
+        // copies of its own), dropped from the cache, read again. Pages that cannot be dropped stay
+        // (dirty ones: a file written moments ago, whose write-back fadvise starts, so a later load
+        // finds them clean; pages another process maps).
+        if (madvise((void *)b, BIG_PAGE, MADV_DONTNEED) != 0) break;
+        (void)posix_fadvise(fd, (off_t)off, (off_t)BIG_PAGE, POSIX_FADV_DONTNEED);
+        const int dropped = !cached(b);
+        (void)*(const volatile uint8_t *)b;
+        if (!dropped) continue;
+        reread += BIG_PAGE;
+        // Read from the file in small pages again: this kernel or filesystem does not read files
+        // into 2 MiB folios, and no other block would fare better.
+        if (small_pages(pm, b, BIG_PAGE) != 0) break;
+    }
+    close(pm);
+    return reread;
+}
+
+int dq_map_file(const char *path, size_t min_size, int flags, const uint8_t **data, size_t *size, size_t *reread,
+                dq_err *e) {
     *data = NULL;
     *size = 0;
+    if (reread) *reread = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -246,7 +345,13 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
         if (a) {
             p = mmap(a, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
             if (p == MAP_FAILED) munmap(a, len);
-            else advise_huge(p, len);
+            else {
+                advise_huge(p, len);
+                if (flags & DQ_MAP_REHUGE) {
+                    const size_t r = rehuge(fd, p, len);
+                    if (reread) *reread = r;
+                }
+            }
         }
     }
     if (p == MAP_FAILED) p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);

@@ -285,7 +285,12 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     memset(m, 0, sizeof *m);
     double t0 = dq_now();
     m->path = path;
-    int rc = dq_map_file(path, DQ_HEADER_SIZE, &m->map, &m->size, e);
+    // Blocks of the file that the page cache holds in 4 KiB pages (a file just copied or
+    // downloaded) are read again into 2 MiB ones (dq_map_file, DQ_MAP_REHUGE); DYNQ_FILE_HUGE=off
+    // leaves the cache as it is.
+    const char *fh = getenv("DYNQ_FILE_HUGE");
+    const int rehuge = !(fh && strcmp(fh, "off") == 0);
+    int rc = dq_map_file(path, DQ_HEADER_SIZE, rehuge ? DQ_MAP_REHUGE : 0, &m->map, &m->size, &m->file_reread, e);
     if (rc) return rc;
     const uint8_t *h = m->map;
     if (memcmp(h + H_MAGIC, DQ_MAGIC, 4) != 0) {

@@ -71,6 +71,7 @@ typedef struct dq_model {
     const char *path;
     const uint8_t *map;   // the mmap-ed file (read-only)
     size_t size;
+    size_t file_reread;   // bytes of it read again into 2 MiB pages at load (dq_map_file)
     dq_tensor_info *tensors;
     uint32_t n_tensors;
     dq_mat tok_emb;       // (V, C)
