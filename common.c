@@ -294,6 +294,7 @@ static size_t rehuge(int fd, const uint8_t *p, size_t len) {
     const int pm = open("/proc/self/pagemap", O_RDONLY);
     if (pm < 0) return 0;
     size_t reread = 0;
+    int good = 0, bad_run = 0;
     for (size_t off = 0; off < whole; off += BIG_PAGE) {
         const uint8_t *b = p + off;
         (void)*(const volatile uint8_t *)b;  // maps the block: in one 2 MiB page if it is one
@@ -310,9 +311,13 @@ static size_t rehuge(int fd, const uint8_t *p, size_t len) {
         (void)*(const volatile uint8_t *)b;
         if (!dropped) continue;
         reread += BIG_PAGE;
-        // Read from the file in small pages again: this kernel or filesystem does not read files
-        // into 2 MiB folios, and no other block would fare better.
-        if (small_pages(pm, b, BIG_PAGE) != 0) break;
+        // Read from the file in small pages again. If no block has come back whole yet, this
+        // kernel or filesystem does not read files into 2 MiB folios: stop. After one has, the
+        // kernel may have found no free 2 MiB of memory for this one (readahead does not wait
+        // for compaction; seen here when the host had just reclaimed much of the page cache):
+        // go on, unless eight in a row fail.
+        if (small_pages(pm, b, BIG_PAGE) == 0) good = 1, bad_run = 0;
+        else if (!good || ++bad_run >= 8) break;
     }
     close(pm);
     return reread;
