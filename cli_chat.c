@@ -402,6 +402,11 @@ static int answer(chat *c, const char *text, dq_err *e) {
     c->n_turns++;
     c->last_prefill = c->last_gen = 0;
     c->last_prefill_s = c->last_gen_s = 0;
+    // While the user was typing, the kernel may have reclaimed part of the idle model (these VMs'
+    // DAMON does after about a minute): read it back now, in 2 MiB pages, rather than in small
+    // ones in the middle of the answer (dq_model_refresh_pages; ~0.1 ms when nothing is missing).
+    size_t reread = dq_model_refresh_pages(&c->m);
+    if (c->verbose && reread) fprintf(stderr, "dynq chat: %.0f MiB of the model read again into 2 MiB pages\n", reread / 1048576.0);
     // Leave room for the answer: all of -n if possible, at least a quarter of the context.
     int room = c->n_gen < c->ctx / 4 ? c->n_gen : c->ctx / 4;
     if (room < 1) room = 1;

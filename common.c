@@ -222,14 +222,14 @@ void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]) {
 
 // ---------------------------------------------------------------- read-only mappings
 
-// ---- re-reading a mapped file's small pages into 2 MiB ones (DQ_MAP_REHUGE)
+// ---- re-reading a mapped file's small pages into 2 MiB ones (dq_map_rehuge)
 // The page cache keeps a file in the folios it was filled with: pages cached by writing it (a
 // download, `cp`) are 4 KiB ones, and so are parts read back after the kernel reclaimed them
 // piecemeal. A mapping of those takes a TLB miss every 4 KiB however it is advised, for as long as
 // the pages stay cached (the kernel here has no CONFIG_READ_ONLY_THP_FOR_FS, so neither
 // khugepaged nor MADV_COLLAPSE merges file pages). Decode streams every weight: one thread of
 // stories110M's shape ran 7-10 % slower from such a file (docs/PERFORMANCE.md, "Huge pages").
-// So each 2 MiB block of the mapping is touched once, and where the kernel maps it in smaller
+// So each 2 MiB block of the mapping is touched, and where the kernel maps it in smaller
 // pages (PAGEMAP_SCAN, Linux 6.7 and later, reports which), this mapping lets go of the block,
 // the block's clean pages are dropped from the page cache and the block is read again through the
 // aligned MADV_HUGEPAGE mapping, which makes one 2 MiB folio of it. The bytes are the file's
@@ -286,48 +286,50 @@ static int cached(const uint8_t *p) {
     return 0;
 }
 
-// p: the 2 MiB-aligned, MADV_HUGEPAGE, read-only private mapping of fd's first len bytes. Returns
-// the bytes read again.
-static size_t rehuge(int fd, const uint8_t *p, size_t len) {
+size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len) {
+    if (fd < 0 || !p || ((uintptr_t)p & (BIG_PAGE - 1))) return 0;  // not dq_map_file's aligned mapping
     const size_t whole = len & ~(BIG_PAGE - 1);  // a last partial block cannot be one 2 MiB page
     if (!whole || thp_never()) return 0;
     const int pm = open("/proc/self/pagemap", O_RDONLY);
     if (pm < 0) return 0;
     size_t reread = 0;
-    int good = 0, bad_run = 0;
-    for (size_t off = 0; off < whole; off += BIG_PAGE) {
-        const uint8_t *b = p + off;
-        (void)*(const volatile uint8_t *)b;  // maps the block: in one 2 MiB page if it is one
-        const int s = small_pages(pm, b, BIG_PAGE);
-        if (s < 0) break;  // a kernel without PAGEMAP_SCAN
-        if (!s) continue;
-        // Unmapped from this process (a private mapping of a file it never wrote to: it holds no
-        // copies of its own), dropped from the cache, read again. Pages that cannot be dropped stay
-        // (dirty ones: a file written moments ago, whose write-back fadvise starts, so a later load
-        // finds them clean; pages another process maps).
-        if (madvise((void *)b, BIG_PAGE, MADV_DONTNEED) != 0) break;
-        (void)posix_fadvise(fd, (off_t)off, (off_t)BIG_PAGE, POSIX_FADV_DONTNEED);
-        const int dropped = !cached(b);
-        (void)*(const volatile uint8_t *)b;
-        if (!dropped) continue;
-        reread += BIG_PAGE;
-        // Read from the file in small pages again. If no block has come back whole yet, this
-        // kernel or filesystem does not read files into 2 MiB folios: stop. After one has, the
-        // kernel may have found no free 2 MiB of memory for this one (readahead does not wait
-        // for compaction; seen here when the host had just reclaimed much of the page cache):
-        // go on, unless eight in a row fail.
-        if (small_pages(pm, b, BIG_PAGE) == 0) good = 1, bad_run = 0;
-        else if (!good || ++bad_run >= 8) break;
+    // A block now and then comes back in small pages here: one that the page cache had lost
+    // entirely, next to one it held in small pages (4 of 18 in one pass over TinyLlama's file
+    // after the host's DAMON had paged out parts of it); a second pass takes most of them.
+    for (int pass = 0, failed = 1; pass < 2 && failed; pass++) {
+        int bad_run = 0;
+        failed = 0;
+        for (size_t off = 0; off < whole; off += BIG_PAGE) {
+            const uint8_t *b = p + off;
+            (void)*(const volatile uint8_t *)b;  // maps the block: in one 2 MiB page if it is one
+            const int s = small_pages(pm, b, BIG_PAGE);
+            if (s < 0) goto done;  // a kernel without PAGEMAP_SCAN
+            if (!s) continue;
+            // Unmapped from this process (a private mapping of a file it never wrote to: it holds
+            // no copies of its own), dropped from the cache, read again. Pages that cannot be
+            // dropped stay (dirty ones: a file written moments ago, whose write-back fadvise
+            // starts, so a later load finds them clean; pages another process maps).
+            if (madvise((void *)b, BIG_PAGE, MADV_DONTNEED) != 0) goto done;
+            (void)posix_fadvise(fd, (off_t)off, (off_t)BIG_PAGE, POSIX_FADV_DONTNEED);
+            const int dropped = !cached(b);
+            (void)*(const volatile uint8_t *)b;
+            if (!dropped) continue;
+            reread += BIG_PAGE;
+            // Read in small pages again, four blocks in a row: this kernel or filesystem does
+            // not read files into 2 MiB folios; stop.
+            if (small_pages(pm, b, BIG_PAGE) == 0) bad_run = 0;
+            else if (failed++, ++bad_run >= 4) goto done;
+        }
     }
+done:
     close(pm);
     return reread;
 }
 
-int dq_map_file(const char *path, size_t min_size, int flags, const uint8_t **data, size_t *size, size_t *reread,
-                dq_err *e) {
+int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, int *keep_fd, dq_err *e) {
     *data = NULL;
     *size = 0;
-    if (reread) *reread = 0;
+    if (keep_fd) *keep_fd = -1;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return DQ_ERR(e, DQ_EFILE, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -350,18 +352,13 @@ int dq_map_file(const char *path, size_t min_size, int flags, const uint8_t **da
         if (a) {
             p = mmap(a, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
             if (p == MAP_FAILED) munmap(a, len);
-            else {
-                advise_huge(p, len);
-                if (flags & DQ_MAP_REHUGE) {
-                    const size_t r = rehuge(fd, p, len);
-                    if (reread) *reread = r;
-                }
-            }
+            else advise_huge(p, len);
         }
     }
     if (p == MAP_FAILED) p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
+    if (p == MAP_FAILED || !keep_fd) close(fd);
     if (p == MAP_FAILED) return DQ_ERR(e, DQ_EFILE, "%s: cannot map: %s", path, strerror(errno));
+    if (keep_fd) *keep_fd = fd;
     *data = p;
     *size = len;
     return DQ_OK;

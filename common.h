@@ -74,13 +74,14 @@ int dq_read_stream(FILE *f, const char *what, uint8_t **data, size_t *size, dq_e
 
 
 // Maps a whole regular file read-only; files shorter than min_size (or empty) are an error.
-// Files of 2 MiB and more are mapped 2 MiB-aligned with MADV_HUGEPAGE. With DQ_MAP_REHUGE every
-// 2 MiB block is mapped now, and blocks that the page cache holds in smaller pages are dropped
-// from it and read again, into 2 MiB pages where the kernel does that (common.c, "re-reading");
-// *reread (may be NULL) receives the bytes read again.
-#define DQ_MAP_REHUGE 1
-int dq_map_file(const char *path, size_t min_size, int flags, const uint8_t **data, size_t *size, size_t *reread,
-                dq_err *e);
+// Files of 2 MiB and more are mapped 2 MiB-aligned with MADV_HUGEPAGE. keep_fd: NULL, or
+// receives the open descriptor (the caller closes it), for dq_map_rehuge.
+int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t *size, int *keep_fd, dq_err *e);
+// Maps every 2 MiB block of such a mapping now (reading from disk what the page cache lacks), and
+// blocks that the page cache holds in smaller pages are dropped from it and read again, into
+// 2 MiB pages where the kernel does that (common.c, "re-reading"). Returns the bytes read again;
+// 0 where the kernel cannot tell which blocks those are (no PAGEMAP_SCAN) or data is not 2 MiB-aligned.
+size_t dq_map_rehuge(int fd, const uint8_t *data, size_t size);
 void dq_unmap_file(const uint8_t *data, size_t size);
 // Fraction of the mapping that holds data (a dq_map_file mapping, or a dq_alloc_big buffer of
 // size bytes) that the kernel maps in 2 MiB pages right now, from /proc/self/smaps: file pages

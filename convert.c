@@ -24,7 +24,7 @@ typedef struct mapped {
     size_t size;
 } mapped;
 
-static int map_file(mapped *mf, const char *path, dq_err *e) { return dq_map_file(path, 1, 0, &mf->p, &mf->size, NULL, e); }
+static int map_file(mapped *mf, const char *path, dq_err *e) { return dq_map_file(path, 1, &mf->p, &mf->size, NULL, e); }
 
 static void unmap_file(mapped *mf) {
     dq_unmap_file(mf->p, mf->size);

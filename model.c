@@ -286,12 +286,13 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     double t0 = dq_now();
     m->path = path;
     // Blocks of the file that the page cache holds in 4 KiB pages (a file just copied or
-    // downloaded) are read again into 2 MiB ones (dq_map_file, DQ_MAP_REHUGE); DYNQ_FILE_HUGE=off
-    // leaves the cache as it is.
+    // downloaded, parts the kernel reclaimed) are read again into 2 MiB ones (dq_map_rehuge), now
+    // and when dq_model_refresh_pages asks; DYNQ_FILE_HUGE=off leaves the cache as it is.
     const char *fh = getenv("DYNQ_FILE_HUGE");
-    const int rehuge = !(fh && strcmp(fh, "off") == 0);
-    int rc = dq_map_file(path, DQ_HEADER_SIZE, rehuge ? DQ_MAP_REHUGE : 0, &m->map, &m->size, &m->file_reread, e);
+    m->rehuge = !(fh && strcmp(fh, "off") == 0);
+    int rc = dq_map_file(path, DQ_HEADER_SIZE, &m->map, &m->size, &m->fd, e);
     if (rc) return rc;
+    m->file_reread = dq_model_refresh_pages(m);
     const uint8_t *h = m->map;
     if (memcmp(h + H_MAGIC, DQ_MAGIC, 4) != 0) {
         rc = DQ_ERR(e, DQ_EFILE, "%s: not a .dynq model (bad magic)", path);
@@ -399,8 +400,11 @@ void dq_model_free(dq_model *m) {
     free(m->meta);
     if (m->tok) dq_tok_free(m->tok);
     dq_unmap_file(m->map, m->size);
+    if (m->map) close(m->fd);
     memset(m, 0, sizeof *m);
 }
+
+size_t dq_model_refresh_pages(dq_model *m) { return m->rehuge ? dq_map_rehuge(m->fd, m->map, m->size) : 0; }
 
 const char *dq_model_meta(const dq_model *m, const char *key, char *buf, size_t cap) {
     size_t kl = strlen(key);

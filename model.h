@@ -71,7 +71,9 @@ typedef struct dq_model {
     const char *path;
     const uint8_t *map;   // the mmap-ed file (read-only)
     size_t size;
-    size_t file_reread;   // bytes of it read again into 2 MiB pages at load (dq_map_file)
+    int fd;               // the file, open while mapped (dq_model_refresh_pages)
+    int rehuge;           // 0 with DYNQ_FILE_HUGE=off
+    size_t file_reread;   // bytes of it read again into 2 MiB pages at load (dq_model_refresh_pages)
     dq_tensor_info *tensors;
     uint32_t n_tensors;
     dq_mat tok_emb;       // (V, C)
@@ -88,6 +90,12 @@ typedef struct dq_model {
 int dq_config_check(const dq_config *c, const char *path, dq_err *e);
 int dq_model_load(dq_model *m, const char *path, dq_err *e);
 void dq_model_free(dq_model *m);
+// Reads again, into 2 MiB pages, the blocks of the model file that the page cache holds in
+// smaller ones, and from disk what it no longer holds (dq_map_rehuge); the load does this, and a
+// long-lived process may repeat it after idle time, in which the kernel may have reclaimed part of
+// an unused model piecemeal (docs/PERFORMANCE.md, "The model file read again into 2 MiB pages").
+// Returns the bytes read again. Not while a dq_forward runs on the model.
+size_t dq_model_refresh_pages(dq_model *m);
 size_t dq_model_weight_bytes(const dq_model *m);
 // Value of a provenance key ("chat_template", "source", ...) copied into buf, or NULL if absent.
 const char *dq_model_meta(const dq_model *m, const char *key, char *buf, size_t cap);  // bytes streamed per token (all matrices)
