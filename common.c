@@ -286,13 +286,14 @@ static int cached(const uint8_t *p) {
     return 0;
 }
 
-size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len) {
+size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len, double budget) {
     if (fd < 0 || !p || ((uintptr_t)p & (BIG_PAGE - 1))) return 0;  // not dq_map_file's aligned mapping
     const size_t whole = len & ~(BIG_PAGE - 1);  // a last partial block cannot be one 2 MiB page
     if (!whole || thp_never()) return 0;
     const int pm = open("/proc/self/pagemap", O_RDONLY);
     if (pm < 0) return 0;
     size_t reread = 0;
+    const double t0 = dq_now();
     // A block now and then comes back in small pages here: one that the page cache had lost
     // entirely, next to one it held in small pages (4 of 18 in one pass over TinyLlama's file
     // after the host's DAMON had paged out parts of it); a second pass takes most of them.
@@ -315,6 +316,7 @@ size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len) {
             (void)*(const volatile uint8_t *)b;
             if (!dropped) continue;
             reread += BIG_PAGE;
+            if (dq_now() - t0 > budget) goto done;  // a slow disk: later calls go on
             // Read in small pages again, four blocks in a row: this kernel or filesystem does
             // not read files into 2 MiB folios; stop.
             if (small_pages(pm, b, BIG_PAGE) == 0) bad_run = 0;

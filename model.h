@@ -94,7 +94,8 @@ void dq_model_free(dq_model *m);
 // smaller ones, and from disk what it no longer holds (dq_map_rehuge); the load does this, and a
 // long-lived process may repeat it after idle time, in which the kernel may have reclaimed part of
 // an unused model piecemeal (docs/PERFORMANCE.md, "The model file read again into 2 MiB pages").
-// Returns the bytes read again. Not while a dq_forward runs on the model.
+// Returns the bytes read again; spends at most about a second doing so (a slow disk spreads the
+// work over several calls). Not while a dq_forward runs on the model.
 size_t dq_model_refresh_pages(dq_model *m);
 size_t dq_model_weight_bytes(const dq_model *m);
 // Value of a provenance key ("chat_template", "source", ...) copied into buf, or NULL if absent.
