@@ -225,6 +225,71 @@ static void check_alloc_big(void) {
         KC_FAIL("median", "%g %g %g %g %g", ma, mb, mc, md, none);
 }
 
+// dq_map_rehuge: blocks of a mapped file that the page cache holds in 4 KiB pages (here: a file
+// just written, then synced so that its pages are clean) are read again into 2 MiB ones; the
+// bytes stay the file's. Skips where this kernel or filesystem does not (no PAGEMAP_SCAN, THP
+// off, tmpfs, a filesystem without large folios): the first call then reads nothing again.
+static void check_map_rehuge(void) {
+    const size_t big = (size_t)2 << 20, n = 3 * big + 5000;  // three whole blocks and a tail
+    uint8_t x[64] = {0};
+    if (dq_map_rehuge(-1, x, sizeof x, 1) != 0 || dq_map_rehuge(0, x + 1, big, 1) != 0) {
+        KC_FAIL("map_rehuge_args", "a bad descriptor or an unaligned mapping was not refused");
+        return;
+    }
+    printf("ok map_rehuge_args\n");
+    const char *dir = getenv("DYNQ_TMP");
+    char path[512];
+    snprintf(path, sizeof path, "%s/dynq-rehuge.XXXXXX", dir && *dir ? dir : "/tmp");
+    int wfd = mkstemp(path);
+    uint8_t *buf = malloc(n);
+    if (wfd < 0 || !buf) {
+        KC_FAIL("map_rehuge", "cannot make a temporary file");
+        if (wfd >= 0) close(wfd), unlink(path);
+        free(buf);
+        return;
+    }
+    uint64_t st = 0x9e3779b97f4a7c15u, sum = 0;
+    for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)((st = st * 6364136223846793005u + 1442695040888963407u) >> 56);
+    for (size_t i = 0; i < n; i++) sum = sum * 31 + buf[i];
+    size_t w = 0;
+    while (w < n) {  // 4 KiB at a time: a filesystem with large folios caches one big write in them
+        ssize_t k = write(wfd, buf + w, n - w < 4096 ? n - w : 4096);
+        if (k <= 0) break;
+        w += (size_t)k;
+    }
+    const int synced = w == n && fsync(wfd) == 0;
+    close(wfd);
+    const uint8_t *p = NULL;
+    size_t size = 0;
+    int fd = -1;
+    dq_err e;
+    if (!synced || dq_map_file(path, 1, &p, &size, &fd, &e) != DQ_OK) {
+        KC_FAIL("map_rehuge", "cannot write and map %s", path);
+        unlink(path);
+        free(buf);
+        return;
+    }
+    // budget 0: one block read again, then the call stops; then the rest; then nothing is left
+    const size_t r0 = dq_map_rehuge(fd, p, size, 0);
+    if (r0 == 0) {
+        printf("skip map_rehuge: nothing read again here (no PAGEMAP_SCAN, huge pages off, or this filesystem)\n");
+    } else {
+        const size_t r1 = dq_map_rehuge(fd, p, size, 10), r2 = dq_map_rehuge(fd, p, size, 10);
+        uint64_t sum2 = 0;
+        for (size_t i = 0; i < n; i++) sum2 = sum2 * 31 + p[i];
+        const double frac = dq_map_huge_fraction(p, size);
+        if (r0 != big || r1 != 2 * big || r2 != 0 || sum2 != sum || frac < 0.9)
+            KC_FAIL("map_rehuge", "read again %zu, %zu, %zu bytes (want %zu, %zu, 0); checksum %s; in 2 MiB pages %.3f",
+                    r0, r1, r2, big, 2 * big, sum2 == sum ? "same" : "DIFFERENT", frac);
+        else
+            printf("ok map_rehuge (2 + 4 MiB read again, then none; %.3f in 2 MiB pages, same bytes)\n", frac);
+    }
+    dq_unmap_file(p, size);
+    close(fd);
+    unlink(path);
+    free(buf);
+}
+
 // The end of a back-off: /proc/loadavg's running count (the reader included) against nth threads
 // and ncpu CPUs; 0 for text that is not loadavg's. The real file parses (it counts its reader, so
 // at least one thread runs: every CPU "taken" when there are none).
@@ -743,6 +808,7 @@ int main(int argc, char **argv) {
         check_cgroup_limit();
         check_loadavg();
         check_alloc_big();
+        check_map_rehuge();
 #ifdef HW_F16
         check_f16_conversions();
 #endif
