@@ -228,7 +228,8 @@ void dq_sha256_hex(const uint8_t *data, size_t len, char hex[65]) {
 // piecemeal. A mapping of those takes a TLB miss every 4 KiB however it is advised, for as long as
 // the pages stay cached (the kernel here has no CONFIG_READ_ONLY_THP_FOR_FS, so neither
 // khugepaged nor MADV_COLLAPSE merges file pages). Decode streams every weight: one thread of
-// stories110M's shape ran 7-10 % slower from such a file (docs/PERFORMANCE.md, "Huge pages").
+// stories110M's shape ran 6-9 % slower from such a file (docs/PERFORMANCE.md, "The model file
+// read again into 2 MiB pages").
 // So each 2 MiB block of the mapping is touched, and where the kernel maps it in smaller
 // pages (PAGEMAP_SCAN, Linux 6.7 and later, reports which), this mapping lets go of the block,
 // the block's clean pages are dropped from the page cache and the block is read again through the

@@ -285,14 +285,8 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     memset(m, 0, sizeof *m);
     double t0 = dq_now();
     m->path = path;
-    // Blocks of the file that the page cache holds in 4 KiB pages (a file just copied or
-    // downloaded, parts the kernel reclaimed) are read again into 2 MiB ones (dq_map_rehuge), now
-    // and when dq_model_refresh_pages asks; DYNQ_FILE_HUGE=off leaves the cache as it is.
-    const char *fh = getenv("DYNQ_FILE_HUGE");
-    m->rehuge = !(fh && strcmp(fh, "off") == 0);
     int rc = dq_map_file(path, DQ_HEADER_SIZE, &m->map, &m->size, &m->fd, e);
     if (rc) return rc;
-    m->file_reread = dq_model_refresh_pages(m);
     const uint8_t *h = m->map;
     if (memcmp(h + H_MAGIC, DQ_MAGIC, 4) != 0) {
         rc = DQ_ERR(e, DQ_EFILE, "%s: not a .dynq model (bad magic)", path);
@@ -374,6 +368,13 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     free(specs);
     if (rc) goto fail;
     if (m->c.tied) m->cls = m->tok_emb;
+    // Once the file has passed every check (a file that fails is not read through): blocks that
+    // the page cache holds in 4 KiB pages (a file just copied or downloaded, parts the kernel
+    // reclaimed) are read again into 2 MiB ones (dq_map_rehuge), now and when
+    // dq_model_refresh_pages asks; DYNQ_FILE_HUGE=off leaves the cache as it is.
+    const char *fh = getenv("DYNQ_FILE_HUGE");
+    m->rehuge = !(fh && strcmp(fh, "off") == 0);
+    m->file_reread = dq_model_refresh_pages(m);
     m->load_seconds = dq_now() - t0;
     return DQ_OK;
 fail:
