@@ -287,12 +287,14 @@ static int cached(const uint8_t *p) {
     return 0;
 }
 
-size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len, double budget) {
+size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len, double budget, int *cannot) {
+    *cannot = 1;
     if (fd < 0 || !p || ((uintptr_t)p & (BIG_PAGE - 1))) return 0;  // not dq_map_file's aligned mapping
     const size_t whole = len & ~(BIG_PAGE - 1);  // a last partial block cannot be one 2 MiB page
     if (!whole || thp_never()) return 0;
     const int pm = open("/proc/self/pagemap", O_RDONLY);
     if (pm < 0) return 0;
+    *cannot = 0;
     size_t reread = 0;
     const double t0 = dq_now();
     // A block now and then comes back in small pages here: one that the page cache had lost
@@ -305,7 +307,10 @@ size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len, double budget) {
             const uint8_t *b = p + off;
             (void)*(const volatile uint8_t *)b;  // maps the block: in one 2 MiB page if it is one
             const int s = small_pages(pm, b, BIG_PAGE);
-            if (s < 0) goto done;  // a kernel without PAGEMAP_SCAN
+            if (s < 0) {  // a kernel without PAGEMAP_SCAN
+                *cannot = 1;
+                goto done;
+            }
             if (!s) continue;
             // Unmapped from this process (a private mapping of a file it never wrote to: it holds
             // no copies of its own), dropped from the cache, read again. Pages that cannot be
@@ -321,7 +326,10 @@ size_t dq_map_rehuge(int fd, const uint8_t *p, size_t len, double budget) {
             // Read in small pages again, four blocks in a row: this kernel or filesystem does
             // not read files into 2 MiB folios; stop.
             if (small_pages(pm, b, BIG_PAGE) == 0) bad_run = 0;
-            else if (failed++, ++bad_run >= 4) goto done;
+            else if (failed++, ++bad_run >= 4) {
+                *cannot = 1;
+                goto done;
+            }
         }
     }
 done:

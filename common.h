@@ -80,9 +80,11 @@ int dq_map_file(const char *path, size_t min_size, const uint8_t **data, size_t 
 // Maps every 2 MiB block of such a mapping now (reading from disk what the page cache lacks), and
 // blocks that the page cache holds in smaller pages are dropped from it and read again, into
 // 2 MiB pages where the kernel does that (common.c, "re-reading"), until `budget` seconds have
-// gone (the disk's speed decides; a later call goes on). Returns the bytes read again; 0 where
-// the kernel cannot tell which blocks those are (no PAGEMAP_SCAN) or data is not 2 MiB-aligned.
-size_t dq_map_rehuge(int fd, const uint8_t *data, size_t size, double budget);
+// gone (the disk's speed decides; a later call goes on). Returns the bytes read again. *cannot
+// is set where later calls would be of no use: the kernel cannot tell which blocks those are (no
+// PAGEMAP_SCAN), huge pages are off, data is not 2 MiB-aligned or under 2 MiB, or blocks read
+// again came back in small pages (this filesystem); else cleared.
+size_t dq_map_rehuge(int fd, const uint8_t *data, size_t size, double budget, int *cannot);
 void dq_unmap_file(const uint8_t *data, size_t size);
 // Fraction of the mapping that holds data (a dq_map_file mapping, or a dq_alloc_big buffer of
 // size bytes) that the kernel maps in 2 MiB pages right now, from /proc/self/smaps: file pages

@@ -409,7 +409,13 @@ void dq_model_free(dq_model *m) {
 // slow disk must not make a short `dynq run` wait tens of seconds for a file just downloaded;
 // the next load (or chat turn) goes on where this one stopped.
 #define REHUGE_BUDGET_S 1.0
-size_t dq_model_refresh_pages(dq_model *m) { return m->rehuge ? dq_map_rehuge(m->fd, m->map, m->size, REHUGE_BUDGET_S) : 0; }
+size_t dq_model_refresh_pages(dq_model *m) {
+    if (!m->rehuge) return 0;
+    int cannot = 0;
+    const size_t r = dq_map_rehuge(m->fd, m->map, m->size, REHUGE_BUDGET_S, &cannot);
+    if (cannot) m->rehuge = 0;  // no use trying again (each try may read a few blocks again for nothing)
+    return r;
+}
 
 const char *dq_model_meta(const dq_model *m, const char *key, char *buf, size_t cap) {
     size_t kl = strlen(key);

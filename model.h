@@ -72,7 +72,7 @@ typedef struct dq_model {
     const uint8_t *map;   // the mmap-ed file (read-only)
     size_t size;
     int fd;               // the file, open while mapped (dq_model_refresh_pages)
-    int rehuge;           // 0 with DYNQ_FILE_HUGE=off
+    int rehuge;           // 0 with DYNQ_FILE_HUGE=off, or once dq_map_rehuge found it of no use
     size_t file_reread;   // bytes of it read again into 2 MiB pages at load (dq_model_refresh_pages)
     dq_tensor_info *tensors;
     uint32_t n_tensors;

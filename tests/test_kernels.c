@@ -232,7 +232,8 @@ static void check_alloc_big(void) {
 static void check_map_rehuge(void) {
     const size_t big = (size_t)2 << 20, n = 3 * big + 5000;  // three whole blocks and a tail
     uint8_t x[64] = {0};
-    if (dq_map_rehuge(-1, x, sizeof x, 1) != 0 || dq_map_rehuge(0, x + 1, big, 1) != 0) {
+    int c1 = 0, c2 = 0, cannot = 1;
+    if (dq_map_rehuge(-1, x, sizeof x, 1, &c1) != 0 || dq_map_rehuge(0, x + 1, big, 1, &c2) != 0 || !c1 || !c2) {
         KC_FAIL("map_rehuge_args", "a bad descriptor or an unaligned mapping was not refused");
         return;
     }
@@ -270,17 +271,19 @@ static void check_map_rehuge(void) {
         return;
     }
     // budget 0: one block read again, then the call stops; then the rest; then nothing is left
-    const size_t r0 = dq_map_rehuge(fd, p, size, 0);
+    const size_t r0 = dq_map_rehuge(fd, p, size, 0, &cannot);
     if (r0 == 0) {
         printf("skip map_rehuge: nothing read again here (no PAGEMAP_SCAN, huge pages off, or this filesystem)\n");
     } else {
-        const size_t r1 = dq_map_rehuge(fd, p, size, 10), r2 = dq_map_rehuge(fd, p, size, 10);
+        int cannot1 = 1, cannot2 = 1;
+        const size_t r1 = dq_map_rehuge(fd, p, size, 10, &cannot1), r2 = dq_map_rehuge(fd, p, size, 10, &cannot2);
         uint64_t sum2 = 0;
         for (size_t i = 0; i < n; i++) sum2 = sum2 * 31 + p[i];
         const double frac = dq_map_huge_fraction(p, size);
-        if (r0 != big || r1 != 2 * big || r2 != 0 || sum2 != sum || frac < 0.9)
-            KC_FAIL("map_rehuge", "read again %zu, %zu, %zu bytes (want %zu, %zu, 0); checksum %s; in 2 MiB pages %.3f",
-                    r0, r1, r2, big, 2 * big, sum2 == sum ? "same" : "DIFFERENT", frac);
+        if (r0 != big || r1 != 2 * big || r2 != 0 || sum2 != sum || frac < 0.9 || cannot || cannot1 || cannot2)
+            KC_FAIL("map_rehuge", "read again %zu, %zu, %zu bytes (want %zu, %zu, 0); checksum %s; in 2 MiB pages %.3f; "
+                    "'cannot' %d %d %d",
+                    r0, r1, r2, big, 2 * big, sum2 == sum ? "same" : "DIFFERENT", frac, cannot, cannot1, cannot2);
         else
             printf("ok map_rehuge (2 + 4 MiB read again, then none; %.3f in 2 MiB pages, same bytes)\n", frac);
     }
