@@ -274,6 +274,8 @@ static void check_map_rehuge(void) {
     const size_t r0 = dq_map_rehuge(fd, p, size, 0, &cannot);
     if (r0 == 0) {
         printf("skip map_rehuge: nothing read again here (no PAGEMAP_SCAN, huge pages off, or this filesystem)\n");
+    } else if (!(dq_map_huge_fraction(p, size) > 0)) {  // smaps: the block read again is not one 2 MiB page
+        printf("skip map_rehuge: this kernel read the block again in small pages (a filesystem without large folios)\n");
     } else {
         int cannot1 = 1, cannot2 = 1;
         const size_t r1 = dq_map_rehuge(fd, p, size, 10, &cannot1), r2 = dq_map_rehuge(fd, p, size, 10, &cannot2);
