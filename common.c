@@ -84,11 +84,14 @@ static void advise_huge(void *p, size_t len) {
 #endif
 }
 
+// A dq_alloc_big buffer's mapping: whole 2 MiB pages.
+static size_t big_len(size_t bytes) { return (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1); }
+
 void *dq_alloc_big(size_t bytes, int *mapped) {
     *mapped = 0;
     if (!dq_big_pages(bytes)) return dq_alloc(bytes);
     if (bytes > SIZE_MAX - 2 * BIG_PAGE) return NULL;
-    const size_t len = (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1);
+    const size_t len = big_len(bytes);
     uint8_t *a = map_aligned(len, PROT_READ | PROT_WRITE);
     if (!a) return NULL;
     advise_huge(a, len);
@@ -99,7 +102,7 @@ void *dq_alloc_big(size_t bytes, int *mapped) {
 
 void dq_free_big(void *p, size_t bytes, int mapped) {
     if (!p) return;
-    if (mapped) munmap(p, (bytes + BIG_PAGE - 1) & ~(BIG_PAGE - 1));
+    if (mapped) munmap(p, big_len(bytes));
     else dq_free(p);
 }
 

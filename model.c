@@ -281,6 +281,12 @@ static int prepare_matrices(dq_model *m, const tensor_spec *specs, int ns, dq_er
     return rc;
 }
 
+// 1 if the environment variable `name` is "off" (the page-size switches below).
+static int env_off(const char *name) {
+    const char *v = getenv(name);
+    return v && strcmp(v, "off") == 0;
+}
+
 int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     memset(m, 0, sizeof *m);
     double t0 = dq_now();
@@ -372,8 +378,7 @@ int dq_model_load(dq_model *m, const char *path, dq_err *e) {
     // the page cache holds in 4 KiB pages (a file just copied or downloaded, parts the kernel
     // reclaimed) are read again into 2 MiB ones (dq_map_rehuge), now and when
     // dq_model_refresh_pages asks; DYNQ_FILE_HUGE=off leaves the cache as it is.
-    const char *fh = getenv("DYNQ_FILE_HUGE");
-    m->rehuge = !(fh && strcmp(fh, "off") == 0);
+    m->rehuge = !env_off("DYNQ_FILE_HUGE");
     m->file_reread = dq_model_refresh_pages(m);
     m->load_seconds = dq_now() - t0;
     return DQ_OK;
@@ -495,8 +500,7 @@ int dq_state_alloc(dq_state *s, const dq_model *m, int ctx, int max_batch, int n
     // each page costs a TLB miss (docs/PERFORMANCE.md, "KV cache in 2 MiB pages").
     // DYNQ_KV_HUGE=off keeps it on the heap in 4 KiB pages: a first touch of 2 MiB pages can cost
     // more at startup on these VMs (same section).
-    const char *kv_pages = getenv("DYNQ_KV_HUGE");
-    const int kv_huge = !(kv_pages && strcmp(kv_pages, "off") == 0);
+    const int kv_huge = !env_off("DYNQ_KV_HUGE");
     s->key_bytes = kv_elems / hd * krow, s->value_bytes = kv_elems / hd * vrow;
     s->key_cache = kv_huge ? dq_alloc_big(s->key_bytes, &s->key_mapped) : dq_alloc(s->key_bytes);
     s->value_cache = kv_huge ? dq_alloc_big(s->value_bytes, &s->value_mapped) : dq_alloc(s->value_bytes);
