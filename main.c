@@ -998,13 +998,18 @@ static int cmd_bench(int argc, char **argv) {
         // run again, and attention at position p reads positions 0 .. p only), so generation runs
         // over a cache of depth tokens, as llama-bench's tg does, not over depth + the prompt.
         const int32_t *pp_toks = toks + depth, *tg_toks = toks + depth + n_pp;
+        dq_pool_times ppt = {0}, tgt = {0}, skip = {0};  // where the threads' time goes (timed repetitions)
         for (int r = -1; r < reps && !rc; r++) {
             if ((rc = dq_forward(&m, &s, toks, depth, 0, DQ_LOGITS_NONE, &e))) break;  // in batches of -p
+            dq_pool_times_begin(s.pool);
             double t0 = dq_now();
             rc = dq_forward(&m, &s, pp_toks, n_pp, depth, DQ_LOGITS_LAST, &e);
             double t1 = dq_now();
+            dq_pool_times_end(s.pool, r < 0 ? &skip : &ppt);
+            dq_pool_times_begin(s.pool);
             for (int i = 0; i < n_tg && !rc; i++) rc = dq_forward(&m, &s, &tg_toks[i], 1, depth + i, DQ_LOGITS_LAST, &e);
             double t2 = dq_now();
+            dq_pool_times_end(s.pool, r < 0 ? &skip : &tgt);
             if (r < 0) continue;
             pp[r] = n_pp / (t1 - t0), tg[r] = n_tg / (t2 - t1);
             if (roofline) {
@@ -1074,6 +1079,13 @@ static int cmd_bench(int argc, char **argv) {
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, depth, reps, pps, tgs,
                        tg_gbps, tg_all_gbps, pp_gops, wbytes, kv_bytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
                        dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge, kv_huge, m.file_reread);
+                // the threads' time (dq_pool_times), -1 with one thread
+                const int mt = s.n_threads > 1;
+                printf(", \"pp_workers_busy\": %.4f, \"pp_caller_outside\": %.4f, \"pp_caller_wait\": %.4f, "
+                       "\"tg_workers_busy\": %.4f, \"tg_caller_outside\": %.4f, \"tg_caller_wait\": %.4f",
+                       mt ? ppt.worker_busy / (ppt.wall * (s.n_threads - 1)) : -1, mt ? ppt.outside / ppt.wall : -1,
+                       mt ? ppt.wait / ppt.wall : -1, mt ? tgt.worker_busy / (tgt.wall * (s.n_threads - 1)) : -1,
+                       mt ? tgt.outside / tgt.wall : -1, mt ? tgt.wait / tgt.wall : -1);
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
                            "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f, \"tg_bw_fraction_paired\": %.4f, "
@@ -1096,6 +1108,12 @@ static int cmd_bench(int argc, char **argv) {
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),
                        dq_kv_name(s.vty), n_pp, dbuf, pps, pp_gops, n_tg, dbuf, tgs,
                        tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf, kbuf);
+                if (s.n_threads > 1)
+                    printf("  threads: generation's time: workers running slots %.0f %%, the caller outside parallel jobs %.0f %% "
+                           "and waiting at their ends %.0f %%; prompt's: %.0f %%, %.0f %%, %.0f %%\n",
+                           100 * tgt.worker_busy / (tgt.wall * (s.n_threads - 1)), 100 * tgt.outside / tgt.wall,
+                           100 * tgt.wait / tgt.wall, 100 * ppt.worker_busy / (ppt.wall * (s.n_threads - 1)),
+                           100 * ppt.outside / ppt.wall, 100 * ppt.wait / ppt.wall);
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "
                            "with the KV cache); int8 peak %.1f GOPS -> pp at %.0f %% (of the roofline at pp%d, %.1f GOPS: %.0f %%)\n"

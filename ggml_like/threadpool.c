@@ -49,7 +49,8 @@ typedef struct warm_hint {
 typedef struct worker {
     dq_pool *pool;
     pthread_t tid;
-    warm_hint warm;  // for this worker, slot index + 1
+    warm_hint warm;                        // for this worker, slot index + 1
+    _Alignas(64) _Atomic uint64_t busy_ns;  // running slots while the pool's timing is on
 } worker;
 
 struct dq_pool {
@@ -72,6 +73,10 @@ struct dq_pool {
     dq_backoff bo;
     long stalls, backoffs;
     warm_hint warm;  // the caller's (slot 0)
+    // dq_pool_times: on between begin and end; the caller's time in jobs and waiting at their
+    // ends since begin, and the workers' busy_ns then
+    _Atomic int timing;
+    uint64_t tm_begin, tm_in_jobs, tm_wait, *tm_busy0;
     _Atomic long warms;  // hints taken and run (dq_pool_warms)
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
@@ -163,7 +168,13 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load_explicit(&p->quit, memory_order_acquire)) return NULL;
         seen = (uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32);
-        run_slots(p, seen);
+        if (atomic_load_explicit(&p->timing, memory_order_relaxed)) {
+            uint64_t t = now_ns();
+            run_slots(p, seen);
+            atomic_fetch_add_explicit(&w->busy_ns, now_ns() - t, memory_order_relaxed);
+        } else {
+            run_slots(p, seen);
+        }
     }
 }
 
@@ -219,6 +230,7 @@ void dq_pool_free(dq_pool *p) {
     if (p->workers)
         for (int i = 0; i < p->nth - 1; i++) pthread_join(p->workers[i].tid, NULL);
     free(p->workers);
+    free(p->tm_busy0);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->finished);
@@ -307,7 +319,7 @@ void dq_pool_fall_back(dq_pool *p, uint64_t ns) {
 
 int dq_pool_nthreads_now(dq_pool *p) { return !p ? 1 : p->nth > 1 && alone(p) ? 1 : p->nth; }
 
-static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
+static void pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || p->nth == 1) {
         fn(ctx, 0, 1);
         return;
@@ -349,6 +361,7 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
         atomic_store(&p->caller_asleep, 0);
         pthread_mutex_unlock(&p->mu);
     }
+    if (atomic_load_explicit(&p->timing, memory_order_relaxed)) p->tm_wait += now_ns() - own_end;
     // Stall detection. Balanced work leaves the caller waiting at most about one tile after its
     // own share; a wait of hundreds of microseconds, longer than half the caller's own work,
     // means a worker was descheduled while holding work. If stalls recur (STRIKE_NS above:
@@ -364,6 +377,37 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
             p->backoffs++;
         }
     }
+}
+
+// While dq_pool_times is on, the whole of a job counts as time in jobs.
+static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
+    if (!p || !atomic_load_explicit(&p->timing, memory_order_relaxed)) {
+        pool_run_plain(p, fn, ctx, adaptive);
+        return;
+    }
+    uint64_t t = now_ns();
+    pool_run_plain(p, fn, ctx, adaptive);
+    p->tm_in_jobs += now_ns() - t;
+}
+
+void dq_pool_times_begin(dq_pool *p) {
+    if (!p) return;
+    if (p->nth > 1 && !p->tm_busy0) p->tm_busy0 = calloc((size_t)p->nth - 1, sizeof *p->tm_busy0);
+    for (int i = 0; p->tm_busy0 && i < p->nth - 1; i++) p->tm_busy0[i] = atomic_load(&p->workers[i].busy_ns);
+    p->tm_in_jobs = p->tm_wait = 0;
+    p->tm_begin = now_ns();
+    atomic_store(&p->timing, 1);
+}
+
+void dq_pool_times_end(dq_pool *p, dq_pool_times *acc) {
+    if (!p) return;
+    atomic_store(&p->timing, 0);
+    uint64_t wall = now_ns() - p->tm_begin, busy = 0;
+    for (int i = 0; p->tm_busy0 && i < p->nth - 1; i++) busy += atomic_load(&p->workers[i].busy_ns) - p->tm_busy0[i];
+    acc->wall += (double)wall * 1e-9;
+    acc->outside += (double)(wall > p->tm_in_jobs ? wall - p->tm_in_jobs : 0) * 1e-9;
+    acc->wait += (double)p->tm_wait * 1e-9;
+    acc->worker_busy += (double)busy * 1e-9;
 }
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }

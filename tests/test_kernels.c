@@ -128,6 +128,50 @@ static void check_pool_warm(void) {
                 before, after, caller);
 }
 
+// dq_pool_times: J jobs whose two slots each spin for D of wall time, the caller spinning D2
+// outside the pool between them. Whichever thread runs a slot, every slot's D is counted once,
+// as a worker's busy time or as the caller's time in a job not spent waiting; each job lasts at
+// least D (the caller waits for both slots); the caller's spins are outside. Lower bounds only:
+// a thread descheduled on this shared machine only adds time.
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+static void spin_ns(uint64_t ns) {
+    for (uint64_t t0 = mono_ns(); mono_ns() - t0 < ns;) {
+    }
+}
+static void spin_task(void *arg, int ith, int nth) { spin_ns(*(const uint64_t *)arg); }
+static void check_pool_times(void) {
+    dq_pool *p;
+    dq_err e;
+    if (dq_pool_create(&p, 2, &e)) abort();
+    const int J = 20;
+    const uint64_t D = 1000000, D2 = 500000;
+    dq_pool_times t = {0};
+    for (int half = 0; half < 2; half++) {  // two stretches add up
+        dq_pool_times_begin(p);
+        for (int j = 0; j < J / 2; j++) {
+            dq_pool_run(p, spin_task, (void *)&D);
+            spin_ns(D2);
+        }
+        dq_pool_times_end(p, &t);
+    }
+    dq_pool_run(p, spin_task, (void *)&D);  // after the end: not counted
+    dq_pool_free(p);
+    const double d = 1e-9 * D, d2 = 1e-9 * D2, slots = t.worker_busy + (t.wall - t.outside - t.wait);
+    int ok = t.wall >= J * (d + d2) && t.outside >= J * d2 && t.outside <= t.wall - J * d && t.wait >= 0 &&
+             t.outside + t.wait <= t.wall && slots >= 2 * J * d && t.worker_busy <= t.wall;
+    if (ok)
+        printf("ok pool_times (%d jobs of two %.1f ms slots: wall %.1f ms, outside %.1f, waiting %.1f, worker busy %.1f)\n", J,
+               d * 1e3, t.wall * 1e3, t.outside * 1e3, t.wait * 1e3, t.worker_busy * 1e3);
+    else
+        KC_FAIL("pool_times", "%d jobs of two %.1f ms slots, %.1f ms outside each: wall %.3f ms, outside %.3f, waiting %.3f, "
+                "worker busy %.3f (slots counted %.3f, want >= %.1f)", J, d * 1e3, d2 * 1e3, t.wall * 1e3, t.outside * 1e3,
+                t.wait * 1e3, t.worker_busy * 1e3, slots * 1e3, 2 * J * d * 1e3);
+}
+
 // The pool's back-off policy, on made-up stall times (ms): isolated stalls (the VM's own kernel
 // threads, the host) are sat out; recurring ones (a busy neighbour) make the caller run alone,
 // 2 ms first, doubling while stalls return soon (< 100 ms) after each retry, at most 250 ms; a
@@ -814,6 +858,7 @@ int main(int argc, char **argv) {
     if (!only) {
         check_pool();
         check_pool_warm();
+        check_pool_times();
         check_backoff();
         check_cgroup_limit();
         check_loadavg();
