@@ -894,6 +894,17 @@ out_text:
 
 // ---------------------------------------------------------------- bench
 
+// dq_pool_times as shares of the wall time: the workers' mean time running slots, the caller's
+// outside parallel jobs, waiting at their ends, backed off, off its CPU; all -1 with one thread.
+static void times_shares(const dq_pool_times *t, int threads, double f[5]) {
+    const int mt = threads > 1 && t->wall > 0;
+    f[0] = mt ? t->worker_busy / (t->wall * (threads - 1)) : -1;
+    f[1] = mt ? t->outside / t->wall : -1;
+    f[2] = mt ? t->wait / t->wall : -1;
+    f[3] = mt ? t->alone / t->wall : -1;
+    f[4] = mt ? t->off_cpu / t->wall : -1;
+}
+
 static int cmd_bench(int argc, char **argv) {
     args a = {argc, 1, argv, "bench", 0};
     session_opts so;
@@ -1079,13 +1090,14 @@ static int cmd_bench(int argc, char **argv) {
                        c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, n_pp, n_tg, depth, reps, pps, tgs,
                        tg_gbps, tg_all_gbps, pp_gops, wbytes, kv_bytes, m.load_seconds * 1e3, dq_pool_stalls(s.pool),
                        dq_pool_backoffs(s.pool), dq_kv_name(s.kty), dq_kv_name(s.vty), huge, kv_huge, m.file_reread);
-                // the threads' time (dq_pool_times), -1 with one thread
-                const int mt = s.n_threads > 1;
-                printf(", \"pp_workers_busy\": %.4f, \"pp_caller_outside\": %.4f, \"pp_caller_wait\": %.4f, "
-                       "\"tg_workers_busy\": %.4f, \"tg_caller_outside\": %.4f, \"tg_caller_wait\": %.4f",
-                       mt ? ppt.worker_busy / (ppt.wall * (s.n_threads - 1)) : -1, mt ? ppt.outside / ppt.wall : -1,
-                       mt ? ppt.wait / ppt.wall : -1, mt ? tgt.worker_busy / (tgt.wall * (s.n_threads - 1)) : -1,
-                       mt ? tgt.outside / tgt.wall : -1, mt ? tgt.wait / tgt.wall : -1);
+                for (int i = 0; i < 2; i++) {  // the threads' time (dq_pool_times), -1 with one thread
+                    double f[5];
+                    times_shares(i ? &tgt : &ppt, s.n_threads, f);
+                    const char *ph = i ? "tg" : "pp";
+                    printf(", \"%s_workers_busy\": %.4f, \"%s_caller_outside\": %.4f, \"%s_caller_wait\": %.4f, "
+                           "\"%s_caller_alone\": %.4f, \"%s_caller_off_cpu\": %.4f",
+                           ph, f[0], ph, f[1], ph, f[2], ph, f[3], ph, f[4]);
+                }
                 if (roofline)
                     printf(", \"read_gbps\": %.3f, \"read_512mib_gbps\": %.3f, \"int8_peak_gops\": %.2f, "
                            "\"tg_bw_fraction\": %.4f, \"pp_peak_fraction\": %.4f, \"tg_bw_fraction_paired\": %.4f, "
@@ -1108,12 +1120,13 @@ static int cmd_bench(int argc, char **argv) {
                        so.model, c->wtype == DQ_WTYPE_INT8 ? "int8" : "f32", isa, s.n_threads, dq_kv_name(s.kty),
                        dq_kv_name(s.vty), n_pp, dbuf, pps, pp_gops, n_tg, dbuf, tgs,
                        tg_gbps, tg_all_gbps, m.load_seconds * 1e3, dq_pool_stalls(s.pool), dq_pool_backoffs(s.pool), hbuf, kbuf);
-                if (s.n_threads > 1)
-                    printf("  threads: generation's time: workers running slots %.0f %%, the caller outside parallel jobs %.0f %% "
-                           "and waiting at their ends %.0f %%; prompt's: %.0f %%, %.0f %%, %.0f %%\n",
-                           100 * tgt.worker_busy / (tgt.wall * (s.n_threads - 1)), 100 * tgt.outside / tgt.wall,
-                           100 * tgt.wait / tgt.wall, 100 * ppt.worker_busy / (ppt.wall * (s.n_threads - 1)),
-                           100 * ppt.outside / ppt.wall, 100 * ppt.wait / ppt.wall);
+                for (int i = 1; i >= 0 && s.n_threads > 1; i--) {
+                    double f[5];
+                    times_shares(i ? &tgt : &ppt, s.n_threads, f);
+                    printf("  threads, %s: workers running slots %.0f %%; the caller outside parallel jobs %.1f %%, waiting at "
+                           "their ends %.1f %%, backed off after stalls %.1f %%, off its CPU %.1f %%\n",
+                           i ? "generation" : "prompt", 100 * f[0], 100 * f[1], 100 * f[2], 100 * f[3], 100 * f[4]);
+                }
                 if (roofline)
                     printf("  roofline: read %.2f GB/s (a buffer the weights' size; %.2f over 512 MiB) -> tg at %.0f %% (%.0f %% "
                            "with the KV cache); int8 peak %.1f GOPS -> pp at %.0f %% (of the roofline at pp%d, %.1f GOPS: %.0f %%)\n"

@@ -126,14 +126,15 @@ long dq_pool_warms(const dq_pool *pool);  // warming hints taken and run so far 
 
 // Where a stretch of the caller's work spends its threads' time (`dynq bench`: the hand-offs
 // between parallel jobs). Between dq_pool_times_begin and dq_pool_times_end, wall time of the
-// caller, seconds, added to *acc: `outside` outside any parallel job (the workers have nothing to
-// run: per-token steps, sampling), `wait` waiting at a job's end for the slots other threads
-// took, `worker_busy` the workers' time running slots, summed over the workers (at most wall x
-// (threads - 1)). Slots a stretch runs in the caller alone (one thread, or a back-off after
-// stalls) count as inside a job with no worker busy. Calls from the pool's caller only, not
-// nested.
+// caller, seconds, added to *acc: `outside` outside any parallel job and not backed off (the
+// workers have nothing to run: per-token steps, work too small to split), `wait` waiting at a
+// parallel job's end for the slots other threads took, `alone` backed off after stalls (every
+// job in the caller, see threadpool.c), `off_cpu` the caller not running (descheduled, or asleep
+// in a long wait); `worker_busy` the workers' time running slots, summed over the workers (at
+// most wall x (threads - 1)). With one thread every job counts as outside. Calls from the pool's
+// caller only, not nested.
 typedef struct dq_pool_times {
-    double wall, outside, wait, worker_busy;
+    double wall, outside, wait, alone, off_cpu, worker_busy;
 } dq_pool_times;
 void dq_pool_times_begin(dq_pool *pool);
 void dq_pool_times_end(dq_pool *pool, dq_pool_times *acc);

@@ -69,24 +69,27 @@ struct dq_pool {
     worker *workers;          // nth - 1 of them
     // Caller-only state (degrading under CPU contention, see dq_pool_run).
     uint64_t serial_until;  // degraded until this time
+    uint64_t serial_from;   // since this time
     int ncpu;               // online CPUs, 0: no probe of /proc/loadavg (see dq_pool_create)
     dq_backoff bo;
     long stalls, backoffs;
     warm_hint warm;  // the caller's (slot 0)
-    // dq_pool_times: on between begin and end; the caller's time in jobs and waiting at their
-    // ends since begin, and the workers' busy_ns then
+    // dq_pool_times: on between begin and end; since begin, the caller's time in parallel jobs,
+    // waiting at their ends and backed off (degraded), and its thread CPU time then; the
+    // workers' busy_ns then
     _Atomic int timing;
-    uint64_t tm_begin, tm_in_jobs, tm_wait, *tm_busy0;
+    uint64_t tm_begin, tm_cpu0, tm_in_jobs, tm_wait, tm_alone, *tm_busy0;
     _Atomic long warms;  // hints taken and run (dq_pool_warms)
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
 };
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+static uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 // Claims and runs slots of generation `gen` until none is left.
 static void run_slots(dq_pool *p, uint32_t gen) {
@@ -300,6 +303,16 @@ static int cpus_taken(int nth, int ncpu) {
     return read_text("/proc/loadavg", buf, sizeof buf) == 0 && dq_loadavg_cpus_taken(buf, nth, ncpu);
 }
 
+// A back-off until time `until` (one already on keeps its start); and, for dq_pool_times, the
+// time it has lasted at t within the timed stretch.
+static void back_off(dq_pool *p, uint64_t t, uint64_t until) {
+    if (!p->serial_until) p->serial_from = t;
+    p->serial_until = until;
+}
+static uint64_t backed_off_ns(const dq_pool *p, uint64_t t) {
+    return t - (p->serial_from > p->tm_begin ? p->serial_from : p->tm_begin);
+}
+
 // Whether the next adaptive job runs in the caller alone (a back-off, see pool_run). At the end
 // of a back-off, the workers are retried only if the system has a CPU for each of them: while
 // other threads keep the CPUs busy, a retry just meets the next stall.
@@ -308,25 +321,29 @@ static int alone(dq_pool *p) {
     uint64_t t = now_ns();
     if (t >= p->serial_until && p->ncpu > 0 && cpus_taken(p->nth, p->ncpu)) p->serial_until = t + PROBE_NS;
     if (t < p->serial_until) return 1;
+    if (atomic_load_explicit(&p->timing, memory_order_relaxed)) p->tm_alone += backed_off_ns(p, t);
     p->serial_until = 0;
     p->bo.retried_at = t;
     return 0;
 }
 
 void dq_pool_fall_back(dq_pool *p, uint64_t ns) {
-    if (p && p->nth > 1) p->serial_until = now_ns() + ns;
+    if (!p || p->nth == 1) return;
+    uint64_t t = now_ns();
+    back_off(p, t, t + ns);
 }
 
 int dq_pool_nthreads_now(dq_pool *p) { return !p ? 1 : p->nth > 1 && alone(p) ? 1 : p->nth; }
 
-static void pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
+// Returns 1 if the job ran on the workers too, 0 if in the caller alone.
+static int pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || p->nth == 1) {
         fn(ctx, 0, 1);
-        return;
+        return 0;
     }
     if (adaptive && alone(p)) {  // degraded: every slot in the caller, workers stay asleep
         for (int i = 0; i < p->nth; i++) fn(ctx, i, p->nth);
-        return;
+        return 0;
     }
     uint64_t start = now_ns();
     p->fn = fn;
@@ -367,47 +384,55 @@ static void pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     // means a worker was descheduled while holding work. If stalls recur (STRIKE_NS above:
     // another process wants this core), the next jobs run in the caller alone, so -t N never
     // falls far below -t 1; the back-off doubles while stalls keep coming soon after each retry.
-    if (!adaptive) return;
+    if (!adaptive) return 1;
     uint64_t wait = now_ns() - own_end, own = own_end - start;
     if (wait > STALL_NS && wait > own / 2) {
         uint64_t t = now_ns(), alone = dq_backoff_on_stall(&p->bo, t);
         p->stalls++;
         if (alone) {
-            p->serial_until = t + alone;
+            back_off(p, t, t + alone);
             p->backoffs++;
         }
     }
+    return 1;
 }
 
-// While dq_pool_times is on, the whole of a job counts as time in jobs.
+// While dq_pool_times is on, the whole of a parallel job counts as time in jobs (a job during
+// a back-off falls in the back-off's time).
 static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!p || !atomic_load_explicit(&p->timing, memory_order_relaxed)) {
         pool_run_plain(p, fn, ctx, adaptive);
         return;
     }
     uint64_t t = now_ns();
-    pool_run_plain(p, fn, ctx, adaptive);
-    p->tm_in_jobs += now_ns() - t;
+    // (a generic job runs on every thread during a back-off too; an adaptive job that does ends it)
+    const int backed_off = !adaptive && p->serial_until != 0;
+    if (pool_run_plain(p, fn, ctx, adaptive) && !backed_off) p->tm_in_jobs += now_ns() - t;
 }
 
 void dq_pool_times_begin(dq_pool *p) {
     if (!p) return;
     if (p->nth > 1 && !p->tm_busy0) p->tm_busy0 = calloc((size_t)p->nth - 1, sizeof *p->tm_busy0);
     for (int i = 0; p->tm_busy0 && i < p->nth - 1; i++) p->tm_busy0[i] = atomic_load(&p->workers[i].busy_ns);
-    p->tm_in_jobs = p->tm_wait = 0;
+    p->tm_in_jobs = p->tm_wait = p->tm_alone = 0;
+    p->tm_cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     p->tm_begin = now_ns();
     atomic_store(&p->timing, 1);
 }
 
 void dq_pool_times_end(dq_pool *p, dq_pool_times *acc) {
     if (!p) return;
+    const uint64_t t = now_ns(), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - p->tm_cpu0, wall = t - p->tm_begin;
+    if (p->serial_until) p->tm_alone += backed_off_ns(p, t);
     atomic_store(&p->timing, 0);
-    uint64_t wall = now_ns() - p->tm_begin, busy = 0;
+    uint64_t busy = 0, in = p->tm_in_jobs + p->tm_alone;
     for (int i = 0; p->tm_busy0 && i < p->nth - 1; i++) busy += atomic_load(&p->workers[i].busy_ns) - p->tm_busy0[i];
     acc->wall += (double)wall * 1e-9;
-    acc->outside += (double)(wall > p->tm_in_jobs ? wall - p->tm_in_jobs : 0) * 1e-9;
+    acc->outside += (double)(wall > in ? wall - in : 0) * 1e-9;
+    acc->alone += (double)p->tm_alone * 1e-9;
     acc->wait += (double)p->tm_wait * 1e-9;
     acc->worker_busy += (double)busy * 1e-9;
+    acc->off_cpu += (double)(wall > cpu ? wall - cpu : 0) * 1e-9;
 }
 
 long dq_pool_stalls(const dq_pool *p) { return p ? p->stalls : 0; }

@@ -316,9 +316,9 @@ ok = ok and all(abs(r["pp_roofline_fraction"] - r["pp_gops"] / r["pp_roofline_go
 ok = ok and all(0 <= r["pool_backoffs"] <= r["pool_stalls"] for r in rows) and rows[0]["pool_stalls"] == 0
 # where the threads'"'"' time went: none with one thread; with two, shares of the wall time, and the
 # caller always spends some outside the parallel jobs (the per-token steps of one-token decode)
-tk = [p + k for p in ("pp_", "tg_") for k in ("workers_busy", "caller_outside", "caller_wait")]
+tk = [p + k for p in ("pp_", "tg_") for k in ("workers_busy", "caller_outside", "caller_wait", "caller_alone", "caller_off_cpu")]
 ok = ok and all(rows[0][k] == -1 for k in tk) and all(0 <= rows[1][k] <= 1 for k in tk)
-ok = ok and rows[1]["tg_caller_outside"] > 0 and all(rows[1][p + "caller_outside"] + rows[1][p + "caller_wait"] <= 1.0001 for p in ("pp_", "tg_"))
+ok = ok and rows[1]["tg_caller_outside"] > 0 and all(sum(rows[1][p + k] for k in ("caller_outside", "caller_wait", "caller_alone")) <= 1.0001 for p in ("pp_", "tg_"))
 sys.exit(0 if ok else 1)' "$T/rj" 2>/dev/null
     then ok bench_roofline_json; else bad bench_roofline_json "$(head -c 400 "$T/rj")"; fi
     # several repetitions: each one'"'"'s ratio against one loop form is at least its ratio against
