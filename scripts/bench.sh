@@ -3,15 +3,22 @@
 # as alternating INT8 / FP32 processes, the generation ratio taken round by round), and the
 # thread pool under a CPU-burning neighbour.
 #   scripts/bench.sh [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0]
-#                    [--depth D] [--no-neighbour]
+#                    [--depth D] [--no-neighbour] [--llama-bench PATH [--rounds N]]
 # --kv: the key/value cache type of every run (dynq's default f32; f16 is llama.cpp's default).
 # --depth: prompt and generation start from a cache of D tokens (dynq bench -d, llama-bench -d;
 # default 0: generation from an empty cache, as llama-bench's tg64).
+# --llama-bench: also llama.cpp's Q8_0 of the same weights, back to back with dynq's INT8 in
+# --rounds rounds (default 3) of `llama-bench -p 128 -n 64 -d D -t THREADS -r N -ctk KV -ctv KV`
+# then `dynq bench` with the same arguments, and the ratios round by round. The GGUF is written by
+# scripts/llama2c_to_gguf.py with $GGUF_PYTHON (default /tmp/ggufenv/bin/python: see that script)
+# and quantized by the llama-quantize beside llama-bench. Neither llama.cpp nor a script that
+# builds it is in this repository; the figures in docs/PERFORMANCE.md used llama.cpp as vendored in
+# PyPI's llama-cpp-python sdist, built with cmake -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release.
 # Models are random-weight llama2.c checkpoints of the shape (scripts/random_model.py), cached
 # in $BENCH_DIR (default /tmp/dynq-bench). Speed figures are medians of --reps repetitions.
 set -eu
 cd "$(dirname "$0")/.."
-shape=stories110M reps=5 threads=1,2 neighbour=1 kv=f32 depth=0
+shape=stories110M reps=5 threads=1,2 neighbour=1 kv=f32 depth=0 lbench="" rounds=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --shape) shape=$2; shift ;;
@@ -20,12 +27,16 @@ while [ $# -gt 0 ]; do
         --kv) kv=$2; shift ;;
         --depth) depth=$2; shift ;;
         --no-neighbour) neighbour=0 ;;
-        *) echo "usage: $0 [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0] [--depth D] [--no-neighbour]" >&2; exit 1 ;;
+        --llama-bench) lbench=$2; shift ;;
+        --rounds) rounds=$2; shift ;;
+        *) echo "usage: $0 [--shape stories110M|tinyllama] [--reps N] [--threads 1,2] [--kv f32|f16|q8_0] [--depth D] [--no-neighbour] [--llama-bench PATH [--rounds N]]" >&2; exit 1 ;;
     esac
     shift
 done
 case "$kv" in f32|f16|q8_0) ;; *) echo "$0: --kv must be f32, f16 or q8_0, not '$kv'" >&2; exit 1 ;; esac
 case "$depth" in ''|*[!0-9]*) echo "$0: --depth must be a number of tokens, not '$depth'" >&2; exit 1 ;; esac
+case "$rounds" in ''|*[!0-9]*|0) echo "$0: --rounds must be a positive number, not '$rounds'" >&2; exit 1 ;; esac
+if [ -n "$lbench" ] && ! [ -x "$lbench" ] ; then echo "$0: --llama-bench: $lbench is not an executable" >&2; exit 1; fi
 runf=(-ctk "$kv" -ctv "$kv" -d "$depth")  # the cache of every dynq bench run below
 DYNQ="${DYNQ:-./dynq}"
 SH="${DYNQ_SHARED:-../shared}"
@@ -105,5 +116,49 @@ for key, name in (("pp_tok_s", "pp"), ("tg_tok_s", "tg")):
     ratio = sorted(b[key] / a[key] for a, b in rounds)
     print(f"  {name}: -t 1 median {statistics.median(one):.1f} tok/s, -t 2 median {statistics.median(two):.1f};"
           f" -t 2 / -t 1 per round: median {statistics.median(ratio):.2f}x (range {ratio[0]:.2f}-{ratio[-1]:.2f})")
+PY
+fi
+if [ -n "$lbench" ]; then
+    # llama.cpp Q8_0 and dynq INT8 of the same weights, back to back, round by round
+    gguf_py="${GGUF_PYTHON:-/tmp/ggufenv/bin/python}"
+    if ! [ -f "$B/$shape-q8_0.gguf" ]; then
+        "$gguf_py" scripts/llama2c_to_gguf.py "$B/$shape.bin" "$B/$shape-f32.gguf.tmp"
+        "$(dirname "$lbench")/llama-quantize" "$B/$shape-f32.gguf.tmp" "$B/$shape-q8_0.gguf.tmp" Q8_0 > /dev/null 2>&1
+        rm -f "$B/$shape-f32.gguf.tmp"
+        mv "$B/$shape-q8_0.gguf.tmp" "$B/$shape-q8_0.gguf"
+    fi
+    echo "== llama.cpp Q8_0 ($("$lbench" --version 2>&1 | grep -m1 -o 'commit [0-9a-f]*' || echo 'version unknown')) and dynq INT8, back to back, $rounds rounds"
+    : > "$B/peers.json"
+    for r in $(seq 1 "$rounds"); do
+        "$lbench" -m "$B/$shape-q8_0.gguf" -p 128 -n 64 -d "$depth" -t "$threads" -r "$reps" -ctk "$kv" -ctv "$kv" -o jsonl 2> /dev/null |
+            sed 's/^/{"round": '"$r"', "engine": "llama.cpp", "row": /; s/$/}/' >> "$B/peers.json"
+        "$DYNQ" bench -m "$B/$shape-int8.dynq" -p 128 -n 64 -t "$threads" -r "$reps" "${runf[@]}" --json |
+            sed 's/^/{"round": '"$r"', "engine": "dynq", "row": /; s/$/}/' >> "$B/peers.json"
+    done
+    /usr/bin/python3 - "$B/peers.json" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+res = {}  # (round, threads, test) -> {engine: tok/s}
+for r in rows:
+    x = r["row"]
+    if r["engine"] == "dynq":
+        res.setdefault((r["round"], x["threads"], "pp"), {})["dynq"] = x["pp_tok_s"]
+        res.setdefault((r["round"], x["threads"], "tg"), {})["dynq"] = x["tg_tok_s"]
+    else:  # llama-bench: one row per test, its repetitions in samples_ts (median, as dynq's)
+        test = "pp" if x["n_prompt"] > 0 else "tg"
+        res.setdefault((r["round"], x["n_threads"], test), {})["llama.cpp"] = statistics.median(x["samples_ts"])
+print(f"{'round':>5} {'threads':>7} | {'llama.cpp pp128':>15} {'dynq pp128':>10} {'ratio':>6} | {'llama.cpp tg64':>14} {'dynq tg64':>9} {'ratio':>6}")
+ratios = {}
+for rnd, t in sorted({(k[0], k[1]) for k in res}):
+    pp, tg = res.get((rnd, t, "pp"), {}), res.get((rnd, t, "tg"), {})
+    if len(pp) < 2 or len(tg) < 2:
+        print(f"{rnd:>5} {t:>7} | incomplete round (a run failed)")
+        continue
+    ratios.setdefault(t, []).append((pp["dynq"] / pp["llama.cpp"], tg["dynq"] / tg["llama.cpp"]))
+    print(f"{rnd:>5} {t:>7} | {pp['llama.cpp']:>15.1f} {pp['dynq']:>10.1f} {pp['dynq'] / pp['llama.cpp']:>5.2f}x |"
+          f" {tg['llama.cpp']:>14.1f} {tg['dynq']:>9.1f} {tg['dynq'] / tg['llama.cpp']:>5.2f}x")
+for t, rs in sorted(ratios.items()):
+    print(f"  -t {t}: dynq / llama.cpp per round, prefill {min(a for a, b in rs):.2f}-{max(a for a, b in rs):.2f}x,"
+          f" generation {min(b for a, b in rs):.2f}-{max(b for a, b in rs):.2f}x")
 PY
 fi
