@@ -8,8 +8,10 @@
 # --depth: prompt and generation start from a cache of D tokens (dynq bench -d, llama-bench -d;
 # default 0: generation from an empty cache, as llama-bench's tg64).
 # --llama-bench: also llama.cpp's Q8_0 of the same weights, back to back with dynq's INT8 in
-# --rounds rounds (default 3) of `llama-bench -p 128 -n 64 -d D -t THREADS -r N -ctk KV -ctv KV`
-# then `dynq bench` with the same arguments, and the ratios round by round. The GGUF is written by
+# --rounds rounds (default 3) of `llama-bench -p 128 -n 64 -d D -t THREADS -r N` then `dynq bench`
+# with the same arguments, and the ratios round by round. --kv f16 or q8_0 goes to both; with
+# --kv f32 (dynq's default) llama.cpp keeps its own default, f16, as it has no FP32 cache
+# (`llama-bench -ctk f32` is refused). The GGUF is written by
 # scripts/llama2c_to_gguf.py with $GGUF_PYTHON (default /tmp/ggufenv/bin/python: see that script)
 # and quantized by the llama-quantize beside llama-bench. Neither llama.cpp nor a script that
 # builds it is in this repository; the figures in docs/PERFORMANCE.md used llama.cpp as vendored in
@@ -127,11 +129,12 @@ if [ -n "$lbench" ]; then
         rm -f "$B/$shape-f32.gguf.tmp"
         mv "$B/$shape-q8_0.gguf.tmp" "$B/$shape-q8_0.gguf"
     fi
-    echo "== llama.cpp Q8_0 ($("$lbench" --version 2>&1 | grep -m1 -o 'commit [0-9a-f]*' || echo 'version unknown')) and dynq INT8, back to back, $rounds rounds"
+    echo "== llama.cpp Q8_0 ($("$lbench" --version 2>&1 | grep -m1 -o 'commit [0-9a-f]*' || echo 'version unknown'), KV cache ${kv/f32/f16}) and dynq INT8 (KV cache $kv), back to back, $rounds rounds"
     : > "$B/peers.json"
     for r in $(seq 1 "$rounds"); do
-        "$lbench" -m "$B/$shape-q8_0.gguf" -p 128 -n 64 -d "$depth" -t "$threads" -r "$reps" -ctk "$kv" -ctv "$kv" -o jsonl 2> /dev/null |
-            sed 's/^/{"round": '"$r"', "engine": "llama.cpp", "row": /; s/$/}/' >> "$B/peers.json"
+        lkv=(); [ "$kv" = f32 ] || lkv=(-ctk "$kv" -ctv "$kv")
+        "$lbench" -m "$B/$shape-q8_0.gguf" -p 128 -n 64 -d "$depth" -t "$threads" -r "$reps" "${lkv[@]}" -o jsonl 2> /dev/null |
+            grep '^{' | sed 's/^/{"round": '"$r"', "engine": "llama.cpp", "row": /; s/$/}/' >> "$B/peers.json" || true
         "$DYNQ" bench -m "$B/$shape-int8.dynq" -p 128 -n 64 -t "$threads" -r "$reps" "${runf[@]}" --json |
             sed 's/^/{"round": '"$r"', "engine": "dynq", "row": /; s/$/}/' >> "$B/peers.json"
     done
@@ -158,7 +161,8 @@ for rnd, t in sorted({(k[0], k[1]) for k in res}):
     print(f"{rnd:>5} {t:>7} | {pp['llama.cpp']:>15.1f} {pp['dynq']:>10.1f} {pp['dynq'] / pp['llama.cpp']:>5.2f}x |"
           f" {tg['llama.cpp']:>14.1f} {tg['dynq']:>9.1f} {tg['dynq'] / tg['llama.cpp']:>5.2f}x")
 for t, rs in sorted(ratios.items()):
-    print(f"  -t {t}: dynq / llama.cpp per round, prefill {min(a for a, b in rs):.2f}-{max(a for a, b in rs):.2f}x,"
-          f" generation {min(b for a, b in rs):.2f}-{max(b for a, b in rs):.2f}x")
+    pp, tg = sorted(a for a, b in rs), sorted(b for a, b in rs)
+    print(f"  -t {t}: dynq / llama.cpp per round: prefill median {statistics.median(pp):.2f}x (range {pp[0]:.2f}-{pp[-1]:.2f}),"
+          f" generation median {statistics.median(tg):.2f}x (range {tg[0]:.2f}-{tg[-1]:.2f})")
 PY
 fi
