@@ -51,6 +51,7 @@ typedef struct worker {
     pthread_t tid;
     warm_hint warm;                        // for this worker, slot index + 1
     _Alignas(64) _Atomic uint64_t busy_ns;  // running slots while the pool's timing is on
+    uint64_t busy0;                         // busy_ns at dq_pool_times_begin (the caller's)
 } worker;
 
 struct dq_pool {
@@ -78,7 +79,7 @@ struct dq_pool {
     // waiting at their ends and backed off (degraded), and its thread CPU time then; the
     // workers' busy_ns then
     _Atomic int timing;
-    uint64_t tm_begin, tm_cpu0, tm_in_jobs, tm_wait, tm_alone, *tm_busy0;
+    uint64_t tm_begin, tm_cpu0, tm_in_jobs, tm_wait, tm_alone;
     _Atomic long warms;  // hints taken and run (dq_pool_warms)
     void *scratch, *act_scratch;
     size_t scratch_bytes, act_scratch_bytes;
@@ -233,7 +234,6 @@ void dq_pool_free(dq_pool *p) {
     if (p->workers)
         for (int i = 0; i < p->nth - 1; i++) pthread_join(p->workers[i].tid, NULL);
     free(p->workers);
-    free(p->tm_busy0);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->finished);
@@ -412,8 +412,7 @@ static void pool_run(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
 
 void dq_pool_times_begin(dq_pool *p) {
     if (!p) return;
-    if (p->nth > 1 && !p->tm_busy0) p->tm_busy0 = calloc((size_t)p->nth - 1, sizeof *p->tm_busy0);
-    for (int i = 0; p->tm_busy0 && i < p->nth - 1; i++) p->tm_busy0[i] = atomic_load(&p->workers[i].busy_ns);
+    for (int i = 0; i < p->nth - 1; i++) p->workers[i].busy0 = atomic_load(&p->workers[i].busy_ns);
     p->tm_in_jobs = p->tm_wait = p->tm_alone = 0;
     p->tm_cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     p->tm_begin = now_ns();
@@ -426,7 +425,7 @@ void dq_pool_times_end(dq_pool *p, dq_pool_times *acc) {
     if (p->serial_until) p->tm_alone += backed_off_ns(p, t);
     atomic_store(&p->timing, 0);
     uint64_t busy = 0, in = p->tm_in_jobs + p->tm_alone;
-    for (int i = 0; p->tm_busy0 && i < p->nth - 1; i++) busy += atomic_load(&p->workers[i].busy_ns) - p->tm_busy0[i];
+    for (int i = 0; i < p->nth - 1; i++) busy += atomic_load(&p->workers[i].busy_ns) - p->workers[i].busy0;
     acc->wall += (double)wall * 1e-9;
     acc->outside += (double)(wall > in ? wall - in : 0) * 1e-9;
     acc->alone += (double)p->tm_alone * 1e-9;
