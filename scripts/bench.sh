@@ -70,6 +70,12 @@ print(f"(tg GB/s: weight bytes per second; +KV: with the {q[0]['cache_type_k']} 
       " of roof: of the most the prompt length allows, min(peak, the weights read once at the read bandwidth))")
 print(f"measured limits: read {q[-1]['read_gbps']:.1f} GB/s (a buffer the weights' size; {q[-1]['read_512mib_gbps']:.1f} over 512 MiB), int8 peak {q[-1]['int8_peak_gops']:.0f} GOPS "
       f"(at {q[-1]['threads']} threads); INT8 load {q[0]['load_ms']:.0f} ms")
+for a in q:  # where the threads' time went (dynq bench, more than one thread)
+    if a["threads"] > 1 and a.get("tg_workers_busy", -1) >= 0:
+        print(f"INT8 at {a['threads']} threads, generation: workers running slots {100 * a['tg_workers_busy']:.0f} %; the caller"
+              f" outside parallel jobs {100 * a['tg_caller_outside']:.1f} %, waiting at their ends {100 * a['tg_caller_wait']:.1f} %,"
+              f" backed off {100 * a['tg_caller_alone']:.1f} %; prompt: {100 * a['pp_workers_busy']:.0f} %,"
+              f" {100 * a['pp_caller_outside']:.1f} %, {100 * a['pp_caller_wait']:.1f} %, {100 * a['pp_caller_alone']:.1f} %")
 pages = lambda r: "unknown" if r.get("file_2m_fraction", -1) < 0 else f"{100 * r['file_2m_fraction']:.0f} %"
 print(f"model files in 2 MiB pages (docs/PERFORMANCE.md, \"Huge pages\"): INT8 {pages(q[0])}, FP32 {pages(f[0])}")
 PY
