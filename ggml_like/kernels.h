@@ -239,7 +239,9 @@ typedef struct dq_backoff {
 uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t);
 // The end of a back-off: whether the running threads counted in `text` (/proc/loadavg's
 // contents; the reader among them) leave fewer than nth of ncpu CPUs free (then the caller keeps
-// running alone and looks again 20 ms later). 0 for text it cannot parse.
+// running alone and looks again 20 ms later). At a stall, with nth 1: whether threads beyond the
+// pool's own (all runnable then) want its CPUs (else the stall is sat out, not backed off from).
+// 0 for text it cannot parse.
 int dq_loadavg_cpus_taken(const char *text, int nth, int ncpu);
 
 #endif

@@ -366,7 +366,10 @@ static void check_loadavg(void) {
                  {"0.90 1.10 1.55 2/78 12345\n", 2, 4, 0}, {"3.00 2.00 1.00 5/300 99\n", 4, 8, 0},
                  {"3.00 2.00 1.00 6/300 99\n", 4, 8, 1},  {"0.00 0.00 0.00 1/5 1", 3, 2, 1},
                  {"", 2, 2, 0},  {"abc", 2, 2, 0}, {"0.1 0.2 0.3", 2, 1, 0}, {"0.1 0.2 0.3 x/5 1", 2, 1, 0},
-                 {"0.1 0.2 0.3 0/5 1", 2, 1, 0}, {"0.1 0.2 0.3 7 1", 2, 1, 0}};
+                 {"0.1 0.2 0.3 0/5 1", 2, 1, 0}, {"0.1 0.2 0.3 7 1", 2, 1, 0},
+                 // at a stall (nth 1: the pool's own threads all counted as runnable): only a
+                 // thread beyond them takes a CPU
+                 {"1.00 1.00 1.00 2/80 7\n", 1, 2, 0}, {"1.00 1.00 1.00 3/80 7\n", 1, 2, 1}};
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int got = dq_loadavg_cpus_taken(cases[i].text, cases[i].nth, cases[i].ncpu);
