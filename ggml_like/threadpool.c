@@ -5,10 +5,11 @@
 // (job generation << 32 | next slot) and runs it. So when a worker is descheduled (a busy
 // neighbour on these 2-vCPU VMs), the caller runs that worker's slot itself instead of waiting
 // for it to wake up. A worker descheduled while it holds work cannot be overtaken that way; the
-// caller notices the stall and, when stalls recur, runs the next matmul jobs alone for a while
-// (adaptive jobs of the kernel drivers only: generic tasks may be statically imbalanced), and
-// goes back to the workers only once the system has a free CPU for each, so -t 2 with a busy
-// neighbour stays near -t 1 speed. Waiting (workers for a job, the caller for the
+// caller notices the stall and, when stalls recur while another process's thread is runnable,
+// runs the next matmul jobs alone for a while (adaptive jobs of the kernel drivers only: generic
+// tasks may be statically imbalanced), and goes back to the workers only once the system has a
+// free CPU for each, so -t 2 with a busy neighbour stays near -t 1 speed (stalls with no such
+// thread, the host taking a vCPU, are sat out). Waiting (workers for a job, the caller for the
 // last slot) spins for a short bounded time, then sleeps on a condition variable. A thread that
 // waits may first prefetch weights the next job will want (dq_pool_warm: decode).
 #include <errno.h>
