@@ -394,7 +394,7 @@ static int pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
         // (/proc/loadavg counts this process's runnable threads, the descheduled worker among
         // them, and the others: more than ncpu in all). Without it, the host taking a vCPU now and
         // then (steal; this VM's own threads are all ours) looks the same as a busy neighbour, and
-        // the doubling back-off kept two-thread TinyLlama decode alone 39-88 % of the time:
+        // the doubling back-off kept two-thread TinyLlama decode alone 31-88 % of the time:
         // `dynq bench -p 16 -n 64 -t 2 -r 3`, six alternating rounds, 24.7-34.7 tok/s against
         // 31.2-41.2 with this check (1.10-1.43x per round), back-offs 40-61 against 0-3. Beside a
         // CPU-burning neighbour every stall still backs off, as before. Where the probe cannot
