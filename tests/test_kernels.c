@@ -128,45 +128,41 @@ static void check_pool_warm(void) {
                 before, after, caller);
 }
 
-// dq_pool_times: J jobs whose two slots each spin for D of wall time, the caller spinning D2
-// outside the pool between them. Whichever thread runs a slot, every slot's D is counted once,
+// dq_pool_times: J jobs whose two slots each spin for d of wall time, the caller spinning d2
+// outside the pool between them. Whichever thread runs a slot, every slot's d is counted once,
 // as a worker's busy time or as the caller's time neither outside jobs nor waiting; each job
-// lasts at least D (the caller waits for both slots); the caller's spins are outside. Then J
+// lasts at least d (the caller waits for both slots); the caller's spins are outside. Then J / 2
 // adaptive jobs with the pool fallen back for 5 ms (as after recurring stalls): every slot runs
 // in the caller, and at least those 5 ms count as backed off. Lower bounds only: a thread
 // descheduled on this shared machine only adds time.
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-static void spin_ns(uint64_t ns) {
-    for (uint64_t t0 = mono_ns(); mono_ns() - t0 < ns;) {
+static void spin_s(double s) {
+    for (double t0 = dq_now(); dq_now() - t0 < s;) {
     }
 }
-static void spin_task(void *arg, int ith, int nth) { spin_ns(*(const uint64_t *)arg); }
+static void spin_task(void *arg, int ith, int nth) { spin_s(*(const double *)arg); }
 static void check_pool_times(void) {
     dq_pool *p;
     dq_err e;
     if (dq_pool_create(&p, 2, &e)) abort();
     const int J = 20;
-    const uint64_t D = 1000000, D2 = 500000, F = 5000000;
+    const double d = 1e-3, d2 = 0.5e-3;  // seconds
+    const uint64_t F = 5000000;          // ns
     dq_pool_times t = {0}, b = {0};
     for (int half = 0; half < 2; half++) {  // two stretches add up
         dq_pool_times_begin(p);
         for (int j = 0; j < J / 2; j++) {
-            dq_pool_run(p, spin_task, (void *)&D);
-            spin_ns(D2);
+            dq_pool_run(p, spin_task, (void *)&d);
+            spin_s(d2);
         }
         dq_pool_times_end(p, &t);
     }
-    dq_pool_run(p, spin_task, (void *)&D);  // after the end: not counted
+    dq_pool_run(p, spin_task, (void *)&d);  // after the end: not counted
     dq_pool_fall_back(p, F);
     dq_pool_times_begin(p);
-    for (int j = 0; j < J / 2; j++) dq_pool_run_adaptive(p, spin_task, (void *)&D);
+    for (int j = 0; j < J / 2; j++) dq_pool_run_adaptive(p, spin_task, (void *)&d);
     dq_pool_times_end(p, &b);
     dq_pool_free(p);
-    const double d = 1e-9 * D, d2 = 1e-9 * D2, slots = t.worker_busy + (t.wall - t.outside - t.wait);
+    const double slots = t.worker_busy + (t.wall - t.outside - t.wait);
     const double bslots = b.worker_busy + (b.wall - b.outside - b.wait);
     int ok = t.wall >= J * (d + d2) && t.outside >= J * d2 && t.outside <= t.wall - J * d && t.wait >= 0 &&
              t.outside + t.wait <= t.wall && slots >= 2 * J * d && t.worker_busy <= t.wall && t.alone == 0;
