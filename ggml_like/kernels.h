@@ -231,12 +231,13 @@ void *dq_pool_act_scratch(dq_pool *pool, size_t bytes);
 
 // The pool's back-off policy (threadpool.c), apart so that tests can drive it with made-up
 // times. State zero-initialized; times in ns on one clock. At a stall at time t: how long the
-// caller should run jobs alone from t (0: sit this stall out). retried_at: set by the pool
-// when a back-off ends.
+// caller should run jobs alone from t (0: sit this stall out). contended: a thread not the
+// pool's wanted its CPUs at the stall (0: sit it out whatever came before, and a later back-off
+// starts from the shortest). retried_at: set by the pool when a back-off ends.
 typedef struct dq_backoff {
     uint64_t last_stall, retried_at, serial_ns;
 } dq_backoff;
-uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t);
+uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t, int contended);
 // The end of a back-off: whether the running threads counted in `text` (/proc/loadavg's
 // contents; the reader among them) leave fewer than nth of ncpu CPUs free (then the caller keeps
 // running alone and looks again 20 ms later). At a stall, with nth 1: whether threads beyond the

@@ -272,11 +272,12 @@ void dq_pool_warm(dq_pool *p, int slot, const void *base, size_t bytes, size_t s
 #define SERIAL_MIN_NS 2000000
 #define SERIAL_MAX_NS 250000000
 
-uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t) {
+uint64_t dq_backoff_on_stall(dq_backoff *b, uint64_t t, int contended) {
     int after_retry = b->retried_at && t - b->retried_at < STRIKE_NS;
     int again = b->last_stall && t - b->last_stall < STRIKE_NS;
     b->last_stall = t;
-    if (!after_retry && !again) return 0;
+    if (!contended) b->serial_ns = 0;  // the next back-off, if any, starts from the shortest
+    if (!contended || (!after_retry && !again)) return 0;
     b->serial_ns = after_retry && b->serial_ns ? b->serial_ns * 2 : SERIAL_MIN_NS;
     if (b->serial_ns > SERIAL_MAX_NS) b->serial_ns = SERIAL_MAX_NS;
     return b->serial_ns;
@@ -388,18 +389,19 @@ static int pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
     if (!adaptive) return 1;
     uint64_t wait = now_ns() - own_end, own = own_end - start;
     if (wait > STALL_NS && wait > own / 2) {
-        uint64_t t = now_ns(), alone = dq_backoff_on_stall(&p->bo, t);
-        p->stalls++;
         // A back-off only while a thread not ours is runnable, so that these CPUs are short
         // (/proc/loadavg counts this process's runnable threads, the descheduled worker among
         // them, and the others: more than ncpu in all). Without it, the host taking a vCPU now and
         // then (steal; this VM's own threads are all ours) looks the same as a busy neighbour, and
         // the doubling back-off kept two-thread TinyLlama decode alone 31-88 % of the time:
         // `dynq bench -p 16 -n 64 -t 2 -r 3`, six alternating rounds, 24.7-34.7 tok/s against
-        // 31.2-41.2 with this check (1.10-1.43x per round), back-offs 40-61 against 0-3. Beside a
-        // CPU-burning neighbour every stall still backs off, as before. Where the probe cannot
-        // tell (ncpu 0: an affinity mask or a CPU quota), as before.
-        if (alone && p->ncpu > 0 && !cpus_taken(1, p->ncpu)) alone = 0, p->bo.serial_ns = 0;
+        // 31.2-41.2 with this check (1.10-1.43x per round), back-offs 39-71 against 0-5. Beside a
+        // CPU-burning neighbour recurring stalls still back off, as before. Where the probe
+        // cannot tell (ncpu 0: an affinity mask or a CPU quota), as before. (The read, ~8 us, is
+        // made at every stall, which has cost at least STALL_NS.)
+        const int contended = p->ncpu <= 0 || cpus_taken(1, p->ncpu);
+        uint64_t t = now_ns(), alone = dq_backoff_on_stall(&p->bo, t, contended);
+        p->stalls++;
         if (alone) {
             back_off(p, t, t + alone);
             p->backoffs++;

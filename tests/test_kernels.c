@@ -189,20 +189,28 @@ static void check_backoff(void) {
     dq_backoff b = {0};
     uint64_t got[20], t = 1000 * ms;
     int n = 0, ok = 1;
-    got[n++] = dq_backoff_on_stall(&b, t);             // first stall
-    got[n++] = dq_backoff_on_stall(&b, t += 400 * ms);  // isolated
-    got[n++] = dq_backoff_on_stall(&b, t += 150 * ms);  // isolated
-    got[n++] = dq_backoff_on_stall(&b, t += 8 * ms);    // recurs: 2 ms alone
+    got[n++] = dq_backoff_on_stall(&b, t, 1);             // first stall
+    got[n++] = dq_backoff_on_stall(&b, t += 400 * ms, 1);  // isolated
+    got[n++] = dq_backoff_on_stall(&b, t += 150 * ms, 1);  // isolated
+    got[n++] = dq_backoff_on_stall(&b, t += 8 * ms, 1);    // recurs: 2 ms alone
     for (int i = 0; i < 8; i++) {                      // each retry stalls again 6 ms later
         b.retried_at = t + got[n - 1];
         t = b.retried_at + 6 * ms;
-        got[n++] = dq_backoff_on_stall(&b, t);
+        got[n++] = dq_backoff_on_stall(&b, t, 1);
     }
     b.retried_at = t + got[n - 1];
-    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 500 * ms);  // isolated, after a retry
-    got[n++] = dq_backoff_on_stall(&b, t += 2000 * ms);               // quiet spell, then one stall
-    got[n++] = dq_backoff_on_stall(&b, t += 30 * ms);                 // recurs: from 2 ms again
-    const uint64_t want[] = {0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 250, 250, 0, 0, 2};
+    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 500 * ms, 1);  // isolated, after a retry
+    got[n++] = dq_backoff_on_stall(&b, t += 2000 * ms, 1);               // quiet spell, then one stall
+    got[n++] = dq_backoff_on_stall(&b, t += 30 * ms, 1);                 // recurs: from 2 ms again
+    b.retried_at = t + got[n - 1];
+    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 6 * ms, 1);  // again after the retry: 4 ms
+    // stalls with no other thread runnable (the host took a vCPU) are sat out, however soon they
+    // come; the next contended one that recurs starts from 2 ms again
+    b.retried_at = t + got[n - 1];
+    got[n++] = dq_backoff_on_stall(&b, t = b.retried_at + 6 * ms, 0);
+    got[n++] = dq_backoff_on_stall(&b, t += 5 * ms, 0);
+    got[n++] = dq_backoff_on_stall(&b, t += 5 * ms, 1);
+    const uint64_t want[] = {0, 0, 0, 2, 4, 8, 16, 32, 64, 128, 250, 250, 0, 0, 2, 4, 0, 0, 2};
     for (int i = 0; i < n; i++) ok &= got[i] == want[i] * ms;
     if (ok && n == (int)(sizeof want / sizeof want[0])) printf("ok pool_backoff_policy\n");
     else {
