@@ -380,14 +380,17 @@ static int pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
         atomic_store(&p->caller_asleep, 0);
         pthread_mutex_unlock(&p->mu);
     }
-    if (atomic_load_explicit(&p->timing, memory_order_relaxed)) p->tm_wait += now_ns() - own_end;
+    const int timing = atomic_load_explicit(&p->timing, memory_order_relaxed);
+    if (!adaptive && !timing) return 1;
+    const uint64_t end = now_ns();  // every slot done
+    if (timing) p->tm_wait += end - own_end;
     // Stall detection. Balanced work leaves the caller waiting at most about one tile after its
     // own share; a wait of hundreds of microseconds, longer than half the caller's own work,
     // means a worker was descheduled while holding work. If stalls recur (STRIKE_NS above:
     // another process wants this core), the next jobs run in the caller alone, so -t N never
     // falls far below -t 1; the back-off doubles while stalls keep coming soon after each retry.
     if (!adaptive) return 1;
-    uint64_t wait = now_ns() - own_end, own = own_end - start;
+    uint64_t wait = end - own_end, own = own_end - start;
     if (wait > STALL_NS && wait > own / 2) {
         // A back-off only while a thread not ours is runnable, so that these CPUs are short
         // (/proc/loadavg counts this process's runnable threads, the descheduled worker among
@@ -400,10 +403,10 @@ static int pool_run_plain(dq_pool *p, dq_task_fn fn, void *ctx, int adaptive) {
         // cannot tell (ncpu 0: an affinity mask or a CPU quota), as before. (The read, ~8 us, is
         // made at every stall, which has cost at least STALL_NS.)
         const int contended = p->ncpu <= 0 || cpus_taken(1, p->ncpu);
-        uint64_t t = now_ns(), alone = dq_backoff_on_stall(&p->bo, t, contended);
+        uint64_t alone = dq_backoff_on_stall(&p->bo, end, contended);
         p->stalls++;
         if (alone) {
-            back_off(p, t, t + alone);
+            back_off(p, end, end + alone);
             p->backoffs++;
         }
     }
