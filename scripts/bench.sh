@@ -136,9 +136,9 @@ if [ -n "$lbench" ]; then
         mv "$B/$shape-q8_0.gguf.tmp" "$B/$shape-q8_0.gguf"
     fi
     echo "== llama.cpp Q8_0 ($("$lbench" --version 2>&1 | grep -m1 -o 'commit [0-9a-f]*' || echo 'version unknown'), KV cache ${kv/f32/f16}) and dynq INT8 (KV cache $kv), back to back, $rounds rounds"
+    lkv=(); [ "$kv" = f32 ] || lkv=(-ctk "$kv" -ctv "$kv")  # llama-bench's cache (no f32 there)
     : > "$B/peers.json"
     for r in $(seq 1 "$rounds"); do
-        lkv=(); [ "$kv" = f32 ] || lkv=(-ctk "$kv" -ctv "$kv")
         "$lbench" -m "$B/$shape-q8_0.gguf" -p 128 -n 64 -d "$depth" -t "$threads" -r "$reps" "${lkv[@]}" -o jsonl 2> /dev/null |
             grep '^{' | sed 's/^/{"round": '"$r"', "engine": "llama.cpp", "row": /; s/$/}/' >> "$B/peers.json" || true
         "$DYNQ" bench -m "$B/$shape-int8.dynq" -p 128 -n 64 -t "$threads" -r "$reps" "${runf[@]}" --json |
